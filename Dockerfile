@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# dealdesk production image: one image for `dealdesk migrate`, `dealdesk worker` and
+# `dealdesk web` (the default command). Built by docker-compose.yml.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# If a dependency ever needs a compiler, install build-essential here (build stage only).
+COPY . .
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m venv /opt/venv && /opt/venv/bin/pip install .
+
+FROM ${PYTHON_IMAGE}
+# System packages for documents/ go here (LibreOffice headless for DOCX->PDF, poppler-utils),
+# added by their own issues, e.g.:
+# RUN apt-get update && apt-get install -y --no-install-recommends libreoffice-writer-nogui poppler-utils \
+#     && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 dealdesk \
+    && useradd --system --uid 10001 --gid dealdesk --home-dir /var/lib/dealdesk \
+       --shell /usr/sbin/nologin dealdesk \
+    && mkdir -p /var/lib/dealdesk \
+    && chown dealdesk:dealdesk /var/lib/dealdesk
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DEALDESK_ENVIRONMENT=production \
+    DEALDESK_VAR_DIR=/var/lib/dealdesk \
+    DEALDESK_WEB_HOST=0.0.0.0 \
+    DEALDESK_WEB_PORT=8000
+# DEALDESK_VAR_DIR (blobs, pki) must be a volume (compose mounts one); the directory is created
+# above owned by dealdesk so a new named volume mounted there inherits that ownership.
+WORKDIR /var/lib/dealdesk
+USER dealdesk
+EXPOSE 8000
+CMD ["dealdesk", "web"]

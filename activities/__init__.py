@@ -1,0 +1,1 @@
+"""Side effects, as classes given their dependencies in the constructor."""

@@ -1,0 +1,1 @@
+"""dealdesk: the deal-desk engine's process wiring (settings, CLI, worker, dev stack)."""

@@ -1,0 +1,68 @@
+"""Settings from environment variables (prefix ``DEALDESK_``), read once per process.
+
+No module-level singleton: callers ask :func:`get_settings` (cached) or build a
+:class:`Settings` themselves in tests.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEALDESK_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: str = DEV_SECRET
+    var_dir: Path = Path("var")
+    database_url: str = ""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    temporal_http_port: int = 7243
+    temporal_metrics_port: int = 7244
+    task_queue: str = "deals"
+    # Distinguishes workflow ids when several installations share one Temporal namespace.
+    workflow_prefix: str = ""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    base_url: str = ""
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "dealdesk@localhost"
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'dealdesk.db'}"
+        if not self.base_url:
+            self.base_url = f"http://{self.web_host}:{self.web_port}"
+        if self.environment == "production" and (
+            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "DEALDESK_SECRET_KEY must be set to a random string of 32+ characters in production"
+            )
+        return self
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

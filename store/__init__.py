@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models (the read model and records), sessions, migrations, audit."""

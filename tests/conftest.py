@@ -1,0 +1,91 @@
+"""Shared fixtures: one real Temporal dev server per test session, a fresh migrated store per
+test (SQLite by default; PostgreSQL for tests marked ``postgres``), and a worker on a
+uuid task queue per test."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from dealdesk.devserver import TemporalDevServer, free_port
+from dealdesk.settings import Settings
+from dealdesk.worker import build_worker
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from tests.pg import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
+    root = tmp_path_factory.mktemp("temporal")
+    server = TemporalDevServer(db_file=root / "temporal.db", port=free_port(),
+                               http_port=free_port(), metrics_port=free_port(),
+                               log_file=root / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: TemporalDevServer) -> Client:
+    return await Client.connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 migrated_template: Path) -> str:
+    if request.node.get_closest_marker("postgres"):
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        url = pg.create_database(f"t_{uuid.uuid4().hex[:12]}")
+        upgrade(url)
+        return url
+    path = tmp_path / "dealdesk.db"
+    shutil.copy(migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str, temporal_server: TemporalDevServer, tmp_path: Path) -> Settings:
+    return Settings(environment="test", database_url=database_url, var_dir=tmp_path / "var",
+                    temporal_address=temporal_server.address,
+                    task_queue=f"deals-{uuid.uuid4().hex[:8]}",
+                    workflow_prefix=f"t{uuid.uuid4().hex[:8]}-")
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+async def worker(client: Client, settings: Settings,
+                 sessions: sessionmaker[Session]) -> AsyncIterator[str]:
+    w = build_worker(client, settings, sessions)
+    task = asyncio.create_task(w.run())
+    yield settings.task_queue
+    await w.shutdown()
+    await task

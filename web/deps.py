@@ -1,0 +1,36 @@
+"""Request-scoped dependencies: the store session, the Temporal client, the settings.
+
+Everything hangs off ``app.state`` (set up in the app factory's lifespan), never off
+import-time globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+
+from dealdesk.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_client(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ClientDep = Annotated[Client, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -1,0 +1,36 @@
+"""The errors a person can act on. Every one carries an HTTP status and a message naming
+the problem; the app renders them as JSON for the API and as a page or fragment for the UI.
+
+    AppError
+    ├── NotFound      404  the thing named does not exist (or is not yours to see)
+    ├── Forbidden     403  you may not do this
+    ├── Conflict      409  the state moved on (already decided, chain ended, stale version)
+    └── Invalid       422  the input is wrong; ``field`` names where
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(AppError):
+    status = 404
+
+
+class Forbidden(AppError):
+    status = 403
+
+
+class Conflict(AppError):
+    status = 409
+
+
+class Invalid(AppError):
+    status = 422

@@ -1,0 +1,205 @@
+"""Quotes: create, edit (a new version once submitted), submit for approval, recall."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from store import audit
+from store.db import write_lock
+from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
+from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.services.policies import active_policy, spec_of
+from web.services.refusals import refusal_error
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import Actor, ChainInput, PriorApproval, QuoteFacts, RecallInput
+from workflows.rules import approval_hash
+
+EDITABLE = ("draft", "approved", "rejected", "changes_requested")
+
+
+class QuoteFields(BaseModel):
+    """The approval-relevant fields of a quote; amounts in minor units (cents)."""
+
+    account_id: int
+    title: str = Field(min_length=1, max_length=200)
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
+    list_amount: int = Field(gt=0, description="list price total, minor units")
+    net_amount: int = Field(gt=0, description="net price total after discount, minor units")
+    cost_amount: int = Field(ge=0, description="cost total, minor units")
+    term_months: int = Field(gt=0, le=120)
+    nonstandard_terms: list[str] = Field(default_factory=list, max_length=20)
+    product_families: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("nonstandard_terms", "product_families")
+    @classmethod
+    def _clean(cls, v: list[str]) -> list[str]:
+        return sorted({x.strip() for x in v if x.strip()})
+
+    def check(self) -> None:
+        if self.net_amount > self.list_amount:
+            raise Invalid("net_amount cannot exceed list_amount", field="net_amount")
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, user.name, sorted(user.roles))
+
+
+def workflow_id(prefix: str, quote_id: int, version: int) -> str:
+    return f"{prefix}quote-{quote_id}-v{version}"
+
+
+def get_quote(session: Session, quote_id: int) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+def facts_of(quote: Quote) -> QuoteFacts:
+    return QuoteFacts(
+        quote_id=quote.id, version=quote.version, title=quote.title,
+        account_id=quote.account_id, account_name=quote.account.name, owner_id=quote.owner_id,
+        currency=quote.currency, total=quote.net_amount, list_total=quote.list_amount,
+        discount_pct=quote.discount_pct, margin_pct=quote.margin_pct,
+        term_months=quote.term_months, nonstandard_terms=list(quote.nonstandard_terms),
+        product_families=list(quote.product_families))
+
+
+def _approval_fields(facts: QuoteFacts) -> dict[str, Any]:
+    d = dataclasses.asdict(facts)
+    for k in ("quote_id", "version", "title", "account_name", "owner_id"):
+        d.pop(k)
+    return d
+
+
+def create_quote(session: Session, owner: User, fields: QuoteFields) -> Quote:
+    fields.check()
+    if session.get(Account, fields.account_id) is None:
+        raise Invalid(f"no account {fields.account_id}", field="account_id")
+    quote = Quote(owner_id=owner.id, **fields.model_dump())
+    session.add(quote)
+    session.flush()
+    audit.append(session, event_key=f"quote-{quote.id}-created", actor=owner.email,
+                 action="quote.created", entity=f"quote-{quote.id}",
+                 data=fields.model_dump())
+    return quote
+
+
+def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields) -> Quote:
+    """Change a quote. Once a version was submitted, the change becomes the next version."""
+    _must_own(quote, actor)
+    fields.check()
+    if quote.status == "pending_approval":
+        raise Conflict("this quote is waiting for approval: recall it before editing")
+    if session.get(Account, fields.account_id) is None:
+        raise Invalid(f"no account {fields.account_id}", field="account_id")
+    submitted = session.scalar(select(QuoteVersion.id).where(
+        QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
+    if submitted is not None:
+        quote.version += 1
+    for k, v in fields.model_dump().items():
+        setattr(quote, k, v)
+    quote.status = "draft"
+    quote.updated_at = dt.datetime.now(dt.UTC)
+    session.flush()
+    audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-edit-"
+                 f"{quote.updated_at.timestamp()}", actor=actor.email, action="quote.edited",
+                 entity=f"quote-{quote.id}", data={"version": quote.version,
+                                                   **fields.model_dump()})
+    return quote
+
+
+def _must_own(quote: Quote, actor: User) -> None:
+    if quote.owner_id != actor.id:
+        raise Forbidden(f"only the quote's owner ({quote.owner.name}) can change or submit it")
+
+
+def prior_approvals(session: Session, quote: Quote) -> list[PriorApproval]:
+    """Approved steps of the latest earlier version's chain, for smart re-approval."""
+    req = session.scalar(select(ApprovalRequest).where(
+        ApprovalRequest.quote_id == quote.id, ApprovalRequest.quote_version < quote.version)
+        .order_by(ApprovalRequest.quote_version.desc()).limit(1))
+    if req is None:
+        return []
+    out = []
+    for step in req.steps:
+        if step.state == "carried_over" and step.carried_from:
+            out.append(PriorApproval(
+                step.key, step.fingerprint, step.carried_from["decided_by"],
+                dt.datetime.fromisoformat(step.carried_from["decided_at"]),
+                int(step.carried_from["quote_version"]), step.carried_from["workflow_id"]))
+        elif step.state == "approved" and step.completed_at is not None:
+            deciders = sorted({t.decided_by.name for t in _step_tasks(session, req, step.key)
+                               if t.state == "approved" and t.decided_by})
+            out.append(PriorApproval(step.key, step.fingerprint, ", ".join(deciders),
+                                     step.completed_at, req.quote_version, req.workflow_id))
+    return out
+
+
+def _step_tasks(session: Session, req: ApprovalRequest, key: str) -> list[ApprovalTask]:
+    return list(session.scalars(select(ApprovalTask).where(
+        ApprovalTask.request_id == req.id, ApprovalTask.step_key == key)))
+
+
+async def submit_quote(session: Session, client: Client, quote: Quote, actor: User, *,
+                       task_queue: str, prefix: str = "") -> str:
+    """Freeze this version and start its ApprovalChainWorkflow; the caller commits."""
+    write_lock(session)
+    session.refresh(quote)
+    _must_own(quote, actor)
+    if quote.status == "pending_approval":
+        raise Conflict("this version is already waiting for approval")
+    if quote.status == "approved" and session.scalar(select(QuoteVersion.id).where(
+            QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version)):
+        raise Conflict("this version is already approved; edit the quote to make a new version")
+    facts = facts_of(quote)
+    policy = active_policy(session)
+    version = session.scalar(select(QuoteVersion).where(
+        QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
+    fields = _approval_fields(facts)
+    if version is None:
+        version = QuoteVersion(quote_id=quote.id, version=quote.version, facts=dataclasses.asdict(
+            facts), facts_hash=approval_hash(fields), submitted_by_id=actor.id)
+        session.add(version)
+    else:  # re-submitting the same version after a recall or rejection
+        version.submitted_at = dt.datetime.now(dt.UTC)
+    quote.status = "pending_approval"
+    session.flush()
+    wid = workflow_id(prefix, quote.id, quote.version)
+    inp = ChainInput(facts, spec_of(policy), actor_of(actor), prior_approvals(session, quote))
+    audit.append(session, event_key=f"{wid}-submitted-{version.submitted_at.timestamp()}",
+                 actor=actor.email, action="quote.submitted", entity=f"quote-{quote.id}",
+                 data={"version": quote.version, "hash": version.facts_hash,
+                       "policy": f"{policy.name} v{policy.version}", "workflow_id": wid})
+    try:
+        # A recalled or rejected version may run again under the same id once closed.
+        await client.start_workflow(
+            ApprovalChainWorkflow.run, inp, id=wid, task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        raise Conflict("an approval chain for this version is already running") from None
+    return wid
+
+
+async def recall_quote(session: Session, client: Client, quote: Quote, actor: User, *,
+                       comment: str, prefix: str = "") -> str:
+    if quote.status != "pending_approval":
+        raise Conflict("this quote is not waiting for approval")
+    handle = client.get_workflow_handle(workflow_id(prefix, quote.id, quote.version))
+    try:
+        return str(await handle.execute_update(ApprovalChainWorkflow.recall,
+                                               RecallInput(actor_of(actor), comment)))
+    except WorkflowUpdateFailedError as e:
+        raise refusal_error(e) from None
+    except RPCError as e:
+        raise Conflict(f"the approval chain is not running ({e.message})") from None

@@ -1,0 +1,26 @@
+"""Mapping a workflow Update's refusal to the error a person sees."""
+
+from __future__ import annotations
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound
+from workflows import approval_chain as chain
+
+_BY_TYPE: dict[str, type[AppError]] = {
+    chain.UNKNOWN_TASK: NotFound,
+    chain.NOT_ALLOWED: Forbidden,
+    chain.TASK_CLOSED: Conflict,
+    chain.STALE_VERSION: Conflict,
+    chain.CHAIN_CLOSED: Conflict,
+    chain.COMMENT_REQUIRED: Invalid,
+}
+
+
+def refusal_error(e: WorkflowUpdateFailedError) -> AppError:
+    cause = e.cause
+    if isinstance(cause, ApplicationError) and cause.type in _BY_TYPE:
+        field = "comment" if cause.type == chain.COMMENT_REQUIRED else None
+        return _BY_TYPE[cause.type](cause.message, field=field)
+    return Conflict(f"the approval chain refused the change: {cause}")

@@ -1,0 +1,164 @@
+"""Approval tasks: the inbox queries, and acting on a task through its workflow's Updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.orm import Session
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from store.models import Account, ApprovalTask, User
+from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.services.quotes import actor_of
+from web.services.refusals import refusal_error
+from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
+
+View = Literal["all", "mine", "queues", "claimed", "delegated"]
+VIEWS: tuple[View, ...] = ("all", "mine", "queues", "claimed", "delegated")
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    view: View = "all"
+    queue: str | None = None
+    account: str | None = None
+    min_amount: int | None = None  # minor units
+    max_amount: int | None = None
+    limit: int = 100
+
+
+def _visible(user: User, view: View) -> list[object]:
+    mine = ApprovalTask.assignee_id == user.id
+    queues = and_(ApprovalTask.assignee_id.is_(None),
+                  ApprovalTask.queue_role.in_(sorted(user.roles)))
+    return {
+        "all": [mine, queues],
+        "mine": [mine],
+        "queues": [queues],
+        "claimed": [ApprovalTask.claimed_by_id == user.id],
+        "delegated": [and_(mine, ApprovalTask.on_behalf_of_id.is_not(None))],
+    }[view]
+
+
+def _filtered(q: Select[tuple[ApprovalTask]], f: InboxFilter) -> Select[tuple[ApprovalTask]]:
+    if f.queue:
+        q = q.where(ApprovalTask.queue_role == f.queue)
+    if f.account:
+        q = q.join(Account, Account.id == ApprovalTask.account_id).where(
+            Account.name.ilike(f"%{f.account}%"))
+    if f.min_amount is not None:
+        q = q.where(ApprovalTask.amount >= f.min_amount)
+    if f.max_amount is not None:
+        q = q.where(ApprovalTask.amount <= f.max_amount)
+    return q
+
+
+def inbox(session: Session, user: User, f: InboxFilter) -> list[ApprovalTask]:
+    """Open tasks for ``user`` by due date (soonest first, undated last).
+
+    Each visibility condition is its own indexed query, merged in a UNION, so the page
+    stays fast with many open tasks.
+    """
+    parts = [
+        _filtered(select(ApprovalTask.id, ApprovalTask.due_at)
+                  .where(ApprovalTask.state == "open", cond), f)  # type: ignore[arg-type]
+        .order_by(ApprovalTask.due_at.is_(None), ApprovalTask.due_at).limit(f.limit)
+        for cond in _visible(user, f.view)
+    ]
+    ids: list[str] = []
+    for part in parts:
+        ids.extend(r[0] for r in session.execute(part))
+    if not ids:
+        return []
+    rows = session.scalars(select(ApprovalTask).where(ApprovalTask.id.in_(set(ids)))).unique()
+    tasks = sorted(rows, key=lambda t: (t.due_at is None, t.due_at, t.id))
+    return tasks[: f.limit]
+
+
+def inbox_count(session: Session, user: User) -> int:
+    total = 0
+    for cond in _visible(user, "all"):
+        total += session.scalar(select(func.count()).select_from(ApprovalTask).where(
+            ApprovalTask.state == "open", cond)) or 0  # type: ignore[arg-type]
+    return total
+
+
+def get_task(session: Session, task_id: str) -> ApprovalTask:
+    task = session.get(ApprovalTask, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r}")
+    return task
+
+
+def can_act(task: ApprovalTask, user: User) -> bool:
+    if task.state != "open":
+        return False
+    if task.assignee_id is not None:
+        return task.assignee_id == user.id
+    return task.queue_role in user.roles and task.claimed_by_id in (None, user.id)
+
+
+async def _update(client: Client, task: ApprovalTask, update: object, arg: object) -> TaskResult:
+    handle = client.get_workflow_handle(task.workflow_id)
+    try:
+        result: TaskResult = await handle.execute_update(update, arg)  # type: ignore[call-overload]
+    except WorkflowUpdateFailedError as e:
+        raise refusal_error(e) from None
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict("the approval chain for this task has ended") from None
+        raise
+    return result
+
+
+async def decide(session: Session, client: Client, task_id: str, user: User, decision: str,
+                 comment: str = "", quote_version: int | None = None) -> TaskResult:
+    if decision not in ("approve", "reject", "request_changes"):
+        raise Invalid("decision must be approve, reject or request_changes", field="decision")
+    if decision != "approve" and not comment.strip():
+        raise Invalid(f"a comment is required to {decision.replace('_', ' ')}", field="comment")
+    if len(comment) > 4000:
+        raise Invalid("the comment is longer than 4,000 characters", field="comment")
+    task = get_task(session, task_id)
+    _check_reachable(task, user)
+    inp = DecisionInput(task.id, actor_of(user), decision, comment,  # type: ignore[arg-type]
+                        quote_version)
+    return await _update(client, task, ApprovalChainWorkflow.decide, inp)
+
+
+async def claim(session: Session, client: Client, task_id: str, user: User,
+                claim: bool = True) -> TaskResult:
+    task = get_task(session, task_id)
+    _check_reachable(task, user)
+    return await _update(client, task, ApprovalChainWorkflow.claim,
+                         ClaimInput(task.id, actor_of(user), claim))
+
+
+async def delegate(session: Session, client: Client, task_id: str, user: User, to_email: str,
+                   comment: str = "") -> TaskResult:
+    task = get_task(session, task_id)
+    _check_reachable(task, user)
+    target = session.scalar(select(User).where(func.lower(User.email) == to_email.lower().strip(),
+                                               User.is_active))
+    if target is None:
+        raise Invalid(f"no active user with email {to_email!r}", field="to")
+    return await _update(client, task, ApprovalChainWorkflow.delegate,
+                         DelegateInput(task.id, actor_of(user), target.id, target.name, comment))
+
+
+def _check_reachable(task: ApprovalTask, user: User) -> None:
+    """Refuse early (without a round-trip) someone who could never act on this task.
+
+    The workflow's validator remains the authority: this only spares it obvious cases.
+    """
+    if not any(r in user.roles for r in ("sales_manager", "deal_desk", "finance", "legal",
+                                          "cfo")) and task.assignee_id != user.id:
+        raise Forbidden("your role cannot act on approval tasks")
+
+
+__all__ = ["VIEWS", "InboxFilter", "can_act", "claim", "decide", "delegate", "get_task",
+           "inbox", "inbox_count"]

@@ -1,0 +1,267 @@
+"""Every input, result, update and query payload of the approval chain, as frozen dataclasses.
+
+Times are aware datetimes; money is integer minor units; percentages are floats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Decision = Literal["approve", "reject", "request_changes"]
+GroupMode = Literal["all", "any", "quorum"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person acting, as authenticated by the web tier."""
+
+    user_id: int
+    name: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class QuoteFacts:
+    """What the policy may look at, frozen at submission."""
+
+    quote_id: int
+    version: int
+    title: str
+    account_id: int
+    account_name: str
+    owner_id: int
+    currency: str
+    total: int
+    list_total: int
+    discount_pct: float
+    margin_pct: float
+    term_months: int
+    nonstandard_terms: list[str] = field(default_factory=list)
+    product_families: list[str] = field(default_factory=list)
+
+    def fact(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a seat belongs to: a role queue or one named user."""
+
+    role: str | None = None
+    user_id: int | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    targets: list[Target]
+    mode: GroupMode = "all"
+    quorum: int = 0  # used when mode == "quorum"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    key: str
+    name: str
+    groups: list[GroupSpec]
+    after: list[str] = field(default_factory=list)
+    remind_after_s: int | None = None
+    escalate_after_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    fact: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: str
+    description: str
+    conditions: list[Condition]
+    steps: list[str]
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    version: int
+    steps: list[StepSpec]
+    rules: list[RuleSpec]
+    escalation_role: str = "deal_desk"
+
+
+@dataclass(frozen=True)
+class PriorApproval:
+    """An approved step of an earlier version's chain, cited when it carries over."""
+
+    step_key: str
+    fingerprint: str
+    decided_by: str
+    decided_at: dt.datetime
+    quote_version: int
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class ChainInput:
+    facts: QuoteFacts
+    policy: PolicySpec
+    submitted_by: Actor
+    prior_approvals: list[PriorApproval] = field(default_factory=list)
+
+
+# --- state as projected and queried -------------------------------------------------------
+
+
+@dataclass
+class TaskState:
+    id: str
+    step_key: str
+    group_index: int
+    seat: int
+    queue_role: str | None
+    assignee_id: int | None
+    assignee_name: str
+    created_at: dt.datetime
+    due_at: dt.datetime | None
+    on_behalf_of_id: int | None = None
+    on_behalf_of_name: str = ""
+    claimed_by_id: int | None = None
+    claimed_by_name: str = ""
+    escalated_from: str | None = None
+    state: str = "open"
+    decided_by_id: int | None = None
+    decided_by_name: str = ""
+    decided_at: dt.datetime | None = None
+    comment: str = ""
+    reminded_at: dt.datetime | None = None
+
+
+@dataclass
+class StepState:
+    key: str
+    name: str
+    position: int
+    rule_ids: list[str]
+    reasons: list[str]
+    fingerprint: str
+    state: str = "pending"
+    carried_from: PriorApproval | None = None
+    opened_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    key: str
+    at: dt.datetime
+    actor: str
+    action: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    workflow_id: str
+    facts: QuoteFacts
+    policy_name: str
+    policy_version: int
+    submitted_by: Actor
+    status: str
+    revision: int
+    steps: list[StepState]
+    tasks: list[TaskState]
+    events: list[AuditRecord]
+    completed_at: dt.datetime | None = None
+
+
+# --- updates ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionInput:
+    task_id: str
+    actor: Actor
+    decision: Decision
+    comment: str = ""
+    quote_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    task_id: str
+    actor: Actor
+    claim: bool = True
+
+
+@dataclass(frozen=True)
+class DelegateInput:
+    task_id: str
+    actor: Actor
+    to_user_id: int
+    to_user_name: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class RecallInput:
+    actor: Actor
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What an update returns: the task's state now, and the chain's."""
+
+    task: TaskState
+    chain_status: str
+
+
+# --- activity payloads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A resolved seat: the queue or person who gets the task (after delegation)."""
+
+    queue_role: str | None
+    assignee_id: int | None
+    assignee_name: str
+    on_behalf_of_id: int | None = None
+    on_behalf_of_name: str = ""
+
+
+@dataclass(frozen=True)
+class ResolveSeatsInput:
+    targets: list[Target]
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class EscalationInput:
+    tasks: list[TaskState]
+    escalation_role: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification; ``key`` makes it idempotent per recipient."""
+
+    key: str
+    subject: str
+    body: str
+    user_ids: list[int] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    status: str
+    steps: list[StepState]

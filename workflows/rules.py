@@ -1,0 +1,194 @@
+"""Pure decision functions of the approval chain: no Temporal, no I/O. Unit-tested directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from workflows.messages import (
+    Condition,
+    GroupSpec,
+    PolicySpec,
+    PriorApproval,
+    QuoteFacts,
+    RuleSpec,
+    StepSpec,
+)
+
+FACTS: dict[str, str] = {
+    "discount_pct": "number",
+    "total": "number",
+    "list_total": "number",
+    "margin_pct": "number",
+    "term_months": "number",
+    "nonstandard_terms": "list",
+    "product_families": "list",
+    "currency": "text",
+}
+OPS: dict[str, tuple[str, ...]] = {
+    "number": ("gt", "gte", "lt", "lte", "eq", "ne"),
+    "list": ("contains", "any", "not_empty", "empty"),
+    "text": ("eq", "ne", "in"),
+}
+OP_WORDS = {
+    "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "eq": "=", "ne": "≠",
+    "contains": "contains", "any": "contains any of", "not_empty": "is not empty",
+    "empty": "is empty", "in": "is one of",
+}
+
+
+def condition_holds(cond: Condition, facts: QuoteFacts) -> bool:
+    actual = facts.fact(cond.fact)
+    v = cond.value
+    match cond.op:
+        case "gt":
+            return bool(actual > v)
+        case "gte":
+            return bool(actual >= v)
+        case "lt":
+            return bool(actual < v)
+        case "lte":
+            return bool(actual <= v)
+        case "eq":
+            return bool(actual == v)
+        case "ne":
+            return bool(actual != v)
+        case "in":
+            return actual in v
+        case "contains":
+            return v in actual
+        case "any":
+            return any(x in actual for x in v)
+        case "not_empty":
+            return len(actual) > 0
+        case "empty":
+            return len(actual) == 0
+    raise ValueError(f"unknown operator {cond.op!r}")
+
+
+def describe(cond: Condition) -> str:
+    if cond.op in ("not_empty", "empty"):
+        return f"{cond.fact} {OP_WORDS[cond.op]}"
+    return f"{cond.fact} {OP_WORDS.get(cond.op, cond.op)} {cond.value}"
+
+
+def rule_matches(rule: RuleSpec, facts: QuoteFacts) -> bool:
+    return all(condition_holds(c, facts) for c in rule.conditions)
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def step_fingerprint(step: StepSpec, rules: Iterable[RuleSpec], facts: QuoteFacts) -> str:
+    """Hash of what a step's approval rests on: its definition and the facts its rules read.
+
+    Two versions of a quote with the same fingerprint for a step need not be approved again.
+    """
+    inputs = sorted({c.fact for r in rules for c in r.conditions})
+    return _digest(
+        {
+            "step": {"key": step.key, "groups": [_group_key(g) for g in step.groups]},
+            "rules": sorted(r.id for r in rules),
+            "facts": {name: facts.fact(name) for name in inputs},
+        }
+    )
+
+
+def _group_key(group: GroupSpec) -> dict[str, Any]:
+    return {
+        "mode": group.mode,
+        "quorum": group.quorum,
+        "targets": [[t.role, t.user_id] for t in group.targets],
+    }
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    spec: StepSpec
+    rule_ids: list[str]
+    reasons: list[str]
+    fingerprint: str
+
+
+def topological_order(steps: list[StepSpec]) -> list[StepSpec]:
+    """Order steps so each runs after those it names in ``after``; ties keep declared order.
+
+    Raises ValueError naming the steps of a cycle.
+    """
+    keys = {s.key for s in steps}
+    pending = {s.key: {a for a in s.after if a in keys} for s in steps}
+    ordered: list[StepSpec] = []
+    while pending:
+        ready = [s for s in steps if s.key in pending and not pending[s.key]]
+        if not ready:
+            raise ValueError("steps form a cycle: " + " → ".join(sorted(pending)))
+        for s in ready:
+            del pending[s.key]
+            ordered.append(s)
+        for deps in pending.values():
+            deps.difference_update(s.key for s in ready)
+    return ordered
+
+
+def plan_chain(policy: PolicySpec, facts: QuoteFacts) -> list[PlannedStep]:
+    """Which steps this quote needs, in the order they run, with the rules that added them."""
+    by_step: dict[str, list[RuleSpec]] = {}
+    for rule in policy.rules:
+        if rule_matches(rule, facts):
+            for key in rule.steps:
+                by_step.setdefault(key, []).append(rule)
+    # Order the whole policy, then keep the selected steps: a step after an unselected one
+    # still runs after that one's own predecessors.
+    plan = []
+    for spec in (s for s in topological_order(policy.steps) if s.key in by_step):
+        rules = by_step[spec.key]
+        reasons = [
+            f"{r.id}: " + (r.description or " and ".join(describe(c) for c in r.conditions))
+            for r in rules
+        ]
+        plan.append(
+            PlannedStep(spec, [r.id for r in rules], reasons, step_fingerprint(spec, rules, facts))
+        )
+    return plan
+
+
+def carried_approval(
+    planned: PlannedStep, prior: Iterable[PriorApproval]
+) -> PriorApproval | None:
+    """The earlier approval that still stands for this step, if its inputs did not change."""
+    for p in prior:
+        if p.step_key == planned.spec.key and p.fingerprint == planned.fingerprint:
+            return p
+    return None
+
+
+def seats_needed(group: GroupSpec) -> int:
+    n = len(group.targets)
+    if group.mode == "all":
+        return n
+    if group.mode == "any":
+        return 1
+    return group.quorum
+
+
+def group_satisfied(group: GroupSpec, approved_seats: int) -> bool:
+    return approved_seats >= seats_needed(group)
+
+
+def sla_deadlines(
+    opened_at: dt.datetime, remind_after_s: int | None, escalate_after_s: int | None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    remind = opened_at + dt.timedelta(seconds=remind_after_s) if remind_after_s else None
+    escalate = opened_at + dt.timedelta(seconds=escalate_after_s) if escalate_after_s else None
+    return remind, escalate
+
+
+def approval_hash(facts: dict[str, Any]) -> str:
+    """Hash of the approval-relevant fields of a quote version."""
+    return _digest(facts)
