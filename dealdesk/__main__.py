@@ -1,0 +1,3 @@
+from dealdesk.cli import app
+
+app()

@@ -1,0 +1,148 @@
+"""The ``dealdesk`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import func, select
+
+from dealdesk.settings import get_settings
+from store.db import make_engine, make_session_factory, write_lock
+
+app = typer.Typer(help="dealdesk: deal-desk engine on Temporal", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log", no_args_is_help=True)
+policies_app = typer.Typer(help="Approval policies", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(policies_app, name="policies")
+console = Console()
+err = Console(stderr=True)
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return make_session_factory(make_engine(get_settings().database_url))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the newest."""
+    from store.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    console.print("database is up to date")
+
+
+@app.command()
+def worker() -> None:
+    """Run a Temporal worker for the deal workflows and their activities."""
+    from dealdesk.runtime import run_worker
+
+    asyncio.run(run_worker(get_settings()))
+
+
+@app.command()
+def web() -> None:
+    """Serve the web UI and the JSON API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("web.app:create_app", factory=True, host=settings.web_host,
+                port=settings.web_port, log_level="warning", proxy_headers=True)
+
+
+@app.command()
+def up(demo: Annotated[bool, typer.Option(help="seed demo users, policy and quotes")] = False
+       ) -> None:
+    """Start everything on this machine: Temporal dev server, migrations, worker, web."""
+    from dealdesk.stack import run_stack
+
+    sys.exit(run_stack(get_settings(), demo=demo))
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="full name")],
+    role: Annotated[list[str], typer.Option(help="a role; repeat for several")],
+    manager: Annotated[str | None, typer.Option(help="manager's email")] = None,
+    password: Annotated[str | None, typer.Option(
+        help="password (prompted when omitted; or set DEALDESK_NEW_PASSWORD)")] = None,
+) -> None:
+    """Create a user with roles."""
+    from store.models import ROLES, User, UserRole
+    from web.auth import hash_password
+
+    bad = [r for r in role if r not in ROLES]
+    if bad:
+        err.print(f"unknown role(s) {', '.join(bad)}; use {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    password = password or os.environ.get("DEALDESK_NEW_PASSWORD") or getpass.getpass()
+    if len(password) < 4:
+        err.print("the password is too short")
+        raise typer.Exit(2)
+    with _sessions()() as s:
+        write_lock(s)
+        if s.scalar(select(User).where(func.lower(User.email) == email.lower())):
+            err.print(f"a user with email {email} exists already")
+            raise typer.Exit(2)
+        boss = None
+        if manager:
+            boss = s.scalar(select(User).where(func.lower(User.email) == manager.lower()))
+            if boss is None:
+                err.print(f"no user with email {manager}")
+                raise typer.Exit(2)
+        user = User(email=email, name=name, password_hash=hash_password(password),
+                    manager_id=boss.id if boss else None)
+        user.role_rows = [UserRole(role=r) for r in sorted(set(role))]
+        s.add(user)
+        s.commit()
+    console.print(f"created {email} ({', '.join(role)})")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; exits 1 naming the first bad row."""
+    from store import audit
+
+    with _sessions()() as s:
+        result = audit.verify(s)
+    if result.ok:
+        console.print(f"audit chain intact: {result.rows} rows verified")
+        return
+    where = f"row {result.bad_row_id}" if result.bad_row_id else "the chain head"
+    err.print(f"audit chain BROKEN at {where}: {result.problem}")
+    raise typer.Exit(1)
+
+
+@policies_app.command("load")
+def policies_load(file: Path) -> None:
+    """Validate a policy YAML file and save it as the policy's next version."""
+    from web.errors import Invalid
+    from web.services.policies import save_policy
+
+    if not file.is_file():
+        err.print(f"no file {file}")
+        raise typer.Exit(2)
+    with _sessions()() as s:
+        write_lock(s)
+        try:
+            row = save_policy(s, file.read_text(), None)
+        except Invalid as e:
+            err.print(f"{file}: {e.message}")
+            raise typer.Exit(2) from None
+        s.commit()
+        console.print(f"saved policy {row.name} version {row.version}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    app()

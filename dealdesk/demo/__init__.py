@@ -1,0 +1,107 @@
+"""Demo data: users for every role, accounts, the standard policy, quotes in several inboxes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from dealdesk.settings import Settings
+from store.db import write_lock
+from store.models import Account, ApprovalTask, User, UserRole
+from web.auth import hash_password
+from web.services.policies import save_policy
+from web.services.quotes import QuoteFields, create_quote, submit_quote
+from web.services.tasks import decide
+
+PASSWORD = "demo"  # noqa: S105 - the documented demo password
+USERS = [  # email, name, roles, manager
+    ("cfo@demo.test", "Casey Chen", ["cfo"], None),
+    ("manager@demo.test", "Morgan Miller", ["sales_manager"], "cfo@demo.test"),
+    ("manager2@demo.test", "Sam Okafor", ["sales_manager"], "cfo@demo.test"),
+    ("rep@demo.test", "Riley Rivera", ["rep"], "manager@demo.test"),
+    ("dealdesk@demo.test", "Dana Desai", ["deal_desk"], "cfo@demo.test"),
+    ("finance@demo.test", "Frances Fischer", ["finance"], "cfo@demo.test"),
+    ("legal@demo.test", "Lee Larsen", ["legal"], "cfo@demo.test"),
+    ("auditor@demo.test", "Avery Adams", ["auditor"], None),
+    ("admin@demo.test", "Alex Admin", ["admin"], None),
+]
+ACCOUNTS = ["Acme Corporation", "Globex", "Initech", "Umbrella Health", "Stark Industries",
+            "Hooli", "Wayne Enterprises"]
+# title, account, list, net, cost, term, non-standard terms, submit, approve first step
+QUOTES = [
+    ("Acme platform renewal", "Acme Corporation", 120_000, 102_000, 40_000, 12, [], True, False),
+    ("Globex analytics expansion", "Globex", 200_000, 150_000, 70_000, 24, [], True, False),
+    ("Initech data migration", "Initech", 80_000, 70_000, 30_000, 12, ["net 60"], True, False),
+    ("Umbrella enterprise licence", "Umbrella Health", 320_000, 310_000, 90_000, 36, [], True,
+     False),
+    ("Stark global rollout", "Stark Industries", 1_400_000, 1_050_000, 500_000, 36,
+     ["uncapped liability"], True, True),
+    ("Hooli pilot", "Hooli", 40_000, 39_000, 12_000, 6, ["custom SLA"], True, False),
+    ("Wayne security bundle", "Wayne Enterprises", 90_000, 72_000, 30_000, 12, [], False, False),
+]
+
+
+def seed_records(sessions: sessionmaker[Session]) -> bool:
+    """Users, accounts and the policy; False when the demo was seeded already."""
+    with sessions() as s:
+        write_lock(s)
+        if s.scalar(select(User).where(User.email == "rep@demo.test")):
+            return False
+        password = hash_password(PASSWORD)
+        by_email: dict[str, User] = {}
+        for email, name, roles, manager in USERS:
+            u = User(email=email, name=name, password_hash=password,
+                     manager_id=by_email[manager].id if manager else None)
+            u.role_rows = [UserRole(role=r) for r in roles]
+            s.add(u)
+            s.flush()
+            by_email[email] = u
+        for name in ACCOUNTS:
+            s.add(Account(name=name, region="NA" if name != "Globex" else "EU"))
+        source = (Path(__file__).parent / "policy.yaml").read_text()
+        save_policy(s, source, by_email["admin@demo.test"])
+        s.commit()
+    return True
+
+
+async def seed_quotes(sessions: sessionmaker[Session], client: Client,
+                      settings: Settings) -> None:
+    with sessions() as s:
+        rep = s.scalar(select(User).where(User.email == "rep@demo.test"))
+        manager = s.scalar(select(User).where(User.email == "manager@demo.test"))
+        assert rep and manager
+        for title, account, lst, net, cost, term, terms, submit, approve in QUOTES:
+            write_lock(s)
+            acc = s.scalar(select(Account).where(Account.name == account))
+            assert acc is not None
+            quote = create_quote(s, rep, QuoteFields(
+                account_id=acc.id, title=title, currency="USD", list_amount=lst * 100,
+                net_amount=net * 100, cost_amount=cost * 100, term_months=term,
+                nonstandard_terms=terms))
+            s.commit()
+            if submit:
+                await submit_quote(s, client, quote, rep, task_queue=settings.task_queue,
+                                   prefix=settings.workflow_prefix)
+                s.commit()
+            if approve:
+                task_id = await _first_open_task(sessions, quote.id)
+                await decide(s, client, task_id, manager, "approve",
+                             "Strategic account; discount justified by volume.")
+
+
+async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> str:
+    for _ in range(200):
+        with sessions() as s:
+            task_id = s.scalar(select(ApprovalTask.id).where(
+                ApprovalTask.quote_id == quote_id, ApprovalTask.state == "open"))
+        if task_id:
+            return task_id
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no task appeared for quote {quote_id}; is the worker running?")
+
+
+__all__ = ["PASSWORD", "seed_quotes", "seed_records"]

@@ -1,0 +1,122 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client
+
+from dealdesk.settings import Settings, get_settings
+from store.db import make_engine, make_session_factory
+from web.auth import Unauthenticated
+from web.errors import AppError
+from web.render import is_htmx, render
+from web.routes import admin, api, health, inbox, pages, policies, quotes
+
+log = logging.getLogger("dealdesk.web")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
+    """Keep trying in the background: the UI serves (and /healthz reports) meanwhile."""
+    while True:
+        try:
+            app.state.temporal = await Client.connect(settings.temporal_address,
+                                                      namespace=settings.temporal_namespace)
+            return
+        except RuntimeError:
+            await asyncio.sleep(1)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessions = make_session_factory(engine)
+        app.state.temporal = None
+        connecting = asyncio.create_task(_connect_temporal(app, settings))
+        try:
+            await asyncio.wait_for(asyncio.shield(connecting), timeout=10)
+        except TimeoutError:
+            log.warning("Temporal at %s not reachable yet; retrying in the background",
+                        settings.temporal_address)
+        yield
+        connecting.cancel()
+        engine.dispose()
+
+    app = FastAPI(title="dealdesk", version="0.1.0", lifespan=lifespan,
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
+                       session_cookie="dealdesk_session", same_site="lax",
+                       https_only=settings.cookies_secure, max_age=12 * 3600)
+
+    @app.middleware("http")
+    async def security_headers(request: Request,
+                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.url.path.startswith("/api/") or request.method != "GET":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def wants_json(request: Request) -> bool:
+        return (request.url.path.startswith("/api/")
+                or "application/json" in request.headers.get("accept", "")
+                and "text/html" not in request.headers.get("accept", ""))
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if wants_json(request):
+            body: dict[str, object] = {"detail": exc.message}
+            if exc.field:
+                body["field"] = exc.field
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return JSONResponse(body, status_code=exc.status, headers=headers)
+        if isinstance(exc, Unauthenticated):
+            if is_htmx(request):
+                return Response(status_code=401, headers={"HX-Redirect": "/login"})
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if is_htmx(request):
+            response = render(request, "_flash.html", {"error": exc.message},
+                              status_code=exc.status)
+            response.headers["HX-Retarget"] = "#flash"
+            response.headers["HX-Reswap"] = "innerHTML"
+            return response
+        return render(request, "error.html", {"error": exc.message, "status": exc.status},
+                      status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
+            problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        message = "; ".join(problems) or "the request is malformed"
+        return await app_error(request, AppError422(message))
+
+    class AppError422(AppError):
+        status = 422
+
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
+                   admin.router, api.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,76 @@
+"""Rendering: one template per page, each swappable region a named block.
+
+``render`` serves the whole page, or only ``block`` when htmx asks (HX-Request), and always
+sets ``Vary: HX-Request`` so caches keep the two apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from web.auth import csrf_token
+
+TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).parent / "templates"))
+
+
+def money(minor: int | None, currency: str = "") -> str:
+    if minor is None:
+        return "—"
+    return f"{minor / 100:,.2f} {currency}".strip()
+
+
+def when(value: dt.datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(dt.UTC).strftime("%d %b %Y %H:%M UTC")
+
+
+def due_label(value: dt.datetime | None) -> str:
+    if value is None:
+        return "no deadline"
+    delta = value - dt.datetime.now(dt.UTC)
+    secs = int(delta.total_seconds())
+    late = secs < 0
+    secs = abs(secs)
+    amount = (f"{secs // 86400}d" if secs >= 86400 else f"{secs // 3600}h" if secs >= 3600
+              else f"{max(secs // 60, 1)}m")
+    return f"overdue by {amount}" if late else f"due in {amount}"
+
+
+def is_overdue(value: dt.datetime | None) -> bool:
+    return value is not None and value < dt.datetime.now(dt.UTC)
+
+
+def label(value: str | None) -> str:
+    return (value or "").replace("_", " ")
+
+
+TEMPLATES.env.filters.update(money=money, when=when, due=due_label, label=label)
+def has_role(user: Any, *roles: str) -> bool:
+    return user is not None and bool(user.roles.intersection(roles))
+
+
+TEMPLATES.env.globals.update(is_overdue=is_overdue, has_role=has_role)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
+           block: str | None = None, status_code: int = 200) -> Response:
+    ctx = {"user": getattr(request.state, "user", None), "csrf": csrf_token(request),
+           **(context or {})}
+    if block and is_htmx(request):
+        response = TEMPLATES.TemplateResponse(request, template, ctx, block_name=block,
+                                              status_code=status_code)
+    else:
+        response = TEMPLATES.TemplateResponse(request, template, ctx, status_code=status_code)
+    response.headers["Vary"] = "HX-Request"
+    return response

@@ -1,0 +1,1 @@
+"""Routers per area. Handlers parse, authorise, call one service, render."""

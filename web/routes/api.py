@@ -1,0 +1,445 @@
+"""The JSON API under /api/v1 (Bearer tokens from POST /api/v1/auth/token)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from store import audit
+from store.db import write_lock
+from store.models import (
+    Account,
+    ApprovalRequest,
+    ApprovalTask,
+    AuditEvent,
+    Delegation,
+    Policy,
+    Quote,
+    User,
+)
+from web.auth import CurrentUser, Unauthenticated, authenticate, issue_api_token, require
+from web.deps import ClientDep, SessionDep, SettingsDep
+from web.errors import Forbidden, Invalid, NotFound
+from web.routes.inbox import may_view_task
+from web.routes.quotes import READ_ALL
+from web.services import policies as policy_service
+from web.services import quotes as quote_service
+from web.services import tasks as task_service
+from web.services.quotes import QuoteFields
+from web.services.tasks import InboxFilter
+from workflows.messages import TaskResult
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+class TokenIn(BaseModel):
+    email: str = Field(min_length=3, max_length=255)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_at: dt.datetime
+
+
+class TaskOut(BaseModel):
+    id: str
+    state: str
+    quote_id: int
+    quote_version: int
+    account: str
+    amount: int = Field(description="net amount, minor units")
+    currency: str
+    step: str
+    queue: str | None
+    assignee: str | None
+    on_behalf_of: str | None
+    claimed_by: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    comment: str | None
+    due_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, t: ApprovalTask) -> TaskOut:
+        return cls(id=t.id, state=t.state, quote_id=t.quote_id, quote_version=t.quote_version,
+                   account=t.account.name, amount=t.amount, currency=t.currency,
+                   step=t.step_name, queue=t.queue_role,
+                   assignee=t.assignee.name if t.assignee else None,
+                   on_behalf_of=t.on_behalf_of.name if t.on_behalf_of else None,
+                   claimed_by=t.claimed_by.name if t.claimed_by else None,
+                   decided_by=t.decided_by.name if t.decided_by else None,
+                   decided_at=t.decided_at, comment=t.comment, due_at=t.due_at)
+
+
+class DecisionOut(BaseModel):
+    id: str
+    state: str
+    decided_by: str
+    comment: str
+    chain_status: str
+
+    @classmethod
+    def of(cls, r: TaskResult) -> DecisionOut:
+        return cls(id=r.task.id, state=r.task.state, decided_by=r.task.decided_by_name,
+                   comment=r.task.comment, chain_status=r.chain_status)
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["approve", "reject", "request_changes"]
+    comment: str = Field("", max_length=4000)
+    quote_version: int | None = None
+
+
+class DelegateIn(BaseModel):
+    to: str = Field(description="the delegate's email")
+    comment: str = Field("", max_length=4000)
+
+
+class QuoteOut(BaseModel):
+    id: int
+    title: str
+    account_id: int
+    owner: str
+    currency: str
+    list_amount: int
+    net_amount: int
+    cost_amount: int
+    discount_pct: float
+    margin_pct: float
+    term_months: int
+    nonstandard_terms: list[str]
+    product_families: list[str]
+    version: int
+    status: str
+
+    @classmethod
+    def of(cls, q: Quote) -> QuoteOut:
+        return cls(id=q.id, title=q.title, account_id=q.account_id, owner=q.owner.email,
+                   currency=q.currency, list_amount=q.list_amount, net_amount=q.net_amount,
+                   cost_amount=q.cost_amount, discount_pct=q.discount_pct,
+                   margin_pct=q.margin_pct, term_months=q.term_months,
+                   nonstandard_terms=list(q.nonstandard_terms),
+                   product_families=list(q.product_families), version=q.version,
+                   status=q.status)
+
+
+class StepOut(BaseModel):
+    key: str
+    name: str
+    state: str
+    reasons: list[str]
+    carried_from: dict[str, object] | None
+    due_at: dt.datetime | None
+
+
+class ChainOut(BaseModel):
+    workflow_id: str
+    quote_version: int
+    policy: str
+    status: str
+    steps: list[StepOut]
+    tasks: list[TaskOut]
+
+
+class PolicyIn(BaseModel):
+    source: str = Field(description="the policy as YAML (or JSON)", max_length=200_000)
+
+
+class PolicyOut(BaseModel):
+    name: str
+    version: int
+    created_at: dt.datetime
+    source: str
+
+
+class AccountIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    region: str = Field("NA", max_length=40)
+    segment: str = Field("mid-market", max_length=40)
+
+
+class AccountOut(AccountIn):
+    id: int
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    entity: str
+    data: dict[str, object]
+    row_hash: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    rows: int
+    bad_row_id: int | None
+    problem: str
+
+
+class DelegationIn(BaseModel):
+    delegate: str = Field(description="delegate's email")
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+class DelegationOut(BaseModel):
+    id: int
+    delegate: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+# ------------------------------------------------------------------ auth
+@router.post("/auth/token", response_model=TokenOut)
+def create_token(body: TokenIn, session: SessionDep) -> TokenOut:
+    user = authenticate(session, body.email, body.password)
+    if user is None:
+        raise Unauthenticated("that email and password don't match")
+    write_lock(session)
+    token = issue_api_token(session, user)
+    session.commit()
+    return TokenOut(token=token, expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict[str, object]:
+    return {"id": user.id, "email": user.email, "name": user.name, "roles": sorted(user.roles)}
+
+
+# ------------------------------------------------------------------ inbox and tasks
+@router.get("/inbox", response_model=list[TaskOut])
+def inbox(user: CurrentUser, session: SessionDep,
+          view: Literal["all", "mine", "queues", "claimed", "delegated"] = "all",
+          queue: str | None = None, account: str | None = None,
+          min_amount: int | None = None, max_amount: int | None = None,
+          limit: int = Query(100, ge=1, le=500)) -> list[TaskOut]:
+    f = InboxFilter(view, queue, account, min_amount, max_amount, limit)
+    return [TaskOut.of(t) for t in task_service.inbox(session, user, f)]
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+def get_task(task_id: str, user: CurrentUser, session: SessionDep) -> TaskOut:
+    task = task_service.get_task(session, task_id)
+    if not may_view_task(task, user):
+        raise NotFound(f"no task {task_id!r}")
+    return TaskOut.of(task)
+
+
+@router.post("/tasks/{task_id}/decision", response_model=DecisionOut,
+             responses={409: {"description": "already decided: the detail names who"}})
+async def decide(task_id: str, body: DecisionIn, user: CurrentUser, session: SessionDep,
+                 client: ClientDep) -> DecisionOut:
+    return DecisionOut.of(await task_service.decide(
+        session, client, task_id, user, body.decision, body.comment, body.quote_version))
+
+
+@router.post("/tasks/{task_id}/claim", response_model=TaskOut)
+async def claim(task_id: str, user: CurrentUser, session: SessionDep,
+                client: ClientDep) -> TaskOut:
+    await task_service.claim(session, client, task_id, user)
+    session.expire_all()
+    return TaskOut.of(task_service.get_task(session, task_id))
+
+
+@router.post("/tasks/{task_id}/unclaim", response_model=TaskOut)
+async def unclaim(task_id: str, user: CurrentUser, session: SessionDep,
+                  client: ClientDep) -> TaskOut:
+    await task_service.claim(session, client, task_id, user, claim=False)
+    session.expire_all()
+    return TaskOut.of(task_service.get_task(session, task_id))
+
+
+@router.post("/tasks/{task_id}/delegate", response_model=TaskOut)
+async def delegate(task_id: str, body: DelegateIn, user: CurrentUser, session: SessionDep,
+                   client: ClientDep) -> TaskOut:
+    await task_service.delegate(session, client, task_id, user, body.to, body.comment)
+    session.expire_all()
+    return TaskOut.of(task_service.get_task(session, task_id))
+
+
+# ------------------------------------------------------------------ quotes
+def _quote(session: SessionDep, quote_id: int, user: CurrentUser) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+@router.get("/quotes", response_model=list[QuoteOut])
+def list_quotes(user: CurrentUser, session: SessionDep, status: str | None = None
+                ) -> list[QuoteOut]:
+    q = select(Quote).order_by(Quote.id.desc()).limit(500)
+    if not user.roles.intersection(READ_ALL):
+        q = q.where(Quote.owner_id == user.id)
+    if status:
+        q = q.where(Quote.status == status)
+    return [QuoteOut.of(x) for x in session.scalars(q).unique()]
+
+
+@router.post("/quotes", response_model=QuoteOut, status_code=201)
+def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep) -> QuoteOut:
+    if "rep" not in user.roles:
+        raise Forbidden("only sales reps create quotes")
+    write_lock(session)
+    quote = quote_service.create_quote(session, user, body)
+    session.commit()
+    return QuoteOut.of(quote)
+
+
+@router.get("/quotes/{quote_id}", response_model=QuoteOut)
+def get_quote(quote_id: int, user: CurrentUser, session: SessionDep) -> QuoteOut:
+    return QuoteOut.of(_quote(session, quote_id, user))
+
+
+@router.put("/quotes/{quote_id}", response_model=QuoteOut)
+def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
+                 session: SessionDep) -> QuoteOut:
+    write_lock(session)
+    quote = _quote(session, quote_id, user)
+    quote_service.edit_quote(session, quote, user, body)
+    session.commit()
+    return QuoteOut.of(quote)
+
+
+@router.post("/quotes/{quote_id}/submit", response_model=QuoteOut, status_code=202)
+async def submit(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
+                 settings: SettingsDep) -> QuoteOut:
+    quote = _quote(session, quote_id, user)
+    await quote_service.submit_quote(session, client, quote, user, task_queue=settings.task_queue,
+                                     prefix=settings.workflow_prefix)
+    session.commit()
+    return QuoteOut.of(quote)
+
+
+@router.post("/quotes/{quote_id}/recall", response_model=QuoteOut)
+async def recall(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
+                 settings: SettingsDep) -> QuoteOut:
+    quote = _quote(session, quote_id, user)
+    await quote_service.recall_quote(session, client, quote, user, comment="",
+                                     prefix=settings.workflow_prefix)
+    session.expire_all()
+    return QuoteOut.of(_quote(session, quote_id, user))
+
+
+@router.get("/quotes/{quote_id}/approvals", response_model=list[ChainOut])
+def approvals(quote_id: int, user: CurrentUser, session: SessionDep) -> list[ChainOut]:
+    _quote(session, quote_id, user)
+    out = []
+    for req in session.scalars(select(ApprovalRequest).where(
+            ApprovalRequest.quote_id == quote_id).order_by(ApprovalRequest.id)):
+        tasks = session.scalars(select(ApprovalTask).where(
+            ApprovalTask.request_id == req.id).order_by(ApprovalTask.id)).unique()
+        out.append(ChainOut(
+            workflow_id=req.workflow_id, quote_version=req.quote_version,
+            policy=f"{req.policy_name} v{req.policy_version}", status=req.status,
+            steps=[StepOut(key=s.key, name=s.name, state=s.state, reasons=s.reasons,
+                           carried_from=s.carried_from, due_at=s.due_at) for s in req.steps],
+            tasks=[TaskOut.of(t) for t in tasks]))
+    return out
+
+
+# ------------------------------------------------------------------ policies, accounts
+@router.get("/policies", response_model=list[PolicyOut],
+            dependencies=[require("admin", "auditor", "deal_desk", "finance", "legal", "cfo",
+                                  "sales_manager")])
+def list_policies(session: SessionDep) -> list[PolicyOut]:
+    rows = session.scalars(select(Policy).order_by(Policy.id.desc()).limit(100))
+    return [PolicyOut(name=p.name, version=p.version, created_at=p.created_at, source=p.source)
+            for p in rows]
+
+
+@router.post("/policies", response_model=PolicyOut, status_code=201)
+def save_policy(body: PolicyIn, user: CurrentUser, session: SessionDep,
+                _: object = require("admin")) -> PolicyOut:
+    write_lock(session)
+    row = policy_service.save_policy(session, body.source, user)
+    session.commit()
+    return PolicyOut(name=row.name, version=row.version, created_at=row.created_at,
+                     source=row.source)
+
+
+@router.post("/policies/validate", dependencies=[require("admin")])
+def validate_policy(body: PolicyIn, session: SessionDep) -> dict[str, object]:
+    spec = policy_service.parse_source(session, body.source)
+    return {"valid": True, "name": spec.name, "steps": [s.key for s in spec.steps],
+            "rules": [r.id for r in spec.rules]}
+
+
+@router.get("/accounts", response_model=list[AccountOut])
+def list_accounts(user: CurrentUser, session: SessionDep) -> list[AccountOut]:
+    return [AccountOut(id=a.id, name=a.name, region=a.region, segment=a.segment)
+            for a in session.scalars(select(Account).order_by(Account.name).limit(1000))]
+
+
+@router.post("/accounts", response_model=AccountOut, status_code=201)
+def create_account(body: AccountIn, user: CurrentUser, session: SessionDep,
+                   _: object = require("rep", "admin")) -> AccountOut:
+    write_lock(session)
+    if session.scalar(select(Account).where(func.lower(Account.name) == body.name.lower())):
+        raise Invalid(f"an account named {body.name!r} exists already", field="name")
+    acc = Account(**body.model_dump())
+    session.add(acc)
+    session.flush()
+    audit.append(session, event_key=f"account-{acc.id}-created", actor=user.email,
+                 action="account.created", entity=f"account-{acc.id}", data=body.model_dump())
+    session.commit()
+    return AccountOut(id=acc.id, **body.model_dump())
+
+
+# ------------------------------------------------------------------ audit, delegation
+@router.get("/audit", response_model=list[AuditOut], dependencies=[require("auditor", "admin")])
+def audit_events(session: SessionDep, entity: str | None = None, after: int = 0,
+                 limit: int = 200) -> list[AuditOut]:
+    q = select(AuditEvent).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(
+        min(max(limit, 1), 1000))
+    if entity:
+        q = q.where(AuditEvent.entity == entity)
+    return [AuditOut(id=e.id, at=e.at, actor=e.actor, action=e.action, entity=e.entity,
+                     data=e.data, row_hash=e.row_hash) for e in session.scalars(q)]
+
+
+@router.get("/audit/verify", response_model=VerifyOut,
+            dependencies=[require("auditor", "admin")])
+def audit_verify(session: SessionDep) -> VerifyOut:
+    r = audit.verify(session)
+    return VerifyOut(ok=r.ok, rows=r.rows, bad_row_id=r.bad_row_id, problem=r.problem)
+
+
+@router.get("/delegations", response_model=list[DelegationOut])
+def list_delegations(user: CurrentUser, session: SessionDep) -> list[DelegationOut]:
+    rows = session.scalars(select(Delegation).where(Delegation.user_id == user.id))
+    return [DelegationOut(id=d.id, delegate=d.delegate.email, starts_at=d.starts_at,
+                          ends_at=d.ends_at) for d in rows]
+
+
+@router.post("/delegations", response_model=DelegationOut, status_code=201)
+def create_delegation(body: DelegationIn, user: CurrentUser,
+                      session: SessionDep) -> DelegationOut:
+    if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
+        raise Invalid("give times with a timezone, e.g. 2026-12-01T00:00:00Z", field="starts_at")
+    if body.ends_at <= body.starts_at:
+        raise Invalid("ends_at must be after starts_at", field="ends_at")
+    write_lock(session)
+    delegate = session.scalar(select(User).where(func.lower(User.email) == body.delegate.lower(),
+                                                 User.is_active))
+    if delegate is None or delegate.id == user.id:
+        raise Invalid(f"no other active user with email {body.delegate!r}", field="delegate")
+    row = Delegation(user_id=user.id, delegate_id=delegate.id, starts_at=body.starts_at,
+                     ends_at=body.ends_at)
+    session.add(row)
+    session.flush()
+    audit.append(session, event_key=f"delegation-{row.id}", actor=user.email,
+                 action="delegation.created", entity=f"user-{user.id}",
+                 data={"delegate": delegate.email, "starts_at": body.starts_at.isoformat(),
+                       "ends_at": body.ends_at.isoformat()})
+    session.commit()
+    return DelegationOut(id=row.id, delegate=delegate.email, starts_at=row.starts_at,
+                         ends_at=row.ends_at)

@@ -1,0 +1,57 @@
+"""GET /healthz: each component's state as JSON (200 when all are up, else 503)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+router = APIRouter(tags=["health"])
+
+
+async def _queue(client: Client, namespace: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, qtype in (("workflow_pollers", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+                        ("activity_pollers", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)):
+        resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=namespace, task_queue=TaskQueue(name=name), task_queue_type=qtype))
+        out[kind] = len(resp.pollers)
+    out["ok"] = out["workflow_pollers"] > 0 and out["activity_pollers"] > 0
+    return out
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    report: dict[str, Any] = {}
+    try:
+        with request.app.state.sessions() as s:
+            s.execute(text("SELECT 1"))
+        report["database"] = {"ok": True, "dialect": request.app.state.engine.dialect.name}
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        report["database"] = {"ok": False, "error": type(e).__name__}
+    client: Client | None = request.app.state.temporal
+    if client is None:
+        report["temporal"] = {"ok": False, "error": "not connected",
+                              "address": settings.temporal_address}
+        report["task_queues"] = {settings.task_queue: {"ok": False}}
+    else:
+        try:
+            ok = await client.service_client.check_health()
+            report["temporal"] = {"ok": bool(ok), "address": settings.temporal_address,
+                                  "namespace": settings.temporal_namespace}
+            report["task_queues"] = {settings.task_queue: await _queue(
+                client, settings.temporal_namespace, settings.task_queue)}
+        except Exception as e:  # noqa: BLE001
+            report["temporal"] = {"ok": False, "error": type(e).__name__}
+            report["task_queues"] = {settings.task_queue: {"ok": False}}
+    healthy = (report["database"]["ok"] and report["temporal"]["ok"]
+               and all(q["ok"] for q in report["task_queues"].values()))
+    report["ok"] = healthy
+    return JSONResponse(report, status_code=200 if healthy else 503)

@@ -1,0 +1,156 @@
+"""The approver's inbox and task pages; decisions without a page reload (htmx)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEvent, User
+from web.auth import CurrentUser
+from web.deps import ClientDep, SessionDep
+from web.errors import AppError, Invalid, NotFound
+from web.render import render
+from web.services import tasks as task_service
+from web.services.tasks import VIEWS, InboxFilter
+
+router = APIRouter(include_in_schema=False)
+
+VIEW_TITLES = {"all": "Everything for me", "mine": "Assigned to me", "queues": "My role queues",
+               "claimed": "Claimed by me", "delegated": "Delegated to me"}
+
+
+def _amount(value: str | None, field: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        amount = float(value.replace(",", ""))
+    except ValueError:
+        raise Invalid(f"{field}: {value!r} is not a number", field=field) from None
+    if amount < 0:
+        raise Invalid(f"{field}: must not be negative", field=field)
+    return round(amount * 100)
+
+
+def _filter(view: str, queue: str | None, account: str | None, min_amount: str | None,
+            max_amount: str | None) -> InboxFilter:
+    if view not in VIEWS:
+        raise Invalid(f"view must be one of {', '.join(VIEWS)}", field="view")
+    return InboxFilter(view=view, queue=queue or None,  # type: ignore[arg-type]
+                       account=(account or "").strip() or None,
+                       min_amount=_amount(min_amount, "min_amount"),
+                       max_amount=_amount(max_amount, "max_amount"))
+
+
+@router.get("/inbox")
+async def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
+                     view: str = "all", queue: str | None = None, account: str | None = None,
+                     min_amount: str | None = None, max_amount: str | None = None) -> Response:
+    f = _filter(view, queue, account, min_amount, max_amount)
+    tasks = task_service.inbox(session, user, f)
+    return render(request, "inbox.html", {
+        "tasks": tasks, "f": f, "views": VIEW_TITLES, "count": task_service.inbox_count(
+            session, user),
+        "queues": sorted(r for r in user.roles if r in APPROVER_ROLES),
+        "raw": {"account": account or "", "min_amount": min_amount or "",
+                "max_amount": max_amount or ""},
+    }, block="rows")
+
+
+@router.get("/inbox/badge")
+async def inbox_badge(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    return render(request, "_badge.html", {"count": task_service.inbox_count(session, user)})
+
+
+def _task_context(session: SessionDep, task: ApprovalTask, user: User) -> dict[str, object]:
+    req = session.get(ApprovalRequest, task.request_id)
+    assert req is not None
+    step = next((s for s in req.steps if s.key == task.step_key), None)
+    siblings = session.scalars(select(ApprovalTask).where(
+        ApprovalTask.request_id == req.id).order_by(ApprovalTask.created_at,
+                                                    ApprovalTask.id)).unique().all()
+    history = session.scalars(select(AuditEvent).where(
+        AuditEvent.entity == f"quote-{task.quote_id}").order_by(AuditEvent.id)).all()
+    return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
+            "can_act": task_service.can_act(task, user)}
+
+
+def may_view_task(task: ApprovalTask, user: User) -> bool:
+    return bool(user.roles.intersection((*APPROVER_ROLES, "auditor", "admin"))) or \
+        task.quote.owner_id == user.id or task.assignee_id == user.id
+
+
+@router.get("/tasks/{task_id}")
+async def task_page(request: Request, task_id: str, user: CurrentUser,
+                    session: SessionDep) -> Response:
+    task = task_service.get_task(session, task_id)
+    if not may_view_task(task, user):
+        raise NotFound(f"no task {task_id!r}")
+    return render(request, "task.html", _task_context(session, task, user))
+
+
+@router.post("/tasks/{task_id}/decision")
+async def decide(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+                 client: ClientDep, decision: Annotated[str, Form()],
+                 comment: Annotated[str, Form()] = "",
+                 quote_version: Annotated[int | None, Form()] = None,
+                 origin: Annotated[str, Form()] = "task") -> Response:
+    result = await task_service.decide(session, client, task_id, user, decision, comment,
+                                       quote_version)
+    if origin == "inbox":
+        response = render(request, "inbox.html", {"done": result.task, "status":
+                                                  result.chain_status}, block="row_done")
+        response.headers["HX-Trigger"] = "badge-changed"
+        return response
+    session.expire_all()
+    task = task_service.get_task(session, task_id)
+    return render(request, "task.html", {**_task_context(session, task, user),
+                                         "notice": f"You {result.task.state.replace('_', ' ')}"
+                                                   " this task."}, block="panel")
+
+
+@router.post("/tasks/{task_id}/claim")
+async def claim(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+                client: ClientDep, release: Annotated[bool, Form()] = False) -> Response:
+    await task_service.claim(session, client, task_id, user, claim=not release)
+    session.expire_all()
+    task = task_service.get_task(session, task_id)
+    notice = "Released back to the queue." if release else "Claimed: it is yours now."
+    return render(request, "task.html", {**_task_context(session, task, user),
+                                         "notice": notice}, block="panel")
+
+
+@router.post("/tasks/{task_id}/delegate")
+async def delegate(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+                   client: ClientDep, to: Annotated[str, Form()],
+                   comment: Annotated[str, Form()] = "") -> Response:
+    result = await task_service.delegate(session, client, task_id, user, to, comment)
+    session.expire_all()
+    task = task_service.get_task(session, task_id)
+    return render(request, "task.html", {**_task_context(session, task, user),
+                                         "notice": f"Delegated to {result.task.assignee_name}."},
+                  block="panel")
+
+
+@router.post("/inbox/bulk-approve")
+async def bulk_approve(request: Request, user: CurrentUser, session: SessionDep,
+                       client: ClientDep, task_ids: Annotated[list[str], Form()]) -> Response:
+    if not task_ids:
+        raise Invalid("select at least one task", field="task_ids")
+    if len(task_ids) > 100:
+        raise Invalid("approve at most 100 tasks at once", field="task_ids")
+    approved, failed = [], []
+    for task_id in task_ids:
+        try:
+            await task_service.decide(session, client, task_id, user, "approve")
+            approved.append(task_id)
+        except AppError as e:
+            failed.append((task_id, e.message))
+    response = render(request, "_flash.html", {
+        "success": f"Approved {len(approved)} task{'s' if len(approved) != 1 else ''}."
+        if approved else None,
+        "errors": [f"{tid.rsplit('.', 4)[0]}: {msg}" for tid, msg in failed]})
+    response.headers["HX-Trigger"] = "badge-changed, inbox-refresh"
+    return response

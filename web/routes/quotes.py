@@ -1,0 +1,170 @@
+"""Quote pages: list, create, edit, submit for approval, recall, and the chain view."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from store.db import write_lock
+from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User
+from web.auth import CurrentUser
+from web.deps import ClientDep, SessionDep, SettingsDep
+from web.errors import Forbidden, Invalid, NotFound
+from web.render import render
+from web.services import quotes as quote_service
+from web.services.quotes import QuoteFields
+
+router = APIRouter(include_in_schema=False)
+READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", "admin")
+
+
+def _may_view(quote: Quote, user: User) -> bool:
+    return quote.owner_id == user.id or bool(user.roles.intersection(READ_ALL))
+
+
+def _visible_quote(session: SessionDep, quote_id: int, user: User) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not _may_view(quote, user):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+def _minor(value: str, field: str) -> int:
+    try:
+        return round(float(value.replace(",", "").strip()) * 100)
+    except ValueError:
+        raise Invalid(f"{field.replace('_', ' ')}: {value!r} is not an amount",
+                      field=field) from None
+
+
+def _fields(account_id: int, title: str, currency: str, list_amount: str, net_amount: str,
+            cost_amount: str, term_months: int, nonstandard_terms: str,
+            product_families: str) -> QuoteFields:
+    try:
+        return QuoteFields(
+            account_id=account_id, title=title.strip(), currency=currency.strip().upper(),
+            list_amount=_minor(list_amount, "list_amount"),
+            net_amount=_minor(net_amount, "net_amount"),
+            cost_amount=_minor(cost_amount, "cost_amount"), term_months=term_months,
+            nonstandard_terms=nonstandard_terms.split(","),
+            product_families=product_families.split(","))
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        raise Invalid(f"{(field or 'input').replace('_', ' ')}: {first['msg']}",
+                      field=field) from None
+
+
+
+
+@router.get("/quotes")
+async def quotes_page(request: Request, user: CurrentUser, session: SessionDep,
+                      status: str | None = None) -> Response:
+    q = select(Quote).order_by(Quote.updated_at.desc()).limit(200)
+    if not user.roles.intersection(READ_ALL):
+        q = q.where(Quote.owner_id == user.id)
+    if status:
+        q = q.where(Quote.status == status)
+    return render(request, "quotes.html", {"quotes": session.scalars(q).unique().all(),
+                                           "status": status})
+
+
+def _form_context(session: SessionDep, quote: Quote | None) -> dict[str, object]:
+    return {"quote": quote, "accounts": session.scalars(select(Account).order_by(
+        Account.name)).all()}
+
+
+@router.get("/quotes/new")
+async def new_quote_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    if "rep" not in user.roles:
+        raise Forbidden("only sales reps create quotes")
+    return render(request, "quote_form.html", _form_context(session, None))
+
+
+@router.post("/quotes/new")
+async def create_quote(
+    request: Request, user: CurrentUser, session: SessionDep,
+    account_id: Annotated[int, Form()], title: Annotated[str, Form()],
+    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
+    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
+    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
+    product_families: Annotated[str, Form()] = "",
+) -> Response:
+    if "rep" not in user.roles:
+        raise Forbidden("only sales reps create quotes")
+    fields = _fields(account_id, title, currency, list_amount, net_amount, cost_amount,
+                     term_months, nonstandard_terms, product_families)
+    write_lock(session)
+    quote = quote_service.create_quote(session, user, fields)
+    session.commit()
+    return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
+
+
+def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
+    requests = session.scalars(select(ApprovalRequest).where(
+        ApprovalRequest.quote_id == quote.id).order_by(ApprovalRequest.id.desc())).all()
+    tasks: dict[int, list[ApprovalTask]] = {}
+    for req in requests:
+        tasks[req.id] = list(session.scalars(select(ApprovalTask).where(
+            ApprovalTask.request_id == req.id).order_by(ApprovalTask.created_at,
+                                                        ApprovalTask.id)).unique())
+    return {"quote": quote, "requests": requests, "tasks": tasks}
+
+
+@router.get("/quotes/{quote_id}")
+async def quote_page(request: Request, quote_id: int, user: CurrentUser,
+                     session: SessionDep) -> Response:
+    quote = _visible_quote(session, quote_id, user)
+    return render(request, "quote.html", _chain_context(session, quote), block="chain")
+
+
+@router.get("/quotes/{quote_id}/edit")
+async def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
+                          session: SessionDep) -> Response:
+    quote = _visible_quote(session, quote_id, user)
+    if quote.owner_id != user.id:
+        raise Forbidden("only the quote's owner can edit it")
+    return render(request, "quote_form.html", _form_context(session, quote))
+
+
+@router.post("/quotes/{quote_id}/edit")
+async def edit_quote(
+    request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+    account_id: Annotated[int, Form()], title: Annotated[str, Form()],
+    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
+    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
+    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
+    product_families: Annotated[str, Form()] = "",
+) -> Response:
+    fields = _fields(account_id, title, currency, list_amount, net_amount, cost_amount,
+                     term_months, nonstandard_terms, product_families)
+    write_lock(session)
+    quote = _visible_quote(session, quote_id, user)
+    quote_service.edit_quote(session, quote, user, fields)
+    session.commit()
+    return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
+
+
+@router.post("/quotes/{quote_id}/submit")
+async def submit_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                       client: ClientDep, settings: SettingsDep) -> Response:
+    quote = _visible_quote(session, quote_id, user)
+    await quote_service.submit_quote(session, client, quote, user,
+                                     task_queue=settings.task_queue,
+                                     prefix=settings.workflow_prefix)
+    session.commit()
+    return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
+
+
+@router.post("/quotes/{quote_id}/recall")
+async def recall_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                       client: ClientDep, settings: SettingsDep,
+                       comment: Annotated[str, Form()] = "") -> Response:
+    quote = _visible_quote(session, quote_id, user)
+    await quote_service.recall_quote(session, client, quote, user, comment=comment,
+                                     prefix=settings.workflow_prefix)
+    return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
