@@ -18,6 +18,7 @@ from store.models import (
     ApprovalTask,
     Delegation,
     Quote,
+    QuoteVersion,
     User,
     UserRole,
 )
@@ -30,6 +31,7 @@ from workflows.messages import (
     StepState,
     TaskState,
 )
+from workflows.rules import approval_hash
 
 QUOTE_STATUS = {
     "running": "pending_approval",
@@ -127,6 +129,7 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
             status=snap.status, revision=0)
         s.add(req)
         s.flush()
+        _freeze_version(s, snap)
     for ev in snap.events:
         audit.append(s, event_key=ev.key, actor=ev.actor, action=ev.action,
                      entity=f"quote-{facts.quote_id}",
@@ -155,6 +158,30 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
     quote = s.get(Quote, facts.quote_id)
     if quote is not None and quote.version == facts.version:
         quote.status = QUOTE_STATUS.get(snap.status, quote.status)
+
+
+def _freeze_version(s: Session, snap: ChainSnapshot) -> None:
+    """The submitted version's facts and hash, written with the chain's first projection."""
+    facts = snap.facts
+    if s.scalar(select(QuoteVersion.id).where(QuoteVersion.quote_id == facts.quote_id,
+                                              QuoteVersion.version == facts.version)):
+        return
+    digest = approval_hash(facts)
+    at = snap.events[0].at if snap.events else dt.datetime.now(dt.UTC)
+    s.add(QuoteVersion(quote_id=facts.quote_id, version=facts.version,
+                       facts=dataclasses.asdict(facts), facts_hash=digest,
+                       submitted_by_id=snap.submitted_by.user_id,
+                       submitted_at=at))
+    audit.append(s, event_key=f"{snap.workflow_id}#submitted", actor=_label(snap),
+                 action="quote.submitted", entity=f"quote-{facts.quote_id}",
+                 data={"version": facts.version, "hash": digest,
+                       "policy": f"{snap.policy_name} v{snap.policy_version}",
+                       "workflow_id": snap.workflow_id},
+                 at=at)
+
+
+def _label(snap: ChainSnapshot) -> str:
+    return f"{snap.submitted_by.name} (user {snap.submitted_by.user_id})"
 
 
 def _upsert_step(req: ApprovalRequest, row: ApprovalStep | None, step: StepState) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from dealdesk.settings import get_settings
 from store.db import make_engine, make_session_factory, write_lock
@@ -28,7 +29,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     return make_session_factory(make_engine(get_settings().database_url))
 
 

@@ -89,7 +89,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
         while not stopping:
             dead = [c for c in children if c.poll() is not None]
             if dead:
-                console.print(f"[red]a child process exited ({dead[0].args[-1]}); stopping[/red]")
+                console.print(f"[red]a child process exited ({dead[0].args!r}); stopping[/red]")
                 code = 1
                 break
             time.sleep(0.3)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.devserver import TemporalDevServer, free_port
+from dealdesk.runtime import connect
 from dealdesk.settings import Settings
 from dealdesk.worker import build_worker
 from store.db import make_engine, make_session_factory
@@ -35,7 +36,8 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
 
 @pytest.fixture(scope="session")
 async def client(temporal_server: TemporalDevServer) -> Client:
-    return await Client.connect(temporal_server.address)
+    # The port opens before the frontend is healthy ("Frontend is not healthy yet"): retry.
+    return await connect(Settings(environment="test", temporal_address=temporal_server.address))
 
 
 @pytest.fixture(scope="session")
@@ -88,4 +90,23 @@ async def worker(client: Client, settings: Settings,
     task = asyncio.create_task(w.run())
     yield settings.task_queue
     await w.shutdown()
+    await task
+
+
+@pytest.fixture
+async def live_url(settings: Settings, worker: str) -> AsyncIterator[str]:
+    """The real app under uvicorn on a free port, with a worker on the same task queue."""
+    import uvicorn
+
+    from web.app import create_app
+
+    port = free_port()
+    live = settings.model_copy(update={"web_port": port, "base_url": f"http://127.0.0.1:{port}"})
+    server = uvicorn.Server(uvicorn.Config(create_app(live), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
+        await asyncio.sleep(0.02)
+    yield live.base_url
+    server.should_exit = True
     await task

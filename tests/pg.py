@@ -23,12 +23,12 @@ class PostgresServer:
     def __init__(self) -> None:
         # Not under pytest's 0700 temp root: the postgres user must reach it.
         self.root = Path(tempfile.mkdtemp(prefix="dealdesk-pg-"))
-        self.data = root / "data"
+        self.data = self.root / "data"
         self.port = free_port()
 
     def _run(self, *cmd: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *cmd], check=True, capture_output=True, cwd="/")  # noqa: S603
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True, cwd="/")
 
     def start(self) -> None:
         if os.geteuid() == 0:

@@ -204,7 +204,7 @@ async def test_two_of_three_quorum(deal, cast: Cast) -> None:
     assert request_status(d.sessions, wid) == "running"
     assert await d.act(t3, cast.b3) == "approved"
     await d.status(wid, "approved")
-    with d.sessions() as s, pytest.raises(Conflict, match="ended|no longer open"):
+    with d.sessions() as s, pytest.raises(Conflict, match=r"ended|no longer open"):
         await task_service.decide(s, d.client, t2, s.merge(cast.b2), "approve")
 
 

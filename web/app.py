@@ -79,8 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def wants_json(request: Request) -> bool:
         return (request.url.path.startswith("/api/")
-                or "application/json" in request.headers.get("accept", "")
-                and "text/html" not in request.headers.get("accept", ""))
+                or ("application/json" in request.headers.get("accept", "")
+                and "text/html" not in request.headers.get("accept", "")))
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:

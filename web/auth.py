@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -132,7 +132,7 @@ async def current_user(request: Request,
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(*roles: str) -> object:
+def require(*roles: str) -> Any:
     """Dependency: the user must hold one of ``roles``."""
 
     async def check(user: CurrentUser) -> User:

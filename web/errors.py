@@ -5,7 +5,8 @@ the problem; the app renders them as JSON for the API and as a page or fragment 
     ├── NotFound      404  the thing named does not exist (or is not yours to see)
     ├── Forbidden     403  you may not do this
     ├── Conflict      409  the state moved on (already decided, chain ended, stale version)
-    └── Invalid       422  the input is wrong; ``field`` names where
+    ├── Invalid       422  the input is wrong; ``field`` names where
+    └── Unavailable   503  a backing service (Temporal) cannot be reached; try again
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ class Conflict(AppError):
 
 class Invalid(AppError):
     status = 422
+
+
+class Unavailable(AppError):
+    status = 503

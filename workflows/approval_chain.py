@@ -12,7 +12,7 @@ reloaded right after a click shows the new state.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         TaskResult,
         TaskState,
-    
     )
 
 # Activity names (the implementations live in activities/, which workflows never import).
@@ -57,7 +56,9 @@ STALE_VERSION = "StaleVersion"  # 409
 CHAIN_CLOSED = "ChainClosed"  # 409
 COMMENT_REQUIRED = "CommentRequired"  # 422
 
-DECIDED_STATE = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}
+DECIDED_STATE = {
+    "approve": "approved", "reject": "rejected", "request_changes": "changes_requested",
+}
 RUNNING = "running"
 
 _ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
@@ -84,7 +85,7 @@ class ApprovalChainWorkflow:
         self._tasks: dict[str, TaskState] = {}
         self._specs: dict[str, StepSpec] = {s.key: s for s in inp.policy.steps}
         self._steps: list[StepState] = []
-        self._completed_at = None
+        self._completed_at: datetime | None = None
         for position, planned in enumerate(rules.plan_chain(inp.policy, inp.facts)):
             step = StepState(planned.spec.key, planned.spec.name, position, planned.rule_ids,
                              planned.reasons, planned.fingerprint)
@@ -233,7 +234,7 @@ class ApprovalChainWorkflow:
                 self._close_step(step, "approved")
         else:
             self._close_step(step, task.state)
-            self._status = task.state
+            self._end_chain(task.state)
         self._record(_actor_label(inp.actor), f"task.{task.state}", {
             "task": task.id, "step": task.step_key, "comment": task.comment,
             "on_behalf_of": task.on_behalf_of_name or None,
@@ -310,10 +311,10 @@ class ApprovalChainWorkflow:
     async def recall(self, inp: RecallInput) -> str:
         if self._status != RUNNING:
             raise _refuse(f"the chain has already ended ({self._status})", CHAIN_CLOSED)
-        self._status = "recalled"
         for step in self._steps:
             if step.state == "open":
                 self._close_step(step, "cancelled")
+        self._end_chain("recalled")
         self._record(_actor_label(inp.actor), "chain.recalled", {"comment": inp.comment})
         await self._project()
         return self._status
@@ -377,6 +378,14 @@ class ApprovalChainWorkflow:
         step.completed_at = workflow.now()
         for t in self._open_tasks(step.key):
             t.state = "skipped" if state == "approved" else "cancelled"
+
+    def _end_chain(self, status: str) -> None:
+        # Cancel the steps that will never open here, not only when run() wakes up, so the
+        # projection written by this Update already shows them cancelled.
+        self._status = status
+        for step in self._steps:
+            if step.state == "pending":
+                step.state = "cancelled"
 
     def _record(self, actor: str, action: str, data: dict[str, object]) -> None:
         self._event_seq += 1

@@ -127,13 +127,28 @@ def topological_order(steps: list[StepSpec]) -> list[StepSpec]:
     while pending:
         ready = [s for s in steps if s.key in pending and not pending[s.key]]
         if not ready:
-            raise ValueError("steps form a cycle: " + " → ".join(sorted(pending)))
+            raise ValueError("steps form a cycle (each runs after the next): "
+                             + " → ".join(_cycle(pending)))
         for s in ready:
-            del pending[s.key]
+            pending.pop(s.key, None)  # a duplicated key is reported by parse_policy
             ordered.append(s)
         for deps in pending.values():
             deps.difference_update(s.key for s in ready)
     return ordered
+
+
+def _cycle(pending: dict[str, set[str]]) -> list[str]:
+    """One cycle among steps that all still wait, as ``a → b → a`` (a runs after b, ...).
+
+    Every pending step waits on another pending one, so following the links must loop; steps
+    that merely wait on the cycle are left out of the message.
+    """
+    path: list[str] = []
+    key = min(pending)
+    while key not in path:
+        path.append(key)
+        key = min(pending[key])
+    return [*path[path.index(key):], key]
 
 
 def plan_chain(policy: PolicySpec, facts: QuoteFacts) -> list[PlannedStep]:
@@ -189,6 +204,7 @@ def sla_deadlines(
     return remind, escalate
 
 
-def approval_hash(facts: dict[str, Any]) -> str:
-    """Hash of the approval-relevant fields of a quote version."""
-    return _digest(facts)
+def approval_hash(facts: QuoteFacts) -> str:
+    """Hash of the approval-relevant fields of a quote version (not its title or ids)."""
+    fields = {name: facts.fact(name) for name in FACTS}
+    return _digest(fields)

@@ -38,7 +38,7 @@ def _filter(view: str, queue: str | None, account: str | None, min_amount: str |
             max_amount: str | None) -> InboxFilter:
     if view not in VIEWS:
         raise Invalid(f"view must be one of {', '.join(VIEWS)}", field="view")
-    return InboxFilter(view=view, queue=queue or None,  # type: ignore[arg-type]
+    return InboxFilter(view=view, queue=queue or None,
                        account=(account or "").strip() or None,
                        min_amount=_amount(min_amount, "min_amount"),
                        max_amount=_amount(max_amount, "max_amount"))

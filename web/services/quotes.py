@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from store import audit
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
-from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services.policies import active_policy, spec_of
 from web.services.refusals import refusal_error
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import Actor, ChainInput, PriorApproval, QuoteFacts, RecallInput
-from workflows.rules import approval_hash
 
 EDITABLE = ("draft", "approved", "rejected", "changes_requested")
 
@@ -73,13 +69,6 @@ def facts_of(quote: Quote) -> QuoteFacts:
         discount_pct=quote.discount_pct, margin_pct=quote.margin_pct,
         term_months=quote.term_months, nonstandard_terms=list(quote.nonstandard_terms),
         product_families=list(quote.product_families))
-
-
-def _approval_fields(facts: QuoteFacts) -> dict[str, Any]:
-    d = dataclasses.asdict(facts)
-    for k in ("quote_id", "version", "title", "account_name", "owner_id"):
-        d.pop(k)
-    return d
 
 
 def create_quote(session: Session, owner: User, fields: QuoteFields) -> Quote:
@@ -153,41 +142,43 @@ def _step_tasks(session: Session, req: ApprovalRequest, key: str) -> list[Approv
 
 async def submit_quote(session: Session, client: Client, quote: Quote, actor: User, *,
                        task_queue: str, prefix: str = "") -> str:
-    """Freeze this version and start its ApprovalChainWorkflow; the caller commits."""
+    """Start the ApprovalChainWorkflow for this quote's version; returns the workflow id.
+
+    A version is submitted once: submitting again (after a recall or a rejection) makes the
+    next version, and smart re-approval carries over what still stands. The chain's first
+    projection writes the frozen version, the request and its audit row in one transaction;
+    here only the quote's status changes, and it is put back if the chain cannot start.
+    No store lock is held while Temporal is called.
+    """
     write_lock(session)
     session.refresh(quote)
     _must_own(quote, actor)
     if quote.status == "pending_approval":
-        raise Conflict("this version is already waiting for approval")
-    if quote.status == "approved" and session.scalar(select(QuoteVersion.id).where(
-            QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version)):
+        raise Conflict("this quote is already waiting for approval")
+    if quote.status == "approved":
         raise Conflict("this version is already approved; edit the quote to make a new version")
+    submitted_before = session.scalar(select(QuoteVersion.id).where(
+        QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
+    if submitted_before is not None:
+        quote.version += 1
+    previous_status, quote.status = quote.status, "pending_approval"
     facts = facts_of(quote)
     policy = active_policy(session)
-    version = session.scalar(select(QuoteVersion).where(
-        QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
-    fields = _approval_fields(facts)
-    if version is None:
-        version = QuoteVersion(quote_id=quote.id, version=quote.version, facts=dataclasses.asdict(
-            facts), facts_hash=approval_hash(fields), submitted_by_id=actor.id)
-        session.add(version)
-    else:  # re-submitting the same version after a recall or rejection
-        version.submitted_at = dt.datetime.now(dt.UTC)
-    quote.status = "pending_approval"
-    session.flush()
-    wid = workflow_id(prefix, quote.id, quote.version)
     inp = ChainInput(facts, spec_of(policy), actor_of(actor), prior_approvals(session, quote))
-    audit.append(session, event_key=f"{wid}-submitted-{version.submitted_at.timestamp()}",
-                 actor=actor.email, action="quote.submitted", entity=f"quote-{quote.id}",
-                 data={"version": quote.version, "hash": version.facts_hash,
-                       "policy": f"{policy.name} v{policy.version}", "workflow_id": wid})
+    session.commit()
+    wid = workflow_id(prefix, quote.id, quote.version)
     try:
-        # A recalled or rejected version may run again under the same id once closed.
-        await client.start_workflow(
-            ApprovalChainWorkflow.run, inp, id=wid, task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        await client.start_workflow(ApprovalChainWorkflow.run, inp, id=wid,
+                                    task_queue=task_queue)
     except WorkflowAlreadyStartedError:
         raise Conflict("an approval chain for this version is already running") from None
+    except RPCError as e:
+        write_lock(session)
+        session.refresh(quote)
+        quote.status = previous_status
+        session.commit()
+        raise Unavailable(f"the approval service is unavailable ({e.message}); "
+                          "try again in a minute") from None
     return wid
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,7 +31,7 @@ class InboxFilter:
     limit: int = 100
 
 
-def _visible(user: User, view: View) -> list[object]:
+def _visible(user: User, view: View) -> list[ColumnElement[bool]]:
     mine = ApprovalTask.assignee_id == user.id
     queues = and_(ApprovalTask.assignee_id.is_(None),
                   ApprovalTask.queue_role.in_(sorted(user.roles)))
@@ -44,7 +44,7 @@ def _visible(user: User, view: View) -> list[object]:
     }[view]
 
 
-def _filtered(q: Select[tuple[ApprovalTask]], f: InboxFilter) -> Select[tuple[ApprovalTask]]:
+def _filtered(q: Select[Any, Any], f: InboxFilter) -> Select[Any, Any]:
     if f.queue:
         q = q.where(ApprovalTask.queue_role == f.queue)
     if f.account:
@@ -65,7 +65,7 @@ def inbox(session: Session, user: User, f: InboxFilter) -> list[ApprovalTask]:
     """
     parts = [
         _filtered(select(ApprovalTask.id, ApprovalTask.due_at)
-                  .where(ApprovalTask.state == "open", cond), f)  # type: ignore[arg-type]
+                  .where(ApprovalTask.state == "open", cond), f)
         .order_by(ApprovalTask.due_at.is_(None), ApprovalTask.due_at).limit(f.limit)
         for cond in _visible(user, f.view)
     ]
@@ -83,7 +83,7 @@ def inbox_count(session: Session, user: User) -> int:
     total = 0
     for cond in _visible(user, "all"):
         total += session.scalar(select(func.count()).select_from(ApprovalTask).where(
-            ApprovalTask.state == "open", cond)) or 0  # type: ignore[arg-type]
+            ApprovalTask.state == "open", cond)) or 0
     return total
 
 

@@ -1,0 +1,201 @@
+"""The hash-chained audit log (store/audit.py) after a real approval chain has written to it.
+
+A finished chain verifies; changing any content column of any row with plain SQL makes
+``verify`` name that row; a forger who also rehashes the row is caught at the next row (or at
+the chain head); deleting a row is caught; an ``event_key`` is written once however often
+it is appended; and ``dealdesk audit verify`` exits 0, then 1 naming the bad row.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from dealdesk.settings import Settings
+from store import audit
+from store.db import write_lock
+from store.models import AuditEvent, AuditHead
+from tests.chain_fixtures import Deal, outbox
+from tests.support import eventually, load_policy, make_user
+
+DEALDESK = Path(sys.executable).parent / "dealdesk"
+POLICY = """
+name: audited
+steps:
+  - {key: manager, name: Sales manager, approvers: [{role: sales_manager}]}
+  - {key: desk, name: Deal desk, after: [manager], approvers: [{role: deal_desk}]}
+rules:
+  - {id: discount, when: [{fact: discount_pct, op: gt, value: 10}], add: [manager]}
+  - {id: deep, when: [{fact: discount_pct, op: gt, value: 20}], add: [desk]}
+"""
+# A new value for each content column, as SQL, that differs from whatever is stored.
+FORGERIES = {
+    "actor": "actor || ' (forged)'",
+    "action": "action || '.forged'",
+    "entity": "entity || '0'",
+    "at": "'2001-02-03 04:05:06.000000'",
+    "data": """'{"forged": true}'""",
+}
+
+
+@pytest.fixture
+async def row_ids(sessions: sessionmaker[Session], client: Client, settings: Settings,
+                  worker: str) -> list[int]:
+    """Run one chain to approval with a comment; return the audit rows' ids."""
+    with sessions.begin() as s:
+        rep, mgr, desk = (make_user(s, "Rita Rep", "rep"),
+                          make_user(s, "Mo Manager", "sales_manager"),
+                          make_user(s, "Dee Desk", "deal_desk"))
+        load_policy(s, POLICY)
+        s.expunge_all()
+    d = Deal(sessions, client, settings, rep, net_amount=7_500_000)
+    await d.submit()
+    [m] = await d.tasks("manager")
+    await d.act(m, mgr, comment="Ünïcode ✓ and \"quotes\"")
+    [dd] = await d.tasks("desk")
+    await d.act(dd, desk)
+    await d.status("approved")
+    await eventually(lambda: outbox(sessions, ":outcome:"))  # the chain writes nothing after
+    with sessions() as s:
+        return list(s.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
+
+
+def verify(sessions: sessionmaker[Session]) -> audit.VerifyResult:
+    with sessions() as s:
+        return audit.verify(s)
+
+
+def sql(sessions: sessionmaker[Session], statement: str, **params: object) -> None:
+    with sessions() as s:
+        write_lock(s)
+        s.execute(text(statement), params)
+        s.commit()
+
+
+def raw(sessions: sessionmaker[Session], column: str, row_id: int) -> object:
+    with sessions() as s:
+        return s.execute(text(f"SELECT {column} FROM audit_events WHERE id = :id"),
+                         {"id": row_id}).scalar_one()
+
+
+def test_a_finished_chain_verifies(sessions: sessionmaker[Session], row_ids: list[int]) -> None:
+    result = verify(sessions)
+    assert result == audit.VerifyResult(True, len(row_ids))
+    with sessions() as s:
+        actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+        last = s.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+        assert s.get(AuditHead, 1).last_hash == last.row_hash
+    for action in ("policy.saved", "quote.created", "quote.submitted", "chain.started",
+                   "step.opened", "task.approved", "chain.approved"):
+        assert action in actions
+
+
+def test_editing_any_column_of_any_row_names_that_row(sessions: sessionmaker[Session],
+                                                      row_ids: list[int]) -> None:
+    for row_id in row_ids:
+        for column, forged in FORGERIES.items():
+            original = raw(sessions, column, row_id)
+            sql(sessions, f"UPDATE audit_events SET {column} = {forged} WHERE id = :id",
+                id=row_id)
+            assert raw(sessions, column, row_id) != original
+            result = verify(sessions)
+            assert (result.ok, result.bad_row_id) == (False, row_id), (column, result)
+            assert result.problem == "its content does not match its hash"
+            sql(sessions, f"UPDATE audit_events SET {column} = :v WHERE id = :id",
+                v=original, id=row_id)
+    assert verify(sessions).ok  # every original restored byte for byte
+
+
+def _rehash(sessions: sessionmaker[Session], row_id: int, actor: str) -> None:
+    """Forge a row properly: change it and recompute its own hash from its prev_hash."""
+    with sessions() as s:
+        write_lock(s)
+        ev = s.get(AuditEvent, row_id)
+        assert ev is not None
+        ev.actor = actor
+        ev.row_hash = audit.row_hash(ev.prev_hash, audit._content(
+            ev.event_key, ev.at, ev.actor, ev.action, ev.entity, ev.data))
+        s.commit()
+
+
+def test_a_rehashed_forgery_is_caught_by_the_next_link(sessions: sessionmaker[Session],
+                                                       row_ids: list[int]) -> None:
+    middle = row_ids[len(row_ids) // 2]
+    _rehash(sessions, middle, "someone else")
+    result = verify(sessions)
+    assert (result.ok, result.bad_row_id) == (False, row_ids[row_ids.index(middle) + 1])
+    assert "prev_hash" in result.problem
+
+
+def test_a_rehashed_last_row_is_caught_by_the_head(sessions: sessionmaker[Session],
+                                                   row_ids: list[int]) -> None:
+    _rehash(sessions, row_ids[-1], "someone else")
+    result = verify(sessions)
+    assert (result.ok, result.bad_row_id) == (False, None)
+    assert "head" in result.problem
+
+
+def test_deleting_rows_is_detected(sessions: sessionmaker[Session], row_ids: list[int]) -> None:
+    middle = row_ids[len(row_ids) // 2]
+    sql(sessions, "DELETE FROM audit_events WHERE id = :id", id=middle)
+    result = verify(sessions)
+    assert (result.ok, result.bad_row_id) == (False, row_ids[row_ids.index(middle) + 1])
+    assert result.problem == "its prev_hash does not match the row before"
+
+
+def test_deleting_the_last_row_is_detected(sessions: sessionmaker[Session],
+                                           row_ids: list[int]) -> None:
+    sql(sessions, "DELETE FROM audit_events WHERE id = :id", id=row_ids[-1])
+    result = verify(sessions)
+    assert (result.ok, result.bad_row_id) == (False, None)
+    assert result.problem == "the chain head does not match the last row"
+
+
+def test_appending_the_same_event_key_twice_writes_one_row(
+        sessions: sessionmaker[Session], row_ids: list[int]) -> None:
+    def append(actor: str) -> AuditEvent | None:
+        with sessions() as s:
+            write_lock(s)
+            ev = audit.append(s, event_key="export-42", actor=actor, action="quote.exported",
+                              entity="quote-1", data={"format": "pdf"})
+            s.commit()
+            return ev
+
+    first = append("alice@test.example")
+    assert first is not None and first.id > row_ids[-1]
+    assert append("mallory@test.example") is None
+    with sessions() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.event_key == "export-42")).all()
+        assert [r.actor for r in rows] == ["alice@test.example"]
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == len(row_ids) + 1
+    assert verify(sessions).ok
+
+
+def run_cli(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    if not DEALDESK.exists():
+        pytest.fail(f"{DEALDESK} is missing: run .venv/bin/pip install -e . --no-deps")
+    env = {**os.environ, "DEALDESK_DATABASE_URL": database_url, "COLUMNS": "200",
+           "DEALDESK_ENVIRONMENT": "test", "DEALDESK_VAR_DIR": str(cwd / "var")}
+    return subprocess.run([str(DEALDESK), "audit", "verify"], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_cli_audit_verify(sessions: sessionmaker[Session], row_ids: list[int],
+                          database_url: str, tmp_path: Path) -> None:
+    ok = run_cli(database_url, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert f"audit chain intact: {len(row_ids)} rows verified" in ok.stdout
+
+    bad_id = row_ids[3]
+    sql(sessions, "UPDATE audit_events SET data = '{}' WHERE id = :id", id=bad_id)
+    broken = run_cli(database_url, tmp_path)
+    assert broken.returncode == 1
+    assert f"audit chain BROKEN at row {bad_id}: its content does not match its hash" in (
+        broken.stdout + broken.stderr)
