@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.settings import Settings
+from store.db import write_lock
 from store.models import ApprovalStep, Quote, User
 from tests.support import (
     eventually,
@@ -236,13 +237,15 @@ async def test_request_changes_then_resubmit_reapproves_only_changed_steps(
 
     # The rep deepens the discount: the discount steps re-open, the board's approval of
     # the unchanged terms carries over.
-    with d.sessions.begin() as s:
+    with d.sessions() as s:
+        write_lock(s)  # v1's worker may still be writing (its outcome mail): queue for the lock
         quote = s.get(Quote, d.quote_id)
         fields = QuoteFields(account_id=quote.account_id, title=quote.title, currency="USD",
                              list_amount=10_000_000, net_amount=7_000_000, cost_amount=3_000_000,
                              term_months=12, nonstandard_terms=["net 90"])
         edit_quote(s, quote, s.merge(cast.rep), fields)
         assert quote.version == 2
+        s.commit()
     wid2 = await d.submit()
     assert wid2.endswith("-v2")
     [m2] = await d.tasks("manager")
