@@ -60,7 +60,7 @@ async def live_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.web_port,
                                            log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
+    while not server.started:  # uvicorn offers no start event
         if task.done():
             task.result()
         await asyncio.sleep(0.02)

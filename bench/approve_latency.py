@@ -1,0 +1,210 @@
+"""HTTP approve latency vs. a raw Temporal Update round-trip, measured in the same run.
+
+    .venv/bin/python -m bench.approve_latency [--n 200]
+
+Starts its own Temporal dev server, a migrated temp SQLite store, an in-process worker and
+the app under uvicorn; submits ``n`` quotes under a one-step (any sales manager) policy,
+then times ``n`` sequential ``POST /api/v1/tasks/{id}/decision`` approvals. The baseline is
+``n`` sequential ``execute_update`` calls on a tiny workflow whose handler just returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import httpx
+from sqlalchemy import func, select
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from bench._common import (
+    bench_settings,
+    finish,
+    live_app,
+    machine_note,
+    pct,
+    summary,
+    temp_root,
+    temporal_server,
+    verdict,
+)
+from dealdesk.runtime import connect
+from dealdesk.worker import build_worker
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.models import ApprovalTask
+from tests.support import load_policy, make_account, make_user
+from tests.web_support import quote_body
+
+POLICY = """
+name: bench
+steps:
+  - key: manager
+    name: Sales manager
+    approvers: [{role: sales_manager}]
+    mode: any
+rules:
+  - id: discount
+    when: [{fact: discount_pct, op: gt, value: 10}]
+    add: [manager]
+"""
+RAW_QUEUE = "bench-raw"
+WARMUP = 10
+TARGET_RATIO = 2.0
+TARGET_MS = 100.0
+
+
+@workflow.defn
+class PingWorkflow:
+    """The baseline: an Update handler that only returns (no activity, no store)."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self._done)
+
+    @workflow.update
+    def ping(self, n: int) -> int:
+        return n
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._done = True
+
+
+def ping_workflow() -> type[PingWorkflow]:
+    """PingWorkflow as imported under its module name: the sandbox cannot re-import the
+    ``__main__`` that ``python -m`` makes of this file."""
+    from bench.approve_latency import PingWorkflow as imported
+
+    return imported
+
+
+async def raw_round_trips(client: Client, n: int) -> list[float]:
+    """One Update per workflow, as the approvals are one per chain."""
+    ping = ping_workflow()
+    handles = [await client.start_workflow(ping.run, id=f"bench-ping-{i}",
+                                           task_queue=RAW_QUEUE) for i in range(n + WARMUP)]
+    for h in handles[:WARMUP]:
+        await h.execute_update(ping.ping, 0)
+    samples: list[float] = []
+    for i, h in enumerate(handles[WARMUP:]):
+        t0 = time.perf_counter()
+        assert await h.execute_update(ping.ping, i) == i
+        samples.append(time.perf_counter() - t0)
+    for h in handles:
+        await h.signal(ping.finish)
+    return samples
+
+
+async def token_client(base_url: str, email: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base_url, timeout=60)
+    r = await client.post("/api/v1/auth/token", json={"email": email, "password": "pw"})
+    r.raise_for_status()
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return client
+
+
+async def submit_quotes(rep: httpx.AsyncClient, account_id: int, count: int) -> None:
+    gate = asyncio.Semaphore(8)
+
+    async def one(i: int) -> None:
+        async with gate:
+            r = await rep.post("/api/v1/quotes", json=quote_body(account_id, title=f"Bench {i}"))
+            r.raise_for_status()
+            r = await rep.post(f"/api/v1/quotes/{r.json()['id']}/submit")
+            r.raise_for_status()
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def run(n: int) -> int:
+    print(machine_note("start"))
+    with temp_root("dealdesk-bench-approve-") as root, temporal_server(root) as server:
+        url = f"sqlite:///{root / 'dealdesk.db'}"
+        upgrade(url)
+        settings = bench_settings(root, url, server.address)
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        with sessions.begin() as s:
+            rep = make_user(s, "Rae Rep", "rep")
+            manager = make_user(s, "Mo Manager", "sales_manager")
+            account_id = make_account(s).id
+            load_policy(s, POLICY)
+            rep_email, mgr_email = rep.email, manager.email
+        client = await connect(settings)
+        raw_worker = Worker(client, task_queue=RAW_QUEUE, workflows=[ping_workflow()],
+                            workflow_runner=SandboxedWorkflowRunner(
+                                restrictions=SandboxRestrictions.default
+                                .with_passthrough_all_modules()))
+        async with build_worker(client, settings, sessions), raw_worker, \
+                live_app(settings) as (base_url, _app):
+            rep_c = await token_client(base_url, rep_email)
+            mgr_c = await token_client(base_url, mgr_email)
+            total = n + WARMUP
+            t0 = time.perf_counter()
+            await submit_quotes(rep_c, account_id, total)
+            deadline = time.monotonic() + 60 + total
+            while True:
+                with sessions() as s:
+                    ids = list(s.scalars(select(ApprovalTask.id).where(
+                        ApprovalTask.state == "open").order_by(ApprovalTask.quote_id)))
+                if len(ids) >= total:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {len(ids)} of {total} tasks opened in time")
+                await asyncio.sleep(0.2)
+            print(f"setup: {total} quotes submitted, {len(ids)} tasks open in "
+                  f"{time.perf_counter() - t0:.1f} s")
+            await asyncio.sleep(2)  # let the chains' assignment notices drain
+
+            raw = await raw_round_trips(client, n)
+
+            async def approve(task_id: str) -> float:
+                t = time.perf_counter()
+                r = await mgr_c.post(f"/api/v1/tasks/{task_id}/decision",
+                                     json={"decision": "approve"})
+                elapsed = time.perf_counter() - t
+                body = r.json()
+                if r.status_code != 200 or body.get("state") != "approved":
+                    raise RuntimeError(f"approve {task_id}: {r.status_code} {r.text}")
+                return elapsed
+
+            for task_id in ids[:WARMUP]:
+                await approve(task_id)
+            http = [await approve(task_id) for task_id in ids[WARMUP:total]]
+            with sessions() as s:
+                still_open = s.scalar(select(func.count()).select_from(ApprovalTask).where(
+                    ApprovalTask.state == "open"))
+            await rep_c.aclose()
+            await mgr_c.aclose()
+        engine.dispose()
+
+    print(summary("raw Temporal update round-trip", raw))
+    print(summary("HTTP POST .../decision approve", http))
+    ratio = pct(http, 95) / pct(raw, 95)
+    p50_ratio = pct(http, 50) / pct(raw, 50)
+    print(f"ratio p95_http/p95_raw = {ratio:.2f}  (p50 ratio {p50_ratio:.2f}); "
+          f"tasks still open after run: {still_open}")
+    print(f"target p95_http <= {TARGET_RATIO:g} x p95_raw: {verdict(ratio <= TARGET_RATIO)}")
+    print(f"target p95_http < {TARGET_MS:g} ms:        {verdict(pct(http, 95) < TARGET_MS)}")
+    print(machine_note("end"))
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="timed approvals (default 200)")
+    args = parser.parse_args()
+    finish(asyncio.run(run(args.n)))
+
+
+if __name__ == "__main__":
+    main()
