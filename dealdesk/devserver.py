@@ -82,7 +82,7 @@ class TemporalDevServer:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent)  # noqa: PLW1509 - only a prctl call
+            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self._proc.poll() is not None:
