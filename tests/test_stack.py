@@ -1,0 +1,117 @@
+"""``dealdesk up --demo`` as a newcomer runs it: everything comes up, a demo approver's
+inbox is not empty, approving moves the quote on, and after Ctrl-C a second ``up`` resumes
+the same chains from the files under var/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dealdesk.devserver import free_port
+
+
+def _env(var: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEALDESK_VAR_DIR": str(var),
+        "DEALDESK_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "DEALDESK_TEMPORAL_HTTP_PORT": str(free_port()),
+        "DEALDESK_TEMPORAL_METRICS_PORT": str(free_port()),
+        "DEALDESK_TEMPORAL_UI_PORT": str(free_port()),
+        "DEALDESK_WEB_PORT": str(free_port()),
+    }
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env['DEALDESK_WEB_PORT']}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> str:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dealdesk", "up", "--demo"], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        deadline = time.monotonic() + 120
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                return "".join(lines)
+        raise AssertionError("dealdesk up did not come up:\n" + "".join(lines))
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(60)
+        self.proc = None
+        return code
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(_env(tmp_path / "var"))
+    yield s
+    if s.proc is not None:
+        s.proc.kill()
+        s.proc.wait()
+
+
+def _token(url: str, email: str) -> dict[str, str]:
+    r = httpx.post(f"{url}/api/v1/auth/token", json={"email": email, "password": "demo"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def _wait(predicate, timeout: float = 30) -> object:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_up_demo_then_restart_resumes(stack: Stack) -> None:
+    out = stack.start()
+    assert stack.url in out and "Temporal UI" in out
+    health = httpx.get(f"{stack.url}/healthz").json()
+    assert health["ok"] and health["task_queues"]["deals"]["workflow_pollers"] >= 1
+
+    manager = _token(stack.url, "manager@demo.test")
+    inbox = httpx.get(f"{stack.url}/api/v1/inbox", headers=manager).json()
+    assert len(inbox) >= 3
+    acme = next(t for t in inbox if t["account"] == "Acme Corporation")
+    r = httpx.post(f"{stack.url}/api/v1/tasks/{acme['id']}/decision", headers=manager,
+                   json={"decision": "approve", "comment": "fine"})
+    assert r.status_code == 200 and r.json()["state"] == "approved"
+    assert stack.stop() == 0
+
+    # Second start on the same var/: no re-seeding, chains continue where they were.
+    out = stack.start()
+    assert "Seeding" not in out
+    manager = _token(stack.url, "manager@demo.test")
+    inbox_after = httpx.get(f"{stack.url}/api/v1/inbox", headers=manager).json()
+    assert acme["id"] not in [t["id"] for t in inbox_after]
+    assert len(inbox_after) == len(inbox) - 1
+    globex = next(t for t in inbox_after if t["account"] == "Globex")
+    r = httpx.post(f"{stack.url}/api/v1/tasks/{globex['id']}/decision", headers=manager,
+                   json={"decision": "approve"})
+    assert r.status_code == 200  # the resumed workflow took the Update
+    desk = _token(stack.url, "dealdesk@demo.test")
+    _wait(lambda: any(t["account"] == "Globex" for t in httpx.get(
+        f"{stack.url}/api/v1/inbox", headers=desk).json()))
+    assert stack.stop() == 0
