@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 from temporalio import activity
 
 from activities.mail import Mailer
@@ -142,7 +142,8 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
     for step in snap.steps:
         _upsert_step(req, steps.get(step.key), step)
     existing = {t.id: t for t in s.scalars(
-        select(ApprovalTask).where(ApprovalTask.request_id == req.id))}
+        select(ApprovalTask).where(ApprovalTask.request_id == req.id)
+        .options(lazyload("*")))}
     for task in snap.tasks:
         row = existing.get(task.id)
         if row is None:
@@ -155,7 +156,7 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
                 group_index=task.group_index, seat=task.seat, created_at=task.created_at)
             s.add(row)
         _copy_task(row, task)
-    quote = s.get(Quote, facts.quote_id)
+    quote = s.get(Quote, facts.quote_id, options=[lazyload("*")])
     if quote is not None and quote.version == facts.version:
         quote.status = QUOTE_STATUS.get(snap.status, quote.status)
 

@@ -8,6 +8,8 @@ import contextlib
 import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -69,6 +71,44 @@ async def live_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
     finally:
         server.should_exit = True
         await task
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ,
+            "DEALDESK_ENVIRONMENT": settings.environment,
+            "DEALDESK_DATABASE_URL": settings.database_url,
+            "DEALDESK_VAR_DIR": str(settings.var_dir),
+            "DEALDESK_TEMPORAL_ADDRESS": settings.temporal_address,
+            "DEALDESK_TASK_QUEUE": settings.task_queue,
+            "DEALDESK_WORKFLOW_PREFIX": settings.workflow_prefix,
+            "DEALDESK_WEB_PORT": str(settings.web_port),
+            "DEALDESK_BASE_URL": settings.base_url}
+
+
+@contextlib.asynccontextmanager
+async def deployed(settings: Settings) -> AsyncIterator[str]:
+    """``dealdesk worker`` and ``dealdesk web`` as separate processes, as ``dealdesk up``
+    runs them; yields the web app's URL once /healthz is green."""
+    import httpx
+
+    env = settings_env(settings)
+    procs = [subprocess.Popen([sys.executable, "-m", "dealdesk", cmd],  # noqa: ASYNC220
+                              env=env) for cmd in ("worker", "web")]
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{settings.base_url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("worker/web did not become healthy")
+        yield settings.base_url
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
 
 
 def pct(samples: list[float], p: float) -> float:

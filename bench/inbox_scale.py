@@ -44,7 +44,7 @@ from store.models import (
     UserRole,
 )
 from web.auth import hash_password
-from web.services.tasks import InboxFilter, _filtered, _visible
+from web.services.tasks import InboxFilter, inbox_queries
 
 TARGET_MS = 50.0
 N_USERS, N_NAMED, N_ACCOUNTS, N_QUOTES = 500, 15, 50, 300
@@ -104,20 +104,14 @@ def seed(engine: Engine, n_tasks: int) -> None:
             conn.execute(ApprovalTask.__table__.insert(),
                          [task(i) for i in range(start, min(start + 10_000, n_tasks))])
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # what autovacuum would soon have done
-            conn.exec_driver_sql("ANALYZE")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")  # what autovacuum would soon have done
 
 
 def core_sql(engine: Engine, user: User) -> list[str]:
     """The visibility queries inbox() runs for the default view, as literal SQL."""
-    f = InboxFilter()
-    out = []
-    for cond in _visible(user, f.view):
-        stmt = (_filtered(select(ApprovalTask.id, ApprovalTask.due_at)
-                          .where(ApprovalTask.state == "open", cond), f)
-                .order_by(ApprovalTask.due_at.is_(None), ApprovalTask.due_at).limit(f.limit))
-        out.append(str(stmt.compile(engine, compile_kwargs={"literal_binds": True})))
-    return out
+    return [str(q.compile(engine, compile_kwargs={"literal_binds": True}))
+            for q in inbox_queries(user, InboxFilter())]
 
 
 @dataclass

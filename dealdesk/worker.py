@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -37,4 +38,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,
         max_concurrent_local_activities=16,
+        # After a worker dies, its sticky queue holds tasks this long before another takes them.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        graceful_shutdown_timeout=timedelta(seconds=5),
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 WRITE_OPTION = "dealdesk_write"
 
@@ -17,10 +17,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # No pool: a SQLite connection costs well under a millisecond, and async routes
-        # that hold a session across an await must never queue for a pooled one.
-        engine = create_engine(url, connect_args={"timeout": 30}, poolclass=NullPool,
-                               **kwargs)
+        # A pool that in practice never makes anyone queue: async routes hold a session
+        # across awaits, and must not wait for a pooled connection on the event loop.
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               poolclass=QueuePool, pool_size=8, max_overflow=500, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -241,8 +241,13 @@ class ApprovalTask(Base):
 
     __tablename__ = "approval_tasks"
     __table_args__ = (
-        Index("ix_tasks_open_queue_due", "state", "queue_role", "due_at"),
-        Index("ix_tasks_open_assignee_due", "state", "assignee_id", "due_at"),
+        # The inbox reads one lane at a time (web/services/tasks.py): equality on the
+        # leading columns, then due_at, id in page order, so SQLite and PostgreSQL read the
+        # page straight off the index without a sort, and the counts never touch the table.
+        # assignee_id IS NULL is filtered inside the index: PostgreSQL would not keep the
+        # due_at order after an IS NULL index condition.
+        Index("ix_tasks_queue_lane", "state", "queue_role", "due_at", "id", "assignee_id"),
+        Index("ix_tasks_assignee_lane", "state", "assignee_id", "due_at", "id"),
         Index("ix_tasks_open_claimed", "state", "claimed_by_id"),
     )
 

@@ -155,26 +155,27 @@ def own_server(tmp_path: Path) -> Iterator[TemporalDevServer]:
 async def test_chains_finish_after_the_temporal_server_restarts(
         people: People, sessions: sessionmaker[Session], settings: Settings,
         own_server: TemporalDevServer) -> None:
-    client = await Client.connect(own_server.address)
-    worker = build_worker(client, settings, sessions)
-    running = asyncio.create_task(worker.run())
-    deals = [Deal(sessions, client, settings, people.rep, **TWO_STEPS) for _ in range(3)]
-    for d in deals:
-        await d.submit()
-    for d in deals[:2]:  # the third waits at its first step
-        [m] = await d.tasks("manager")
-        assert await d.act(m, people.mgr) == "approved"
-        await d.tasks("desk")
-    await deals[2].tasks("manager")
-    for d in deals:
-        await eventually(lambda d=d: settled(client, d.wid))
-
-    # The worker keeps running through the restart and must find the server again itself.
-    await asyncio.to_thread(own_server.stop)  # SIGTERM, then wait for the port to close
-    await asyncio.to_thread(own_server.start)
     # The port opens before the frontend is healthy: connect as the worker CLI does, retrying.
-    client = await connect(settings.model_copy(update={"temporal_address": own_server.address}))
+    own = settings.model_copy(update={"temporal_address": own_server.address})
+    client = await connect(own)
+    worker = build_worker(client, own, sessions)
+    running = asyncio.create_task(worker.run())
     try:
+        deals = [Deal(sessions, client, settings, people.rep, **TWO_STEPS) for _ in range(3)]
+        for d in deals:
+            await d.submit()
+        for d in deals[:2]:  # the third waits at its first step
+            [m] = await d.tasks("manager")
+            assert await d.act(m, people.mgr) == "approved"
+            await d.tasks("desk")
+        await deals[2].tasks("manager")
+        for d in deals:
+            await eventually(lambda d=d: settled(client, d.wid))
+
+        # The worker keeps running through the restart and must find the server again itself.
+        await asyncio.to_thread(own_server.stop)  # SIGTERM, then wait for the port to close
+        await asyncio.to_thread(own_server.start)
+        client = await connect(own)
         for d in deals:
             d.client = client
             desc = await client.get_workflow_handle(d.wid).describe()

@@ -5,12 +5,13 @@ started with. Steps run in sequence; a step's groups run in parallel; each group
 (one per approver target) and is satisfied by all, any, or K of them. Decisions, claims,
 delegation and recall are Updates whose validators refuse what is not allowed, so the
 caller gets a clear refusal and nothing enters history. Every change is projected to the
-store (with its audit rows) by a local activity before the Update returns, so a page
-reloaded right after a click shows the new state.
+store (with its audit rows) by one projector task, in order; an Update returns as soon as
+its decision is durable in history, and the store follows within milliseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta
 
@@ -80,6 +81,8 @@ class ApprovalChainWorkflow:
         self._in = inp
         self._status = RUNNING
         self._revision = 0
+        self._dirty = False
+        self._writing = False
         self._event_seq = 0
         self._events: list[AuditRecord] = []
         self._tasks: dict[str, TaskState] = {}
@@ -104,7 +107,9 @@ class ApprovalChainWorkflow:
             "steps": [s.key for s in self._steps],
             "carried_over": [s.key for s in self._steps if s.state == "carried_over"],
         })
-        await self._project()
+        # asyncio tasks are deterministic inside a workflow (Temporal runs the event loop).
+        self._projector_task = asyncio.create_task(self._projector())
+        await self._flush()
         for step in self._steps:
             if self._status != RUNNING:
                 break
@@ -118,7 +123,7 @@ class ApprovalChainWorkflow:
             if step.state in ("pending", "open"):
                 step.state = "cancelled"
         self._record("system", f"chain.{self._status}", {"quote_version": inp.facts.version})
-        await self._project()
+        await self._flush()
         await self._notify([Notice(
             key=f"{workflow.info().workflow_id}:outcome",
             subject=f"Quote {inp.facts.title}: {self._status.replace('_', ' ')}",
@@ -129,6 +134,7 @@ class ApprovalChainWorkflow:
         )])
         # Let in-flight Updates finish (and return their results) before completing.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush()
         return ChainResult(self._status, self._steps)
 
     async def _run_step(self, step: StepState) -> None:
@@ -156,7 +162,7 @@ class ApprovalChainWorkflow:
             "step": step.key, "reasons": step.reasons,
             "tasks": [{"id": t.id, "to": t.assignee_name,
                        "on_behalf_of": t.on_behalf_of_name or None} for t in new_tasks]})
-        await self._project()
+        await self._flush()
         await self._notify([self._assignment_notice(t, "assigned") for t in new_tasks])
 
         reminded = escalated = False
@@ -185,7 +191,7 @@ class ApprovalChainWorkflow:
             t.reminded_at = workflow.now()
         self._record("system", "step.reminded", {"step": step.key,
                                                  "tasks": [t.id for t in open_tasks]})
-        await self._project()
+        await self._flush()
         await self._notify([self._assignment_notice(t, "reminder") for t in open_tasks])
 
     async def _escalate(self, step: StepState) -> None:
@@ -210,7 +216,7 @@ class ApprovalChainWorkflow:
             "step": step.key,
             "tasks": [{"id": t.id, "from": t.escalated_from, "to": t.assignee_name}
                       for t in added]})
-        await self._project()
+        await self._flush()
         await self._notify([self._assignment_notice(t, "escalated") for t in added])
 
     # ---------------------------------------------------------------- updates
@@ -239,7 +245,7 @@ class ApprovalChainWorkflow:
             "task": task.id, "step": task.step_key, "comment": task.comment,
             "on_behalf_of": task.on_behalf_of_name or None,
             "quote_version": self._in.facts.version})
-        await self._project()
+        self._dirty = True
         return TaskResult(task, self._status)
 
     @decide.validator
@@ -269,7 +275,7 @@ class ApprovalChainWorkflow:
             task.claimed_by_id, task.claimed_by_name = None, ""
         self._record(_actor_label(inp.actor), "task.claimed" if inp.claim else "task.unclaimed",
                      {"task": task.id})
-        await self._project()
+        self._dirty = True
         return TaskResult(task, self._status)
 
     @claim.validator
@@ -293,7 +299,7 @@ class ApprovalChainWorkflow:
         task.claimed_by_id, task.claimed_by_name = None, ""
         self._record(_actor_label(inp.actor), "task.delegated", {
             "task": task.id, "to": inp.to_user_name, "comment": inp.comment})
-        await self._project()
+        self._dirty = True
         await self._notify([self._assignment_notice(task, f"delegated-{inp.to_user_id}")])
         return TaskResult(task, self._status)
 
@@ -316,7 +322,7 @@ class ApprovalChainWorkflow:
                 self._close_step(step, "cancelled")
         self._end_chain("recalled")
         self._record(_actor_label(inp.actor), "chain.recalled", {"comment": inp.comment})
-        await self._project()
+        self._dirty = True
         return self._status
 
     @recall.validator
@@ -401,12 +407,31 @@ class ApprovalChainWorkflow:
             tasks=[dataclasses.replace(t) for t in self._tasks.values()], events=events,
             completed_at=self._completed_at)
 
-    async def _project(self) -> None:
-        self._revision += 1
-        events, self._events = self._events, []
-        await workflow.execute_local_activity(
-            PROJECT_CHAIN, self._snapshot(events), start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_ACTIVITY_RETRY)
+    async def _projector(self) -> None:
+        """The one writer of this chain's projection: whenever the state changed, send a
+        snapshot (with the audit rows recorded since the last one) to the store.
+
+        Updates only mark the state dirty and return, so an approver's click costs one
+        Update round-trip; the store follows a moment later, in order, one write at a time.
+        """
+        while True:
+            await workflow.wait_condition(lambda: self._dirty)
+            self._dirty = False
+            self._revision += 1
+            snap = self._snapshot(self._events)
+            self._events = []
+            self._writing = True
+            try:
+                await workflow.execute_activity(
+                    PROJECT_CHAIN, snap, start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_ACTIVITY_RETRY)
+            finally:
+                self._writing = False
+
+    async def _flush(self) -> None:
+        """Project now and wait until the store has it (the main line's ordering points)."""
+        self._dirty = True
+        await workflow.wait_condition(lambda: not self._dirty and not self._writing)
 
     def _assignment_notice(self, task: TaskState, kind: str) -> Notice:
         f = self._in.facts
