@@ -72,8 +72,8 @@ async def test_approve_from_inbox_moves_task_to_next_queue(
     await eventually(lambda: _reload_until(finance, frows, 2), timeout=30)
     await expect(finance.locator("#inbox-table")).to_contain_text(titles[0])
     await expect(finance.locator("#inbox-table")).to_contain_text("Finance")
-    # And after a reload the manager's inbox shows its empty state.
-    await manager.reload()
+    # And once the store has both decisions, the manager's inbox shows its empty state.
+    await eventually(lambda: _reload_until(manager, rows, 0), timeout=30)
     await expect(manager.get_by_text("Nothing waiting for you")).to_be_visible()
 
 

@@ -100,10 +100,14 @@ async def decide(request: Request, task_id: str, user: CurrentUser, session: Ses
     result = await task_service.decide(session, client, task_id, user, decision, comment,
                                        quote_version)
     if origin == "inbox":
-        response = render(request, "inbox.html", {"done": result.task, "status":
-                                                  result.chain_status}, block="row_done")
-        response.headers["HX-Trigger"] = "badge-changed"
-        return response
+        # The store follows the durable decision a moment later: count as if it already had.
+        # Both reads share one snapshot, so the task is either counted and open, or neither.
+        count = task_service.inbox_count(session, user)
+        state = session.scalar(select(ApprovalTask.state).where(ApprovalTask.id == task_id))
+        if state == "open":
+            count -= 1
+        return render(request, "inbox.html", {"done": result.task, "count": count,
+                                              "status": result.chain_status}, block="row_done")
     session.expire_all()
     task = task_service.get_task(session, task_id)
     return render(request, "task.html", {**_task_context(session, task, user),
@@ -152,5 +156,5 @@ async def bulk_approve(request: Request, user: CurrentUser, session: SessionDep,
         "success": f"Approved {len(approved)} task{'s' if len(approved) != 1 else ''}."
         if approved else None,
         "errors": [f"{tid.rsplit('.', 4)[0]}: {msg}" for tid, msg in failed]})
-    response.headers["HX-Trigger"] = "badge-changed, inbox-refresh"
+    response.headers["HX-Trigger"] = "inbox-refresh"
     return response
