@@ -93,11 +93,9 @@ def issue_api_token(session: Session, user: User) -> str:
 
 
 def _user_from_bearer(session: Session, token: str) -> User | None:
-    row = session.scalar(select(ApiToken).where(
-        ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest()))
-    if row is None or row.expires_at <= dt.datetime.now(dt.UTC) or not row.user.is_active:
-        return None
-    return row.user
+    return session.scalar(select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+        ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest(),
+        ApiToken.expires_at > dt.datetime.now(dt.UTC), User.is_active))
 
 
 async def optional_user(request: Request, session: SessionDep) -> User | None:

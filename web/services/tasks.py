@@ -127,7 +127,24 @@ def can_act(task: ApprovalTask, user: User) -> bool:
     return task.queue_role in user.roles and task.claimed_by_id in (None, user.id)
 
 
-async def _update(client: Client, task: ApprovalTask, update: object, arg: object) -> TaskResult:
+@dataclass(frozen=True)
+class TaskRef:
+    """What acting on a task needs from the store: which workflow, and whose it is."""
+
+    id: str
+    workflow_id: str
+    assignee_id: int | None
+
+
+def task_ref(session: Session, task_id: str) -> TaskRef:
+    row = session.execute(select(ApprovalTask.workflow_id, ApprovalTask.assignee_id)
+                          .where(ApprovalTask.id == task_id)).first()
+    if row is None:
+        raise NotFound(f"no task {task_id!r}")
+    return TaskRef(task_id, row.workflow_id, row.assignee_id)
+
+
+async def _update(client: Client, task: TaskRef, update: object, arg: object) -> TaskResult:
     handle = client.get_workflow_handle(task.workflow_id)
     try:
         result: TaskResult = await handle.execute_update(update, arg)  # type: ignore[call-overload]
@@ -148,7 +165,7 @@ async def decide(session: Session, client: Client, task_id: str, user: User, dec
         raise Invalid(f"a comment is required to {decision.replace('_', ' ')}", field="comment")
     if len(comment) > 4000:
         raise Invalid("the comment is longer than 4,000 characters", field="comment")
-    task = get_task(session, task_id)
+    task = task_ref(session, task_id)
     _check_reachable(task, user)
     inp = DecisionInput(task.id, actor_of(user), decision, comment,  # type: ignore[arg-type]
                         quote_version)
@@ -157,7 +174,7 @@ async def decide(session: Session, client: Client, task_id: str, user: User, dec
 
 async def claim(session: Session, client: Client, task_id: str, user: User,
                 claim: bool = True) -> TaskResult:
-    task = get_task(session, task_id)
+    task = task_ref(session, task_id)
     _check_reachable(task, user)
     return await _update(client, task, ApprovalChainWorkflow.claim,
                          ClaimInput(task.id, actor_of(user), claim))
@@ -165,7 +182,7 @@ async def claim(session: Session, client: Client, task_id: str, user: User,
 
 async def delegate(session: Session, client: Client, task_id: str, user: User, to_email: str,
                    comment: str = "") -> TaskResult:
-    task = get_task(session, task_id)
+    task = task_ref(session, task_id)
     _check_reachable(task, user)
     target = session.scalar(select(User).where(func.lower(User.email) == to_email.lower().strip(),
                                                User.is_active))
@@ -175,7 +192,7 @@ async def delegate(session: Session, client: Client, task_id: str, user: User, t
                          DelegateInput(task.id, actor_of(user), target.id, target.name, comment))
 
 
-def _check_reachable(task: ApprovalTask, user: User) -> None:
+def _check_reachable(task: TaskRef, user: User) -> None:
     """Refuse early (without a round-trip) someone who could never act on this task.
 
     The workflow's validator remains the authority: this only spares it obvious cases.
