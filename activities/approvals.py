@@ -48,7 +48,7 @@ class ApprovalActivities:
         self._mailer = mailer
         self._base_url = base_url.rstrip("/")
 
-    # Run as a local activity inside Updates: must be quick and idempotent.
+    # Sent by the chain's projector after every change: must be quick and idempotent.
     @activity.defn(name="project_chain")
     def project_chain(self, snap: ChainSnapshot) -> None:
         with self._sessions() as s:

@@ -37,7 +37,6 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,
-        max_concurrent_local_activities=16,
         # After a worker dies, its sticky queue holds tasks this long before another takes them.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
