@@ -18,6 +18,8 @@ from web.services.tasks import VIEWS, InboxFilter
 
 router = APIRouter(include_in_schema=False)
 
+PAGE_ROWS = 50  # soonest-due first; filters narrow the rest
+
 VIEW_TITLES = {"all": "Everything for me", "mine": "Assigned to me", "queues": "My role queues",
                "claimed": "Claimed by me", "delegated": "Delegated to me"}
 
@@ -41,7 +43,7 @@ def _filter(view: str, queue: str | None, account: str | None, min_amount: str |
     return InboxFilter(view=view, queue=queue or None,
                        account=(account or "").strip() or None,
                        min_amount=_amount(min_amount, "min_amount"),
-                       max_amount=_amount(max_amount, "max_amount"))
+                       max_amount=_amount(max_amount, "max_amount"), limit=PAGE_ROWS)
 
 
 @router.get("/inbox")
