@@ -5,25 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from store.db import write_lock
-from store.models import ApprovalStep, Quote, User
+from store.models import Quote, User
+from tests.chain_fixtures import Deal
 from tests.support import (
     eventually,
     load_policy,
-    make_account,
-    make_quote,
     make_user,
     open_tasks,
     request_status,
 )
 from web.errors import Conflict, Forbidden, Invalid
 from web.services import tasks as task_service
-from web.services.quotes import QuoteFields, edit_quote, recall_quote, submit_quote
+from web.services.quotes import QuoteFields, edit_quote, recall_quote
 
 POLICY = """
 name: test
@@ -108,68 +106,24 @@ def cast(sessions: sessionmaker[Session]) -> Cast:
     return c
 
 
-class Deal:
-    """One quote moving through its chain, driven through the web tier's services."""
-
-    def __init__(self, sessions: sessionmaker[Session], client: Client, settings: Settings,
-                 cast: Cast, **fields: object) -> None:
-        self.sessions, self.client, self.settings, self.cast = sessions, client, settings, cast
-        with sessions.begin() as s:
-            account = make_account(s)
-            self.quote_id = make_quote(s, cast.rep, account, **fields).id
-
-    async def submit(self) -> str:
-        with self.sessions() as s:
-            quote = s.get(Quote, self.quote_id)
-            assert quote is not None
-            wid = await submit_quote(s, self.client, quote, s.merge(self.cast.rep),
-                                     task_queue=self.settings.task_queue,
-                                     prefix=self.settings.workflow_prefix)
-            s.commit()
-        return wid
-
-    async def tasks(self, step: str, count: int = 1) -> list[str]:
-        found = await eventually(
-            lambda: len(ts := open_tasks(self.sessions, self.quote_id, step)) == count and ts)
-        return [t.id for t in found]
-
-    async def act(self, task_id: str, user: User, decision: str = "approve",
-                  comment: str = "") -> str:
-        with self.sessions() as s:
-            result = await task_service.decide(s, self.client, task_id, s.merge(user), decision,
-                                               comment)
-        return result.task.state
-
-    async def status(self, wid: str, expected: str) -> None:
-        await eventually(lambda: request_status(self.sessions, wid) == expected)
-
-    def steps(self, wid: str) -> dict[str, ApprovalStep]:
-        with self.sessions() as s:
-            from store.models import ApprovalRequest
-
-            req = s.scalar(select(ApprovalRequest).where(ApprovalRequest.workflow_id == wid))
-            assert req is not None
-            return {st.key: st for st in req.steps}
-
-
 @pytest.fixture
 def deal(sessions: sessionmaker[Session], client: Client, settings: Settings, cast: Cast,
          worker: str):
     def make(**fields: object) -> Deal:
-        return Deal(sessions, client, settings, cast, **fields)
+        return Deal(sessions, client, settings, cast.rep, **fields)
     return make
 
 
 async def test_sequential_chain_runs_steps_in_order(deal, cast: Cast) -> None:
     d = deal(net_amount=7_500_000)  # 25% off a 100k list: manager then deal desk
-    wid = await d.submit()
+    await d.submit()
     [t1] = await d.tasks("manager")
     assert open_tasks(d.sessions, d.quote_id, "deal_desk") == []
     assert await d.act(t1, cast.manager) == "approved"
     [t2] = await d.tasks("deal_desk")
     assert await d.act(t2, cast.desk) == "approved"
-    await d.status(wid, "approved")
-    steps = d.steps(wid)
+    await d.status("approved")
+    steps = d.steps()
     assert [steps[k].state for k in ("manager", "deal_desk")] == ["approved", "approved"]
     with d.sessions() as s:
         assert s.get(Quote, d.quote_id).status == "approved"
@@ -183,15 +137,15 @@ async def test_parallel_all_of_needs_both_groups(deal, cast: Cast) -> None:
     assert request_status(d.sessions, wid) == "running"
     await eventually(lambda: [t.id for t in open_tasks(d.sessions, d.quote_id)] == [leg])
     assert await d.act(leg, cast.legal) == "approved"
-    await d.status(wid, "approved")
+    await d.status("approved")
 
 
 async def test_any_of_first_approval_completes_the_group(deal, cast: Cast) -> None:
     d = deal(net_amount=9_900_000, term_months=48)
-    wid = await d.submit()
+    await d.submit()
     a, b = await d.tasks("execs", 2)
     assert await d.act(b, cast.b2) == "approved"
-    await d.status(wid, "approved")
+    await d.status("approved")
     with d.sessions() as s:
         from store.models import ApprovalTask
         assert s.get(ApprovalTask, a).state == "skipped"
@@ -204,19 +158,19 @@ async def test_two_of_three_quorum(deal, cast: Cast) -> None:
     assert await d.act(t1, cast.b1) == "approved"
     assert request_status(d.sessions, wid) == "running"
     assert await d.act(t3, cast.b3) == "approved"
-    await d.status(wid, "approved")
+    await d.status("approved")
     with d.sessions() as s, pytest.raises(Conflict, match=r"ended|no longer open"):
         await task_service.decide(s, d.client, t2, s.merge(cast.b2), "approve")
 
 
 async def test_reject_ends_the_chain(deal, cast: Cast) -> None:
     d = deal(net_amount=7_500_000)
-    wid = await d.submit()
+    await d.submit()
     [t1] = await d.tasks("manager")
     assert await d.act(t1, cast.manager, "reject", "Margin too thin") == "rejected"
-    await d.status(wid, "rejected")
+    await d.status("rejected")
     assert open_tasks(d.sessions, d.quote_id) == []
-    assert d.steps(wid)["deal_desk"].state == "cancelled"
+    assert d.steps()["deal_desk"].state == "cancelled"
     with d.sessions() as s:
         assert s.get(Quote, d.quote_id).status == "rejected"
 
@@ -225,7 +179,7 @@ async def test_request_changes_then_resubmit_reapproves_only_changed_steps(
         deal, cast: Cast) -> None:
     # 25% off and non-standard terms: manager, deal desk, then the board.
     d = deal(net_amount=7_500_000, nonstandard_terms=["net 90"])
-    wid1 = await d.submit()
+    await d.submit()
     [m] = await d.tasks("manager")
     await d.act(m, cast.manager)
     [dd] = await d.tasks("deal_desk")
@@ -233,7 +187,7 @@ async def test_request_changes_then_resubmit_reapproves_only_changed_steps(
     b1, b2, _ = await d.tasks("board", 3)
     await d.act(b1, cast.b1)
     await d.act(b2, cast.b2)
-    await d.status(wid1, "approved")
+    await d.status("approved")
 
     # The rep deepens the discount: the discount steps re-open, the board's approval of
     # the unchanged terms carries over.
@@ -249,31 +203,31 @@ async def test_request_changes_then_resubmit_reapproves_only_changed_steps(
     wid2 = await d.submit()
     assert wid2.endswith("-v2")
     [m2] = await d.tasks("manager")
-    steps = d.steps(wid2)
+    steps = d.steps()
     assert steps["board"].state == "carried_over"
     assert steps["board"].carried_from["decided_by"] == f"{cast.b1.name}, {cast.b2.name}"
     assert steps["board"].carried_from["quote_version"] == 1
     await d.act(m2, cast.manager2)
     [dd2] = await d.tasks("deal_desk")
     await d.act(dd2, cast.desk)
-    await d.status(wid2, "approved")
+    await d.status("approved")
     assert open_tasks(d.sessions, d.quote_id, "board") == []
 
 
 async def test_request_changes_requires_comment_and_ends_chain(deal, cast: Cast) -> None:
     d = deal(net_amount=8_500_000)
-    wid = await d.submit()
+    await d.submit()
     [m] = await d.tasks("manager")
     with pytest.raises(Invalid, match="comment"):
         await d.act(m, cast.manager, "request_changes", "  ")
     assert await d.act(m, cast.manager, "request_changes", "Split the services line") == \
         "changes_requested"
-    await d.status(wid, "changes_requested")
+    await d.status("changes_requested")
 
 
 async def test_recall_by_submitter_cancels_open_tasks(deal, cast: Cast) -> None:
     d = deal(net_amount=8_500_000)
-    wid = await d.submit()
+    await d.submit()
     [m] = await d.tasks("manager")
     with d.sessions() as s:
         quote = s.get(Quote, d.quote_id)
@@ -282,7 +236,7 @@ async def test_recall_by_submitter_cancels_open_tasks(deal, cast: Cast) -> None:
                                prefix=d.settings.workflow_prefix)
         assert await recall_quote(s, d.client, quote, s.merge(cast.rep), comment="wrong price",
                                   prefix=d.settings.workflow_prefix) == "recalled"
-    await d.status(wid, "recalled")
+    await d.status("recalled")
     with d.sessions() as s:
         from store.models import ApprovalTask
         assert s.get(ApprovalTask, m).state == "cancelled"
