@@ -191,8 +191,8 @@ async def test_delegate_update_moves_a_task_to_another_user(
         result = await task_service.delegate(s, d.client, tid, alice, slow.dan.email.upper(),
                                              "away Friday")
     assert (result.task.assignee_id, result.task.on_behalf_of_id) == (slow.dan.id, slow.alice.id)
-    row = d.task(tid)
-    assert (row.assignee_id, row.on_behalf_of_id, row.state) == (slow.dan.id, slow.alice.id, "open")
+    await eventually(lambda: (lambda row: (row.assignee_id, row.on_behalf_of_id, row.state))(
+        d.task(tid)) == (slow.dan.id, slow.alice.id, "open"))
     await eventually(lambda: outbox(sessions, ":delegated-") == [
         (f"{tid}:delegated-{slow.dan.id}:{slow.dan.id}", slow.dan.email)])
     with sessions() as s, pytest.raises(Forbidden, match="assigned to Dan Deputy"):
