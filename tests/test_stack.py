@@ -98,6 +98,8 @@ def test_up_demo_then_restart_resumes(stack: Stack) -> None:
     r = httpx.post(f"{stack.url}/api/v1/tasks/{acme['id']}/decision", headers=manager,
                    json={"decision": "approve", "comment": "fine"})
     assert r.status_code == 200 and r.json()["state"] == "approved"
+    _wait(lambda: acme["id"] not in [t["id"] for t in httpx.get(
+        f"{stack.url}/api/v1/inbox", headers=manager).json()])
     assert stack.stop() == 0
 
     # Second start on the same var/: no re-seeding, chains continue where they were.
