@@ -16,6 +16,17 @@ from tests.support import eventually, make_account, make_quote, open_tasks, requ
 from web.services import tasks as task_service
 from web.services.quotes import submit_quote
 
+# Manager above 10% off, then deal desk above 20% off.
+TWO_STEP_POLICY = """
+name: two-step
+steps:
+  - {key: manager, name: Sales manager, approvers: [{role: sales_manager}]}
+  - {key: desk, name: Deal desk, after: [manager], approvers: [{role: deal_desk}]}
+rules:
+  - {id: discount, when: [{fact: discount_pct, op: gt, value: 10}], add: [manager]}
+  - {id: deep, when: [{fact: discount_pct, op: gt, value: 20}], add: [desk]}
+"""
+
 
 class Deal:
     """A quote owned and submitted by ``rep``; ``client`` may be swapped (server restarts)."""

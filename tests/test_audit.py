@@ -22,19 +22,10 @@ from dealdesk.settings import Settings
 from store import audit
 from store.db import write_lock
 from store.models import AuditEvent, AuditHead
-from tests.chain_fixtures import Deal, outbox
+from tests.chain_fixtures import TWO_STEP_POLICY, Deal, outbox
 from tests.support import eventually, load_policy, make_user
 
 DEALDESK = Path(sys.executable).parent / "dealdesk"
-POLICY = """
-name: audited
-steps:
-  - {key: manager, name: Sales manager, approvers: [{role: sales_manager}]}
-  - {key: desk, name: Deal desk, after: [manager], approvers: [{role: deal_desk}]}
-rules:
-  - {id: discount, when: [{fact: discount_pct, op: gt, value: 10}], add: [manager]}
-  - {id: deep, when: [{fact: discount_pct, op: gt, value: 20}], add: [desk]}
-"""
 # A new value for each content column, as SQL, that differs from whatever is stored.
 FORGERIES = {
     "actor": "actor || ' (forged)'",
@@ -53,7 +44,7 @@ async def row_ids(sessions: sessionmaker[Session], client: Client, settings: Set
         rep, mgr, desk = (make_user(s, "Rita Rep", "rep"),
                           make_user(s, "Mo Manager", "sales_manager"),
                           make_user(s, "Dee Desk", "deal_desk"))
-        load_policy(s, POLICY)
+        load_policy(s, TWO_STEP_POLICY)
         s.expunge_all()
     d = Deal(sessions, client, settings, rep, net_amount=7_500_000)
     await d.submit()

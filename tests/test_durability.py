@@ -29,19 +29,10 @@ from dealdesk.settings import Settings
 from dealdesk.worker import build_worker
 from store import audit
 from store.models import User
-from tests.chain_fixtures import Deal, outbox
+from tests.chain_fixtures import TWO_STEP_POLICY, Deal, outbox
 from tests.support import eventually, load_policy, make_user
 
 DEALDESK = Path(sys.executable).parent / "dealdesk"
-POLICY = """
-name: durable
-steps:
-  - {key: manager, name: Sales manager, approvers: [{role: sales_manager}]}
-  - {key: desk, name: Deal desk, after: [manager], approvers: [{role: deal_desk}]}
-rules:
-  - {id: discount, when: [{fact: discount_pct, op: gt, value: 10}], add: [manager]}
-  - {id: deep, when: [{fact: discount_pct, op: gt, value: 20}], add: [desk]}
-"""
 TWO_STEPS = dict(net_amount=7_500_000)  # 25% off: manager, then deal desk
 
 
@@ -57,7 +48,7 @@ def people(sessions: sessionmaker[Session]) -> People:
     with sessions.begin() as s:
         p = People(make_user(s, "Rita Rep", "rep"), make_user(s, "Mo Manager", "sales_manager"),
                    make_user(s, "Dee Desk", "deal_desk"))
-        load_policy(s, POLICY)
+        load_policy(s, TWO_STEP_POLICY)
         s.expunge_all()
     return p
 
