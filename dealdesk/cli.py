@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -142,8 +141,3 @@ def policies_load(file: Path) -> None:
             raise typer.Exit(2) from None
         s.commit()
         console.print(f"saved policy {row.name} version {row.version}")
-
-
-def main() -> None:  # pragma: no cover - console entry
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app()

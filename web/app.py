@@ -18,7 +18,7 @@ from temporalio.client import Client
 from dealdesk.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
 from web.auth import Unauthenticated
-from web.errors import AppError
+from web.errors import AppError, Invalid
 from web.render import is_htmx, render
 from web.routes import admin, api, health, inbox, pages, policies, quotes
 
@@ -110,10 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         message = "; ".join(problems) or "the request is malformed"
-        return await app_error(request, AppError422(message))
-
-    class AppError422(AppError):
-        status = 422
+        return await app_error(request, Invalid(message))
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
