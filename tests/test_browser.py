@@ -72,6 +72,18 @@ async def test_approve_from_inbox_moves_task_to_next_queue(
     await eventually(lambda: _reload_until(finance, frows, 2), timeout=30)
     await expect(finance.locator("#inbox-table")).to_contain_text(titles[0])
     await expect(finance.locator("#inbox-table")).to_contain_text("Finance")
+    # Finance rejects from the task page: without a comment the refusal names the problem,
+    # with one the panel shows the decision at once and the error goes away.
+    await finance.locator("#inbox-table a", has_text=titles[0]).click()
+    await finance.wait_for_url(f"{live_url}/tasks/**")
+    await finance.locator("button[value=reject]").click()
+    await expect(finance.locator("#flash")).to_contain_text("a comment is required to reject")
+    await finance.fill("textarea[name=comment]", "Payment terms need finance review")
+    await finance.locator("button[value=reject]").click()
+    await expect(finance.locator("#panel")).to_contain_text("You rejected this task.")
+    await expect(finance.locator("#panel .state")).to_have_text("rejected")
+    await expect(finance.locator("#flash")).to_be_empty()
+
     # And once the store has both decisions, the manager's inbox shows its empty state.
     await eventually(lambda: _reload_until(manager, rows, 0), timeout=30)
     await expect(manager.get_by_text("Nothing waiting for you")).to_be_visible()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,6 +17,7 @@ from web.errors import AppError, Invalid, NotFound
 from web.render import render
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter
+from workflows.messages import TaskResult, TaskState
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +69,43 @@ async def inbox_badge(request: Request, user: CurrentUser, session: SessionDep) 
     return render(request, "_badge.html", {"count": task_service.inbox_count(session, user)})
 
 
-def _task_context(session: SessionDep, task: ApprovalTask, user: User) -> dict[str, object]:
+@dataclass(frozen=True)
+class Panel:
+    """The task's current state for its action panel: from the Update's result right after
+    an action (the store follows a moment later), else from the store."""
+
+    state: str
+    assignee: str | None
+    on_behalf_of: str | None
+    queue_role: str | None
+    claimed_by: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    comment: str | None
+
+    @classmethod
+    def of_row(cls, t: ApprovalTask) -> Panel:
+        return cls(t.state, t.assignee.name if t.assignee else None,
+                   t.on_behalf_of.name if t.on_behalf_of else None, t.queue_role,
+                   t.claimed_by.name if t.claimed_by else None,
+                   t.decided_by.name if t.decided_by else None, t.decided_at, t.comment)
+
+    @classmethod
+    def of_result(cls, t: TaskState) -> Panel:
+        return cls(t.state, t.assignee_name if t.assignee_id is not None else None,
+                   t.on_behalf_of_name or None, t.queue_role, t.claimed_by_name or None,
+                   t.decided_by_name or None, t.decided_at, t.comment or None)
+
+    def can_act(self, user: User, assignee_id: int | None, claimed_by_id: int | None) -> bool:
+        if self.state != "open":
+            return False
+        if assignee_id is not None:
+            return assignee_id == user.id
+        return self.queue_role in user.roles and claimed_by_id in (None, user.id)
+
+
+def _task_context(session: SessionDep, task: ApprovalTask, user: User,
+                  result: TaskResult | None = None) -> dict[str, object]:
     req = session.get(ApprovalRequest, task.request_id)
     assert req is not None
     step = next((s for s in req.steps if s.key == task.step_key), None)
@@ -75,8 +114,13 @@ def _task_context(session: SessionDep, task: ApprovalTask, user: User) -> dict[s
                                                     ApprovalTask.id)).unique().all()
     history = session.scalars(select(AuditEvent).where(
         AuditEvent.entity == f"quote-{task.quote_id}").order_by(AuditEvent.id)).all()
+    if result is None:
+        panel, can_act = Panel.of_row(task), task_service.can_act(task, user)
+    else:
+        panel = Panel.of_result(result.task)
+        can_act = panel.can_act(user, result.task.assignee_id, result.task.claimed_by_id)
     return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
-            "can_act": task_service.can_act(task, user)}
+            "p": panel, "can_act": can_act}
 
 
 def may_view_task(task: ApprovalTask, user: User) -> bool:
@@ -110,9 +154,8 @@ async def decide(request: Request, task_id: str, user: CurrentUser, session: Ses
             count -= 1
         return render(request, "inbox.html", {"done": result.task, "count": count,
                                               "status": result.chain_status}, block="row_done")
-    session.expire_all()
     task = task_service.get_task(session, task_id)
-    return render(request, "task.html", {**_task_context(session, task, user),
+    return render(request, "task.html", {**_task_context(session, task, user, result),
                                          "notice": f"You {result.task.state.replace('_', ' ')}"
                                                    " this task."}, block="panel")
 
@@ -120,11 +163,10 @@ async def decide(request: Request, task_id: str, user: CurrentUser, session: Ses
 @router.post("/tasks/{task_id}/claim")
 async def claim(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
                 client: ClientDep, release: Annotated[bool, Form()] = False) -> Response:
-    await task_service.claim(session, client, task_id, user, claim=not release)
-    session.expire_all()
+    result = await task_service.claim(session, client, task_id, user, claim=not release)
     task = task_service.get_task(session, task_id)
     notice = "Released back to the queue." if release else "Claimed: it is yours now."
-    return render(request, "task.html", {**_task_context(session, task, user),
+    return render(request, "task.html", {**_task_context(session, task, user, result),
                                          "notice": notice}, block="panel")
 
 
@@ -133,9 +175,8 @@ async def delegate(request: Request, task_id: str, user: CurrentUser, session: S
                    client: ClientDep, to: Annotated[str, Form()],
                    comment: Annotated[str, Form()] = "") -> Response:
     result = await task_service.delegate(session, client, task_id, user, to, comment)
-    session.expire_all()
     task = task_service.get_task(session, task_id)
-    return render(request, "task.html", {**_task_context(session, task, user),
+    return render(request, "task.html", {**_task_context(session, task, user, result),
                                          "notice": f"Delegated to {result.task.assignee_name}."},
                   block="panel")
 
