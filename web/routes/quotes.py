@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -41,9 +41,14 @@ def _minor(value: str, field: str) -> int:
                       field=field) from None
 
 
-def _fields(account_id: int, title: str, currency: str, list_amount: str, net_amount: str,
-            cost_amount: str, term_months: int, nonstandard_terms: str,
-            product_families: str) -> QuoteFields:
+def quote_form(
+    account_id: Annotated[int, Form()], title: Annotated[str, Form()],
+    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
+    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
+    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
+    product_families: Annotated[str, Form()] = "",
+) -> QuoteFields:
+    """The quote form's fields (amounts in major units, lists comma-separated), validated."""
     try:
         return QuoteFields(
             account_id=account_id, title=title.strip(), currency=currency.strip().upper(),
@@ -88,16 +93,10 @@ async def new_quote_page(request: Request, user: CurrentUser, session: SessionDe
 @router.post("/quotes/new")
 async def create_quote(
     request: Request, user: CurrentUser, session: SessionDep,
-    account_id: Annotated[int, Form()], title: Annotated[str, Form()],
-    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
-    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
-    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
-    product_families: Annotated[str, Form()] = "",
+    fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
     if "rep" not in user.roles:
         raise Forbidden("only sales reps create quotes")
-    fields = _fields(account_id, title, currency, list_amount, net_amount, cost_amount,
-                     term_months, nonstandard_terms, product_families)
     write_lock(session)
     quote = quote_service.create_quote(session, user, fields)
     session.commit()
@@ -134,14 +133,8 @@ async def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
 @router.post("/quotes/{quote_id}/edit")
 async def edit_quote(
     request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
-    account_id: Annotated[int, Form()], title: Annotated[str, Form()],
-    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
-    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
-    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
-    product_families: Annotated[str, Form()] = "",
+    fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
-    fields = _fields(account_id, title, currency, list_amount, net_amount, cost_amount,
-                     term_months, nonstandard_terms, product_families)
     write_lock(session)
     quote = _visible_quote(session, quote_id, user)
     quote_service.edit_quote(session, quote, user, fields)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, defaultload, lazyload
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from store.models import Account, ApprovalTask, Quote, User
+from store.models import APPROVER_ROLES, Account, ApprovalTask, Quote, User
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.services.quotes import actor_of
 from web.services.refusals import refusal_error
@@ -197,8 +197,7 @@ def _check_reachable(task: TaskRef, user: User) -> None:
 
     The workflow's validator remains the authority: this only spares it obvious cases.
     """
-    if not any(r in user.roles for r in ("sales_manager", "deal_desk", "finance", "legal",
-                                          "cfo")) and task.assignee_id != user.id:
+    if not user.roles.intersection(APPROVER_ROLES) and task.assignee_id != user.id:
         raise Forbidden("your role cannot act on approval tasks")
 
 
