@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,14 +19,11 @@ from dealdesk.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
 from web.auth import Unauthenticated
 from web.errors import AppError, Invalid
+from web.headers import SecurityHeaders
 from web.render import is_htmx, render
 from web.routes import admin, api, health, inbox, pages, policies, quotes
 
 log = logging.getLogger("dealdesk.web")
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-
 
 async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
     """Keep trying in the background: the UI serves (and /healthz reports) meanwhile."""
@@ -65,17 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="dealdesk_session", same_site="lax",
                        https_only=settings.cookies_secure, max_age=12 * 3600)
 
-    @app.middleware("http")
-    async def security_headers(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.url.path.startswith("/api/") or request.method != "GET":
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def wants_json(request: Request) -> bool:
         return (request.url.path.startswith("/api/")
