@@ -1,0 +1,98 @@
+"""Signing an envelope PDF: fields first, certify, one revision per signer, seal (B-LTA).
+Every output is read back by pyHanko (with diff analysis) and by poppler's pdfsig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from documents import signing
+from documents.pki import Pki, PkiError
+from documents.timestamps import timestamper
+from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
+
+FIELDS = [signing.FieldSpec("sig-buyer1", 19, (72, 60, 262, 110)),
+          signing.FieldSpec("sig-buyer2", 19, (300, 60, 490, 110)),
+          signing.FieldSpec("sig-cfo", 19, (72, 130, 262, 180))]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"), "test-passphrase", org_name="Acme Test",
+               base_url="http://127.0.0.1:9")
+
+
+def _sign_all(pki: Pki) -> bytes:
+    ts = timestamper(pki)
+    chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
+    doc = signing.prepare_fields(contract_pdf(), FIELDS)
+    people = [("Ann Buyer", "ann@buyer.test"), ("Ben Buyer", "ben@buyer.test"),
+              ("Cleo CFO", "cfo@acme.test")]
+    for n, (field, (name, email)) in enumerate(zip([f.name for f in FIELDS], people,
+                                                   strict=True)):
+        signer = signing.signer_for(pki.issue_signer(name, email), chain)
+        doc = signing.sign_field(doc, signing.SignatureSpec(field, f"Signed as {name}",
+                                                            certify=n == 0), signer, ts)
+    return signing.seal(doc, certs=[*chain, pki.tsa.asn1_cert],
+                        crls=[pki.crl("issuing"), pki.crl("root")], timestamper=ts)
+
+
+def test_three_signatures_and_a_document_timestamp_validate(pki: Pki) -> None:
+    sealed = _sign_all(pki)
+    verdicts = pyhanko_verdicts(sealed, pki)
+    assert [v.field for v in verdicts if not v.timestamp] == [f.name for f in FIELDS]
+    assert sum(v.timestamp for v in verdicts) == 1
+    for v in verdicts:
+        assert v.intact and v.valid and v.trusted, v
+        if not v.timestamp:
+            assert v.docmdp_ok, v
+            assert v.modification in ("FORM_FILLING", "LTA_UPDATES"), v
+    poppler = pdfsig_report(sealed, pki)
+    for f in FIELDS:
+        assert poppler[f.name] == ("Signature is Valid.", "Certificate is Trusted."), poppler
+
+
+def test_one_changed_byte_of_page_content_fails_validation(pki: Pki) -> None:
+    sealed = bytearray(_sign_all(pki))
+    at = sealed.index(b"clause 7 as written")
+    sealed[at + len("clause ")] = ord("9")
+    verdicts = pyhanko_verdicts(bytes(sealed), pki)
+    assert not all(v.intact for v in verdicts)
+    poppler = pdfsig_report(bytes(sealed), pki)
+    assert any(sig != "Signature is Valid." for sig, _ in poppler.values()), poppler
+
+
+def test_fields_are_checked_before_signing(pki: Pki) -> None:
+    doc = signing.prepare_fields(contract_pdf(2),
+                                 [signing.FieldSpec("sig-x", 1, (72, 60, 262, 110))])
+    signer = signing.signer_for(pki.issue_signer("Ann", "ann@x.test"),
+                                [pki.issuing.asn1_cert, pki.root.asn1_cert])
+    with pytest.raises(signing.SigningError, match="no signature field 'sig-y'"):
+        signing.sign_field(doc, signing.SignatureSpec("sig-y", "r"), signer, timestamper(pki))
+    once = signing.sign_field(doc, signing.SignatureSpec("sig-x", "r", certify=True), signer,
+                              timestamper(pki))
+    with pytest.raises(signing.SigningError, match="already signed"):
+        signing.sign_field(once, signing.SignatureSpec("sig-x", "r"), signer, timestamper(pki))
+    with pytest.raises(signing.SigningError, match="page 5 is not in the document"):
+        signing.prepare_fields(contract_pdf(2), [signing.FieldSpec("s", 4, (1, 1, 50, 50))])
+
+
+def test_pki_is_created_once_and_needs_its_passphrase(tmp_path: Path) -> None:
+    first = Pki(tmp_path, "right", org_name="Acme", base_url="http://x")
+    again = Pki(tmp_path, "right", org_name="Acme", base_url="http://x")
+    assert again.root.cert == first.root.cert
+    assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "root.key").read_bytes()
+    with pytest.raises(PkiError, match="wrong passphrase"):
+        Pki(tmp_path, "wrong", org_name="Acme", base_url="http://x")
+    person = first.issue_signer("Zoë Ångström", "zoe@example.com")
+    assert person.cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)[0].value == \
+        "zoe@example.com"
+    assert person.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
+        "Zoë Ångström"
+    assert (tmp_path / "issued" / f"{person.cert.serial_number:x}.pem").exists()
+    first.revoke(person.cert.serial_number)
+    crl = x509.load_der_x509_crl(first.crl("issuing"))
+    assert crl.get_revoked_certificate_by_serial_number(person.cert.serial_number) is not None
