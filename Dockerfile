@@ -12,10 +12,17 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 FROM ${PYTHON_IMAGE}
-# System packages for documents/ go here (LibreOffice headless for DOCX->PDF, poppler-utils),
-# added by their own issues, e.g.:
-# RUN apt-get update && apt-get install -y --no-install-recommends libreoffice-writer-nogui poppler-utils \
-#     && rm -rf /var/lib/apt/lists/*
+# documents/: LibreOffice headless (DOCX -> PDF) kept warm by unoserver, which needs Debian's
+# python3 with `uno` (its own venv with the system site-packages); poppler-utils for anchors
+# and page images; fonts with Word metrics and DejaVu for names in any script.
+ARG UNOSERVER_VERSION=3.7
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libreoffice-writer-nogui python3-uno \
+       python3-venv poppler-utils fonts-crosextra-carlito fonts-crosextra-caladea \
+       fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/* \
+    && /usr/bin/python3 -m venv --system-site-packages /opt/uno-venv \
+    && /opt/uno-venv/bin/pip install --no-cache-dir "unoserver==${UNOSERVER_VERSION}"
 RUN groupadd --system --gid 10001 dealdesk \
     && useradd --system --uid 10001 --gid dealdesk --home-dir /var/lib/dealdesk \
        --shell /usr/sbin/nologin dealdesk \
@@ -27,6 +34,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DEALDESK_ENVIRONMENT=production \
     DEALDESK_VAR_DIR=/var/lib/dealdesk \
+    DEALDESK_UNO_VENV=/opt/uno-venv \
     DEALDESK_WEB_HOST=0.0.0.0 \
     DEALDESK_WEB_PORT=8000
 # DEALDESK_VAR_DIR (blobs, pki) must be a volume (compose mounts one); the directory is created

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import OutboxMessage
 
@@ -37,9 +38,11 @@ class SmtpConfig:
 
 
 class Mailer:
-    def __init__(self, sessions: sessionmaker[Session], smtp: SmtpConfig | None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], smtp: SmtpConfig | None,
+                 blobs: BlobStore | None = None) -> None:
         self._sessions = sessions
         self._smtp = smtp
+        self._blobs = blobs  # where attachments' bytes are
 
     def queue(self, key: str, to_addr: str, subject: str, body: str) -> int:
         """Insert the outbox row unless it exists; return its id."""
@@ -73,6 +76,12 @@ class Mailer:
             email["Subject"] = msg.subject
             email["Message-ID"] = f"<{msg.message_key.replace(':', '.')}@dealdesk>"
             email.set_content(msg.body)
+            for a in msg.attachments:
+                if self._blobs is None:
+                    raise RuntimeError("this mailer has no blob store for attachments")
+                maintype, _, subtype = a["content_type"].partition("/")
+                email.add_attachment(self._blobs.get(a["sha256"]), maintype=maintype,
+                                     subtype=subtype, filename=a["filename"])
             try:
                 with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=20) as smtp:
                     if self._smtp.starttls:

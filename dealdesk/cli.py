@@ -141,3 +141,93 @@ def policies_load(file: Path) -> None:
             raise typer.Exit(2) from None
         s.commit()
         console.print(f"saved policy {row.name} version {row.version}")
+
+
+@app.command()
+def verify(
+    file: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    trust: Annotated[list[Path] | None, typer.Option(
+        help="a trusted root certificate (PEM or DER); repeat for several; "
+             "without it, the app's internal CA")] = None,
+    at: Annotated[str | None, typer.Option(
+        help="judge certificates at this ISO 8601 time instead of now (UTC if no offset)")
+    ] = None,
+) -> None:
+    """Verify every signature in a PDF; exits 0 if all are valid, 1 if not, 2 if unreadable."""
+    import datetime as dt
+    import json
+    import logging
+
+    from documents import verify as verification
+
+    # pyHanko logs each untrusted chain with a traceback; the report says it better.
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def fail(message: str) -> typer.Exit:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+        return typer.Exit(2)
+
+    moment = None
+    if at:
+        try:
+            moment = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise fail(f"--at {at!r} is not an ISO 8601 time, e.g. 2024-05-01T12:00") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    try:
+        roots = (verification.load_trust_roots(trust) if trust
+                 else verification.default_trust_roots(get_settings().pki_dir))
+        data = file.read_bytes()
+    except ValueError as e:
+        raise fail(f"{'--trust ' if trust else 'the internal CA: '}{e}") from None
+    except OSError as e:
+        raise fail(f"cannot read {file}: {e.strerror or e}") from None
+    try:
+        report = verification.verify_pdf(data, roots, moment=moment)
+    except verification.UnreadablePdf as e:
+        raise fail(f"{file}: {e.message}") from None
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), **verification.to_json(report)}, indent=2))
+    else:
+        _print_report(file, report)
+    if not report.valid:
+        raise typer.Exit(1)
+
+
+def _print_report(file: Path, report: object) -> None:
+    import datetime as dt
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from documents.verify import VerificationReport
+
+    assert isinstance(report, VerificationReport)
+
+    def flag(label: str, value: bool | None) -> Text:
+        return Text(f"{'✔' if value else '✘'} {label}", "green" if value else "red")
+
+    table = Table(title=Text(str(file)), title_justify="left", show_lines=True)
+    for column in ("Signature", "Checks", "Verdict"):
+        table.add_column(column)
+    for s in report.signatures:
+        when = (s.signing_time.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+                + ("" if s.timestamped else " (claimed)")) if s.signing_time else "time unknown"
+        who = " ".join(p for p in (s.signer_name, f"<{s.signer_email}>" if s.signer_email
+                                   else None) if p) or "signer unknown"
+        checks = Text(" ").join([flag("intact", s.intact), flag("valid", s.valid),
+                                 flag("trusted", s.trusted)])
+        checks.append("\nchanges after: " + (s.modification_level or "?").lower()
+                      .replace("_", " ") + f"\nPAdES: {s.pades_level or '—'}")
+        table.add_row(Text(f"{s.field_name} ({s.kind})\n{who}\n{when}"), checks,
+                      Text("OK", "bold green") if s.ok else Text("FAIL", "bold red"))
+    console.print(table)
+    for s in report.signatures:
+        for problem in s.problems:
+            console.print(Text(f"{s.field_name}: {problem}", "red"))
+    for line in (*report.problems, *report.notes):
+        console.print(Text(line, "yellow"))
+    console.print(Text("VALID: every signature checks out", "bold green") if report.valid
+                  else Text("NOT VALID", "bold red"))

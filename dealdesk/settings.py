@@ -14,6 +14,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside development
+DEV_PKI_PASSPHRASE = "dev-only-pki-passphrase"  # noqa: S105 - refused in production
 
 
 class Settings(BaseSettings):
@@ -44,6 +45,19 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "dealdesk@localhost"
 
+    # Signing. The PKI (root CA, issuing CA, TSA, seal) is created under var/pki on first use.
+    org_name: str = "dealdesk"
+    pki_passphrase: str = DEV_PKI_PASSPHRASE
+    tsa_url: str = ""  # an external RFC 3161 TSA; empty: the app's own (see documents/timestamps)
+    max_upload_mb: int = 25
+    # The venv (Debian python3 + uno + unoserver) of the warm LibreOffice; empty: .venv-uno.
+    uno_venv: Path | None = None
+    # Webhooks: envelope events POSTed to each URL, signed with HMAC-SHA256 (webhook_secret).
+    webhook_urls: list[str] = []
+    webhook_secret: str = ""
+    # Who else gets every completed envelope (e.g. legal@, finance@).
+    distribution_emails: list[str] = []
+
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> Settings:
         if not self.database_url:
@@ -56,7 +70,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DEALDESK_SECRET_KEY must be set to a random string of 32+ characters in production"
             )
+        if self.environment == "production" and self.pki_passphrase == DEV_PKI_PASSPHRASE:
+            raise ValueError("DEALDESK_PKI_PASSPHRASE must be set in production")
+        if self.webhook_urls and len(self.webhook_secret) < 16:
+            raise ValueError("DEALDESK_WEBHOOK_SECRET (16+ characters) is required when "
+                             "DEALDESK_WEBHOOK_URLS is set")
         return self
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.var_dir / "pki"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.var_dir / "blobs"
 
     @property
     def cookies_secure(self) -> bool:

@@ -109,7 +109,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
 
 
 def _seed_demo(settings: Settings) -> None:
-    from dealdesk.demo import seed_quotes, seed_records
+    from dealdesk.demo import seed_envelopes, seed_quotes, seed_records
     from dealdesk.runtime import connect
 
     engine = make_engine(settings.database_url)
@@ -117,8 +117,10 @@ def _seed_demo(settings: Settings) -> None:
     if seed_records(sessions):
         console.print("Seeding demo data…")
 
-        async def quotes() -> None:
-            await seed_quotes(sessions, await connect(settings), settings)
+        async def workflows() -> None:
+            client = await connect(settings)
+            await seed_quotes(sessions, client, settings)
+            await seed_envelopes(sessions, client, settings)
 
-        asyncio.run(quotes())
+        asyncio.run(workflows())
     engine.dispose()

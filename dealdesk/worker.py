@@ -10,11 +10,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.approvals import ApprovalActivities
+from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer, SmtpConfig
+from activities.webhooks import WebhookActivities, WebhookEndpoint
 from dealdesk.settings import Settings
+from documents.pki import Pki
+from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.envelope import EnvelopeWorkflow
 
-WORKFLOWS = [ApprovalChainWorkflow]
+WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -24,16 +29,37 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
                       settings.smtp_password, settings.smtp_starttls, settings.smtp_from)
 
 
+def open_pki(settings: Settings) -> Pki:
+    return Pki(settings.pki_dir, settings.pki_passphrase, org_name=settings.org_name,
+               base_url=settings.base_url)
+
+
+def webhook_endpoints(settings: Settings) -> list[WebhookEndpoint]:
+    """The configured URLs, named ``webhook-1``, ``webhook-2``… (names, never URLs, travel
+    through workflow histories and logs)."""
+    return [WebhookEndpoint(f"webhook-{n}", url, settings.webhook_secret.encode())
+            for n, url in enumerate(settings.webhook_urls, start=1)]
+
+
 def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Session],
                  task_queue: str | None = None) -> Worker:
-    mailer = Mailer(sessions, smtp_config(settings))
+    blobs = BlobStore(settings.blob_dir)
+    mailer = Mailer(sessions, smtp_config(settings), blobs)
     approvals = ApprovalActivities(sessions, mailer, settings.base_url)
+    envelopes = EnvelopeActivities(sessions, mailer, blobs, open_pki(settings),
+                                   settings.base_url, settings.tsa_url,
+                                   tuple(settings.distribution_emails))
+    webhooks = WebhookActivities(webhook_endpoints(settings))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[approvals.project_chain, approvals.resolve_seats,
-                    approvals.resolve_escalations, approvals.notify],
+                    approvals.resolve_escalations, approvals.notify,
+                    envelopes.prepare_envelope, envelopes.invite_recipients,
+                    envelopes.apply_signature, envelopes.record_approval,
+                    envelopes.seal_envelope, envelopes.record_outcome,
+                    webhooks.deliver_webhook],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

@@ -128,8 +128,9 @@ def signed_field_names(pdf: bytes) -> list[str]:
 
 
 def sign_field(pdf: bytes, spec: SignatureSpec, signer: signers.Signer,
-               timestamper: TimeStamper) -> bytes:
-    """One signature in its own incremental update, into the prepared field."""
+               timestamper: TimeStamper | None) -> bytes:
+    """One signature in its own incremental update, into the prepared field (timestamped
+    unless ``timestamper`` is None, which only the benchmarks use)."""
     w = _writer(pdf)
     state = {name: filled for name, filled, _ in
              fields.enumerate_sig_fields(w.prev, filled_status=None)}

@@ -46,6 +46,12 @@ class InternalTimeStamper(DummyTimeStamper):
         super().__init__(tsa_cert, key_info, certs_to_embed=SimpleCertificateStore.from_certs(
             chain))
         self._key = tsa_key
+        # Built (and DER-encoded) once: re-encoding the certificate's issuer name for every
+        # token was most of a token's cost.
+        # Loaded back from DER, so asn1crypto treats it as an unparsed blob when encoding
+        # (a constructed tree is walked again on every dump).
+        self._signing_certificate = cms.CMSAttribute.load(simple_cms_attribute(
+            "signing_certificate", general.as_signing_certificate(tsa_cert)).dump())
 
     def _build_tst_info(self, message_imprint: tsp.MessageImprint, dt_: dt.datetime,
                         req: tsp.TimeStampReq) -> tsp.TSTInfo:
@@ -61,8 +67,7 @@ class InternalTimeStamper(DummyTimeStamper):
         signed_attrs = cms.CMSAttributes([
             simple_cms_attribute("content_type", "tst_info"),
             simple_cms_attribute("signing_time", cms.Time({"utc_time": dt_})),
-            simple_cms_attribute("signing_certificate",
-                                 general.as_signing_certificate(self.tsa_cert)),
+            self._signing_certificate,
             simple_cms_attribute("message_digest", md.finalize()),
         ])
         signature = self._key.sign(signed_attrs.dump(), PKCS1v15(),

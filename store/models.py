@@ -322,3 +322,103 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # [{"sha256", "filename", "content_type"}]: files from the blob store to attach.
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Envelope(Base):
+    """A document sent for signature. Projection of EnvelopeWorkflow (status, times,
+    current document) plus what only the store holds (the files' hashes)."""
+
+    __tablename__ = "envelopes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id"))
+    status: Mapped[str] = mapped_column(String(30), default="sent", index=True)
+    document_name: Mapped[str] = mapped_column(String(255))
+    page_count: Mapped[int] = mapped_column(Integer)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    current_sha256: Mapped[str] = mapped_column(String(64))
+    final_sha256: Mapped[str | None] = mapped_column(String(64))
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    completed_at: Mapped[dt.datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(Text)
+
+    sender: Mapped[User] = relationship(lazy="joined")
+    recipients: Mapped[list[EnvelopeRecipient]] = relationship(
+        order_by="(EnvelopeRecipient.routing_order, EnvelopeRecipient.id)", lazy="selectin",
+        cascade="all, delete-orphan")
+
+
+class EnvelopeRecipient(Base):
+    """One signer, approver or cc of an envelope, with their signing link (hash only)."""
+
+    __tablename__ = "envelope_recipients"
+    __table_args__ = (Index("ix_recipients_waiting", "status", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    envelope_id: Mapped[int] = mapped_column(ForeignKey("envelopes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))  # signer | approver | cc
+    routing_order: Mapped[int] = mapped_column(Integer)
+    auth_method: Mapped[str] = mapped_column(String(20), default="none")
+    access_code_hash: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    field_name: Mapped[str | None] = mapped_column(String(100))
+    field_page: Mapped[int | None] = mapped_column(Integer)
+    field_box: Mapped[list[Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    sent_at: Mapped[dt.datetime | None]
+    viewed_at: Mapped[dt.datetime | None]
+    signed_at: Mapped[dt.datetime | None]
+    declined_at: Mapped[dt.datetime | None]
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    typed_name: Mapped[str | None] = mapped_column(String(200))
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_expires_at: Mapped[dt.datetime | None]
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None]
+    otp_hash: Mapped[str | None] = mapped_column(String(64))
+    otp_expires_at: Mapped[dt.datetime | None]
+    verified_at: Mapped[dt.datetime | None]
+
+
+class EnvelopeEvent(Base):
+    """Everything that happened to an envelope, for its status page and its certificate of
+    completion (the audit chain has the same facts, tamper-evident)."""
+
+    __tablename__ = "envelope_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    envelope_id: Mapped[int] = mapped_column(ForeignKey("envelopes.id"), index=True)
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("envelope_recipients.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    auth_method: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SignatureApplication(Base):
+    """Idempotency record of one applied signature: a retried signing activity finds its
+    earlier output here instead of signing again."""
+
+    __tablename__ = "signature_applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idem_key: Mapped[str] = mapped_column(String(200), unique=True)
+    envelope_id: Mapped[int] = mapped_column(ForeignKey("envelopes.id"), index=True)
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("envelope_recipients.id"))
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    output_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

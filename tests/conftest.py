@@ -5,7 +5,10 @@ uuid task queue per test."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,10 +20,12 @@ from temporalio.client import Client
 from dealdesk.devserver import TemporalDevServer, free_port
 from dealdesk.runtime import connect
 from dealdesk.settings import Settings
-from dealdesk.worker import build_worker
+from dealdesk.worker import build_worker, open_pki
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from tests.envelope_support import Cast
 from tests.pg import PostgresServer
+from tests.support import make_user
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +73,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path,
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(scope="session")
+def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One internal PKI for the session (four RSA keys take a while), copied per test."""
+    var = tmp_path_factory.mktemp("pki-template")
+    open_pki(Settings(environment="test", var_dir=var))
+    return var / "pki"
+
+
 @pytest.fixture
-def settings(database_url: str, temporal_server: TemporalDevServer, tmp_path: Path) -> Settings:
+def settings(database_url: str, temporal_server: TemporalDevServer, tmp_path: Path,
+             pki_template: Path) -> Settings:
+    shutil.copytree(pki_template, tmp_path / "var" / "pki")
     return Settings(environment="test", database_url=database_url, var_dir=tmp_path / "var",
                     temporal_address=temporal_server.address,
                     task_queue=f"deals-{uuid.uuid4().hex[:8]}",
@@ -115,3 +130,43 @@ async def live_url(settings: Settings, worker: str) -> AsyncIterator[str]:
     yield live.base_url
     server.should_exit = True
     await task
+
+
+DEALDESK = Path(sys.executable).parent / "dealdesk"
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[object]:
+    """Start ``dealdesk worker`` subprocesses on this test's store and queue (call it)."""
+    procs: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, "DEALDESK_ENVIRONMENT": "test",
+           "DEALDESK_DATABASE_URL": settings.database_url,
+           "DEALDESK_TEMPORAL_ADDRESS": settings.temporal_address,
+           "DEALDESK_TASK_QUEUE": settings.task_queue,
+           "DEALDESK_WORKFLOW_PREFIX": settings.workflow_prefix,
+           "DEALDESK_VAR_DIR": str(tmp_path / "var")}
+
+    def start() -> subprocess.Popen[bytes]:
+        if not DEALDESK.exists():
+            pytest.fail(f"{DEALDESK} is missing: run .venv/bin/pip install -e . --no-deps")
+        with open(tmp_path / f"worker-{len(procs)}.log", "wb") as log:
+            proc = subprocess.Popen([str(DEALDESK), "worker"], env=env, cwd=tmp_path,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+
+
+@pytest.fixture
+def cast(sessions: sessionmaker[Session]) -> Cast:
+    """A sender (a rep) and an internal countersigner (the CFO)."""
+    with sessions.begin() as s:
+        sender = make_user(s, "Rae Rep", "rep")
+        cfo = make_user(s, "Cleo CFO", "cfo")
+        s.expunge_all()
+    return Cast(sender, cfo)

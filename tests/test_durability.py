@@ -11,10 +11,7 @@ Both end with an intact audit chain.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +29,6 @@ from store.models import User
 from tests.chain_fixtures import TWO_STEP_POLICY, Deal, outbox
 from tests.support import eventually, load_policy, make_user
 
-DEALDESK = Path(sys.executable).parent / "dealdesk"
 TWO_STEPS = dict(net_amount=7_500_000)  # 25% off: manager, then deal desk
 
 
@@ -81,32 +77,6 @@ async def assert_clean_store(sessions: sessionmaker[Session], deals: list[Deal])
 
 
 # ------------------------------------------------------------------ (a) worker killed
-@pytest.fixture
-def worker_process(settings: Settings, tmp_path: Path) -> Iterator[object]:
-    procs: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, "DEALDESK_ENVIRONMENT": "test",
-           "DEALDESK_DATABASE_URL": settings.database_url,
-           "DEALDESK_TEMPORAL_ADDRESS": settings.temporal_address,
-           "DEALDESK_TASK_QUEUE": settings.task_queue,
-           "DEALDESK_WORKFLOW_PREFIX": settings.workflow_prefix,
-           "DEALDESK_VAR_DIR": str(tmp_path / "var")}
-
-    def start() -> subprocess.Popen[bytes]:
-        if not DEALDESK.exists():
-            pytest.fail(f"{DEALDESK} is missing: run .venv/bin/pip install -e . --no-deps")
-        with open(tmp_path / f"worker-{len(procs)}.log", "wb") as log:
-            proc = subprocess.Popen([str(DEALDESK), "worker"], env=env, cwd=tmp_path,
-                                    stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
-
-
 async def test_chains_finish_after_the_worker_is_killed(
         people: People, sessions: sessionmaker[Session], client: Client, settings: Settings,
         worker_process) -> None:

@@ -16,12 +16,29 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from dealdesk.settings import Settings, get_settings
+from dealdesk.worker import open_pki
+from documents.convert import DEFAULT_UNO_VENV, Converter
+from documents.timestamps import InternalTimeStamper
+from store.blobs import BlobStore
 from store.db import make_engine, make_session_factory
 from web.auth import Unauthenticated
 from web.errors import AppError, Invalid
 from web.headers import SecurityHeaders
 from web.render import is_htmx, render
-from web.routes import admin, api, health, inbox, pages, policies, quotes
+from web.routes import (
+    admin,
+    api,
+    api_envelopes,
+    health,
+    inbox,
+    pages,
+    pki,
+    policies,
+    quotes,
+    verify,
+)
+from web.routes import envelopes as envelope_pages
+from web.routes import signer as signing_pages
 
 log = logging.getLogger("dealdesk.web")
 
@@ -44,6 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
+        app.state.blobs = BlobStore(settings.blob_dir)
+        app.state.pki = await asyncio.to_thread(open_pki, settings)
+        # LibreOffice starts on the first DOCX upload, then stays warm.
+        converter = Converter(uno_venv=settings.uno_venv or DEFAULT_UNO_VENV,
+                              work_dir=settings.var_dir / "libreoffice")
+        app.state.converter = lambda data, name: converter.convert(data, filename=name)
+        app.state.tsa = InternalTimeStamper(app.state.pki.tsa.asn1_cert, app.state.pki.tsa.key,
+                                            [app.state.pki.issuing.asn1_cert,
+                                             app.state.pki.root.asn1_cert])
         app.state.temporal = None
         connecting = asyncio.create_task(_connect_temporal(app, settings))
         try:
@@ -53,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         settings.temporal_address)
         yield
         connecting.cancel()
+        await asyncio.to_thread(converter.close)
         engine.dispose()
 
     app = FastAPI(title="dealdesk", version="0.1.0", lifespan=lifespan,
@@ -101,6 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
-                   admin.router, api.router):
+                   admin.router, api.router, api_envelopes.router, pki.router):
         app.include_router(router)
+    app.include_router(verify.router)
+    app.include_router(envelope_pages.router)
+    app.include_router(signing_pages.router)
     return app

@@ -5,7 +5,10 @@ the problem; the app renders them as JSON for the API and as a page or fragment 
     ├── NotFound      404  the thing named does not exist (or is not yours to see)
     ├── Forbidden     403  you may not do this
     ├── Conflict      409  the state moved on (already decided, chain ended, stale version)
+    ├── Gone          410  it existed but is over (an expired link, an ended envelope)
+    ├── TooLarge      413  an upload over the limit
     ├── Invalid       422  the input is wrong; ``field`` names where
+    ├── TooManyTries  429  too many wrong codes; wait and try again
     └── Unavailable   503  a backing service (Temporal) cannot be reached; try again
 """
 
@@ -33,8 +36,20 @@ class Conflict(AppError):
     status = 409
 
 
+class Gone(AppError):
+    status = 410
+
+
+class TooLarge(AppError):
+    status = 413
+
+
 class Invalid(AppError):
     status = 422
+
+
+class TooManyTries(AppError):
+    status = 429
 
 
 class Unavailable(AppError):

@@ -1,4 +1,5 @@
-"""Demo data: users for every role, accounts, the standard policy, quotes in several inboxes."""
+"""Demo data: users for every role, accounts, the standard policy, quotes in several inboxes,
+and envelopes out for signature."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from dealdesk.demo.contract import contract_pdf
 from dealdesk.settings import Settings
+from store.blobs import BlobStore
 from store.db import write_lock
-from store.models import Account, ApprovalTask, User, UserRole
+from store.models import Account, ApprovalTask, EnvelopeRecipient, User, UserRole
 from web.auth import hash_password
+from web.services.envelopes import EnvelopeIn, RecipientIn, create_envelope, sign
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote, submit_quote
 from web.services.tasks import decide
+from workflows.envelope_messages import Client as ClientInfo
 
 PASSWORD = "demo"  # noqa: S105 - the documented demo password
 USERS = [  # email, name, roles, manager
@@ -93,6 +98,49 @@ async def seed_quotes(sessions: sessionmaker[Session], client: Client,
                              "Strategic account; discount justified by volume.")
 
 
+async def seed_envelopes(sessions: sessionmaker[Session], client: Client,
+                         settings: Settings) -> None:
+    """Two envelopes: one waiting for both customer signers, one where the first customer
+    has signed and the other still has to (the CFO countersigns after both)."""
+    blobs = BlobStore(settings.blob_dir)
+    with sessions() as s:
+        rep = s.scalar(select(User).where(User.email == "rep@demo.test"))
+        cfo = s.scalar(select(User).where(User.email == "cfo@demo.test"))
+        assert rep and cfo
+        for customer, people in (
+                ("Stark Industries", [("Pepper Potts", "pepper@stark.example"),
+                                      ("Happy Hogan", "happy@stark.example")]),
+                ("Globex", [("Hank Scorpio", "hank@globex.example"),
+                            ("Mindy Simmons", "mindy@globex.example")])):
+            recipients = [RecipientIn(name, email, routing_order=1, anchor=f"customer{i}")
+                          for i, (name, email) in enumerate(people, start=1)]
+            recipients.append(RecipientIn(cfo.name, cfo.email, routing_order=2,
+                                          user_id=cfo.id, anchor="countersign"))
+            env = await create_envelope(s, client, settings, blobs, rep, EnvelopeIn(
+                title=f"Master services agreement — {customer}",
+                document_name=f"MSA {customer}.pdf",
+                document=contract_pdf(customer, ["customer1", "customer2", "countersign"]),
+                recipients=recipients, message="Please review and sign the MSA."))
+            if customer == "Globex":
+                signer = await _sent(sessions, env.id, people[0][1])
+                await sign(client, env, signer, people[0][0],
+                           ClientInfo(ip="198.51.100.23", user_agent="demo seed"))
+
+
+async def _sent(sessions: sessionmaker[Session], envelope_id: int,
+                email: str) -> EnvelopeRecipient:
+    for _ in range(200):
+        with sessions() as s:
+            r = s.scalar(select(EnvelopeRecipient).where(
+                EnvelopeRecipient.envelope_id == envelope_id, EnvelopeRecipient.email == email,
+                EnvelopeRecipient.status == "sent"))
+            if r is not None:
+                s.expunge(r)
+                return r
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{email} was never invited; is the worker running?")
+
+
 async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> str:
     for _ in range(200):
         with sessions() as s:
@@ -104,4 +152,4 @@ async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> st
     raise RuntimeError(f"no task appeared for quote {quote_id}; is the worker running?")
 
 
-__all__ = ["PASSWORD", "seed_quotes", "seed_records"]
+__all__ = ["PASSWORD", "seed_envelopes", "seed_quotes", "seed_records"]

@@ -51,3 +51,160 @@
 
   document.addEventListener("htmx:afterSwap", function () { cursor = Math.min(cursor, rows().length - 1); updateBulk(); });
 })();
+
+// Envelopes: the new-envelope form's recipient rows (add, remove, show the access-code box
+// only when it is needed, refuse an over-size file before uploading it), the signature pad
+// on the signing page, and "Signing…" on the sign buttons. Without JS the form has four
+// blank rows, every field shows, and nobody draws (the typed name is the signature).
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fn);
+    else fn();
+  }
+
+  function syncRow(row) {
+    const auth = row.querySelector("[data-auth]");
+    const code = row.querySelector(".f-code");
+    if (!auth || !code) return;
+    const off = auth.value !== "access_code";
+    code.classList.toggle("off", off);
+    code.querySelector("input").disabled = off;
+  }
+
+  function renumber(box) {
+    const rows = box.querySelectorAll("[data-row]");
+    rows.forEach(function (row, i) {
+      const n = row.querySelector(".rnum");
+      if (n) n.textContent = String(i + 1);
+      const rm = row.querySelector("[data-remove-row]");
+      if (rm) rm.hidden = rows.length <= 1;
+    });
+  }
+
+  function envelopeForm() {
+    const form = document.getElementById("envelope-form");
+    if (!form) return;
+    const box = document.getElementById("recipient-rows");
+    const tpl = document.getElementById("recipient-template");
+    const add = document.getElementById("add-recipient");
+    box.querySelectorAll("[data-row]").forEach(syncRow);
+    renumber(box);
+    if (add && tpl) {
+      add.hidden = false;
+      add.addEventListener("click", function () {
+        const rows = box.querySelectorAll("[data-row]");
+        if (rows.length >= 50) return;
+        const row = tpl.content.firstElementChild.cloneNode(true);
+        const last = rows[rows.length - 1];
+        const order = last && last.querySelector("input[name=r_order]").value;
+        row.querySelector("input[name=r_order]").value = order || "1";
+        box.appendChild(row);
+        syncRow(row);
+        renumber(box);
+        row.querySelector("input[name=r_name]").focus();
+      });
+    }
+    box.addEventListener("change", function (e) {
+      const row = e.target.closest("[data-row]");
+      if (row && e.target.matches("[data-auth]")) syncRow(row);
+    });
+    box.addEventListener("click", function (e) {
+      const button = e.target.closest("[data-remove-row]");
+      if (!button) return;
+      button.closest("[data-row]").remove();
+      renumber(box);
+    });
+    const file = form.querySelector("input[type=file][data-max-bytes]");
+    if (file) {
+      file.addEventListener("change", function () {
+        const max = Number(file.dataset.maxBytes);
+        const f = file.files && file.files[0];
+        file.setCustomValidity(f && f.size > max
+          ? f.name + " is " + (f.size / 1048576).toFixed(1) + " MB; the limit is "
+            + Math.round(max / 1048576) + " MB: choose a smaller file." : "");
+        file.reportValidity();
+      });
+    }
+  }
+
+  function signaturePad(pad) {
+    const canvas = pad.querySelector("canvas");
+    const field = pad.querySelector("input[name=drawing]");
+    const form = pad.closest("form");
+    const ctx = canvas.getContext("2d");
+    let drawn = false;
+    let last = null;
+    pad.hidden = false;
+
+    function fit() {
+      if (drawn) return;  // resizing a canvas wipes it: keep what was drawn
+      const ratio = Math.min(window.devicePixelRatio || 1, 2);
+      canvas.width = Math.round(canvas.clientWidth * ratio);
+      canvas.height = Math.round(canvas.clientHeight * ratio);
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+      ctx.lineWidth = 2.4;
+      ctx.lineCap = "round";
+      ctx.lineJoin = "round";
+      ctx.strokeStyle = ctx.fillStyle = "#1d2a5b";
+    }
+    function at(e) {
+      const box = canvas.getBoundingClientRect();
+      return { x: e.clientX - box.left, y: e.clientY - box.top };
+    }
+    fit();
+    window.addEventListener("resize", fit);
+    canvas.addEventListener("pointerdown", function (e) {
+      canvas.setPointerCapture(e.pointerId);
+      last = at(e);
+      ctx.beginPath();
+      ctx.arc(last.x, last.y, 1.2, 0, Math.PI * 2);
+      ctx.fill();
+      drawn = true;
+      pad.classList.add("drawn");
+      e.preventDefault();
+    });
+    canvas.addEventListener("pointermove", function (e) {
+      if (!last) return;
+      const p = at(e);
+      ctx.beginPath();
+      ctx.moveTo(last.x, last.y);
+      ctx.lineTo(p.x, p.y);
+      ctx.stroke();
+      last = p;
+      e.preventDefault();
+    });
+    ["pointerup", "pointercancel"].forEach(function (type) {
+      canvas.addEventListener(type, function () { last = null; });
+    });
+    pad.querySelector("[data-sigpad-clear]").addEventListener("click", function () {
+      drawn = false;
+      pad.classList.remove("drawn");
+      field.value = "";
+      fit();
+    });
+    form.addEventListener("submit", function () {
+      field.value = drawn ? canvas.toDataURL("image/png") : "";
+    });
+  }
+
+  ready(function () {
+    envelopeForm();
+    document.querySelectorAll("[data-sigpad]").forEach(signaturePad);
+    document.querySelectorAll("form.sign-form").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        const button = form.querySelector("button[type=submit], button:not([type])");
+        if (!button || form.dataset.busy) return;
+        const label = button.textContent;
+        form.dataset.busy = "1";
+        setTimeout(function () { button.disabled = true; button.textContent = "Signing…"; }, 0);
+        form.addEventListener("htmx:afterRequest", function () {  // an error: try again
+          delete form.dataset.busy;
+          button.disabled = false;
+          button.textContent = label;
+        }, { once: true });
+      });
+    });
+  });
+})();

@@ -1,0 +1,404 @@
+"""EnvelopeWorkflow's activities: preparing, inviting, signing, sealing, recording outcomes.
+
+Every activity is idempotent. Store writes happen in one transaction with their audit rows
+and mail (outbox rows, delivered after commit). Signing and sealing are keyed by
+(envelope, recipient or step, input document hash) in ``signature_applications``: a retry
+returns the bytes stored the first time instead of signing again. If an attempt dies after
+signing but before its commit, the retry signs the same input again, so the document still
+gets exactly one signature per signer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from activities.mail import Mailer
+from documents import signing
+from documents.certificate import (
+    CompletionRecord,
+    DocumentLine,
+    EventLine,
+    RecipientLine,
+    render_certificate,
+)
+from documents.pki import Pki
+from documents.timestamps import timestamper
+from store import audit
+from store.blobs import BlobStore
+from store.db import write_lock
+from store.models import (
+    Envelope,
+    EnvelopeEvent,
+    EnvelopeRecipient,
+    OutboxMessage,
+    SignatureApplication,
+)
+from workflows.envelope_messages import (
+    ApplySignatureInput,
+    InviteInput,
+    OutcomeInput,
+    SealResult,
+)
+
+Mail = tuple[str, str, str, str, list[object]]  # key, to, subject, body, attachments
+EVENT_WORDS = {
+    "created": "Created and sent the envelope", "sent": "Was sent a signing link",
+    "reminder": "Was reminded", "resend": "Was sent a new link",
+    "viewed": "Opened the document", "verified": "Passed identity check",
+    "signed": "Signed", "approved": "Approved", "declined": "Declined",
+    "voided": "Voided the envelope", "expired": "Envelope expired",
+    "sealed": "Sealed with a document timestamp", "completed": "Completed",
+}
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_event(s: Session, env: Envelope, kind: str, actor: str, *, key: str,
+              recipient: EnvelopeRecipient | None = None, ip: str | None = None,
+              user_agent: str | None = None, auth_method: str | None = None,
+              detail: dict[str, object] | None = None) -> bool:
+    """One envelope event and its audit row, in the caller's transaction; False if the key
+    was recorded before."""
+    key = f"envelope-{env.id}:{key}"
+    if s.scalar(select(EnvelopeEvent.id).where(EnvelopeEvent.event_key == key)):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    s.add(EnvelopeEvent(event_key=key, envelope_id=env.id,
+                        recipient_id=recipient.id if recipient else None, at=now, kind=kind,
+                        actor=actor, ip=ip, user_agent=(user_agent or "")[:400] or None,
+                        auth_method=auth_method, detail=detail or {}))
+    audit.append(s, event_key=key, actor=actor, action=f"envelope.{kind}",
+                 entity=f"envelope:{env.id}", at=now,
+                 data={"recipient": recipient.email if recipient else None, "ip": ip,
+                       "user_agent": user_agent, "auth": auth_method, **(detail or {})})
+    return True
+
+
+def _who(r: EnvelopeRecipient) -> str:
+    return f"{r.name} <{r.email}>"
+
+
+@dataclass(frozen=True)
+class Links:
+    base_url: str
+
+    def signer(self, token: str) -> str:
+        return f"{self.base_url}/sign/{token}"
+
+    def envelope(self, envelope_id: int) -> str:
+        return f"{self.base_url}/envelopes/{envelope_id}"
+
+
+class EnvelopeActivities:
+    def __init__(self, sessions: sessionmaker[Session], mailer: Mailer, blobs: BlobStore,
+                 pki: Pki, base_url: str, tsa_url: str = "",
+                 departments: tuple[str, ...] = ()) -> None:
+        self._sessions = sessions
+        self._mailer = mailer
+        self._blobs = blobs
+        self._pki = pki
+        self._links = Links(base_url.rstrip("/"))
+        self._timestamper = timestamper(pki, tsa_url)
+        self._chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
+        self._departments = departments
+
+    # ------------------------------------------------------------ preparation
+    @activity.defn(name="prepare_envelope")
+    def prepare_envelope(self, envelope_id: int) -> str:
+        """Every signer's field, before the first signature; returns the prepared hash."""
+        key = f"envelope-{envelope_id}:prepare"
+        with self._sessions() as s:
+            done = s.scalar(select(SignatureApplication).where(
+                SignatureApplication.idem_key == key))
+            if done is not None:
+                return done.output_sha256
+            env = _envelope(s, envelope_id)
+            specs = [signing.FieldSpec(r.field_name, r.field_page or 0,
+                                       (r.field_box[0], r.field_box[1], r.field_box[2],
+                                        r.field_box[3]))
+                     for r in env.recipients if r.role == "signer" and r.field_name
+                     and r.field_box]
+            source = env.original_sha256
+        prepared = signing.prepare_fields(self._blobs.get(source), specs)
+        sha = self._blobs.put(prepared)
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, envelope_id)
+            env.current_sha256 = sha
+            s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
+                                       input_sha256=source, output_sha256=sha))
+            return self._commit_or_existing(s, key, sha)
+
+    # ------------------------------------------------------------ invitations
+    @activity.defn(name="invite_recipients")
+    def invite_recipients(self, inp: InviteInput) -> None:
+        queued: list[int] = []
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, inp.envelope_id)
+            now = dt.datetime.now(dt.UTC)
+            for r in env.recipients:
+                if r.id not in inp.recipient_ids:
+                    continue
+                mail_key = f"envelope-{env.id}:{r.id}:{inp.round_key}"
+                if s.scalar(select(OutboxMessage.id).where(
+                        OutboxMessage.message_key == mail_key)):
+                    continue  # this round was sent by an earlier attempt
+                if r.user_id is not None:
+                    link = self._links.envelope(env.id)  # internal: signs from the inbox
+                else:
+                    token = secrets.token_urlsafe(32)  # 256 bits; only the hash is kept
+                    r.link_token_hash = token_hash(token)
+                    r.link_expires_at = env.expires_at
+                    link = self._links.signer(token)
+                if r.status == "created":
+                    r.status = "sent"
+                r.sent_at = r.sent_at or now
+                verb = {"invite": "Please sign", "reminder": "Reminder: please sign",
+                        "resend": "Please sign"}[inp.kind]
+                body = (f"{env.sender.name} sent you {env.title!r} to "
+                        f"{'approve' if r.role == 'approver' else 'sign'}.\n\n"
+                        + (f"{env.message}\n\n" if env.message else "")
+                        + f"Open it here: {link}\n\nThe link is personal to you and "
+                        f"expires on {env.expires_at:%Y-%m-%d %H:%M} UTC.")
+                msg = OutboxMessage(message_key=mail_key, to_addr=r.email,
+                                    subject=f"{verb}: {env.title}", body=body)
+                s.add(msg)
+                s.flush()
+                queued.append(msg.id)
+                add_event(s, env, "sent" if inp.kind == "invite" else inp.kind, "system",
+                          key=f"{r.id}:{inp.round_key}", recipient=r,
+                          detail={"to": r.email})
+            s.commit()
+        for mid in queued:
+            self._mailer.deliver(mid)
+
+    # ------------------------------------------------------------ signing
+    @activity.defn(name="apply_signature")
+    def apply_signature(self, inp: ApplySignatureInput) -> str:
+        key = f"envelope-{inp.envelope_id}:sign:{inp.recipient_id}:{inp.input_sha256}"
+        with self._sessions() as s:
+            done = s.scalar(select(SignatureApplication).where(
+                SignatureApplication.idem_key == key))
+            if done is not None:
+                return done.output_sha256
+            env = _envelope(s, inp.envelope_id)
+            r = _recipient(env, inp.recipient_id)
+            name, email, field = r.name, r.email, r.field_name
+            title = env.title
+        if field is None:
+            raise RuntimeError(f"recipient {inp.recipient_id} has no signature field")
+        identity = self._pki.issue_signer(name, email)
+        signed = signing.sign_field(
+            self._blobs.get(inp.input_sha256),
+            signing.SignatureSpec(field, reason=f"Signed {title} as {inp.typed_name.strip()}",
+                                  location=inp.client.ip, certify=inp.certify),
+            signing.signer_for(identity, self._chain), self._timestamper)
+        sha = self._blobs.put(signed)
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, inp.envelope_id)
+            r = _recipient(env, inp.recipient_id)
+            env.current_sha256 = sha
+            r.status, r.signed_at, r.typed_name = "signed", dt.datetime.now(dt.UTC), \
+                inp.typed_name.strip()
+            s.add(SignatureApplication(idem_key=key, envelope_id=env.id, recipient_id=r.id,
+                                       input_sha256=inp.input_sha256, output_sha256=sha))
+            add_event(s, env, "signed", _who(r), key=f"{r.id}:signed", recipient=r,
+                      ip=inp.client.ip, user_agent=inp.client.user_agent,
+                      auth_method=inp.client.auth_method,
+                      detail={"typed_name": inp.typed_name.strip(),
+                              "drawn_signature_sha256": inp.drawn_sha256 or None,
+                              "certificate_serial": f"{identity.cert.serial_number:x}",
+                              "document_before": inp.input_sha256, "document_after": sha,
+                              "certified": inp.certify})
+            return self._commit_or_existing(s, key, sha)
+
+    @activity.defn(name="record_approval")
+    def record_approval(self, inp: ApplySignatureInput) -> None:
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, inp.envelope_id)
+            r = _recipient(env, inp.recipient_id)
+            if add_event(s, env, "approved", _who(r), key=f"{r.id}:approved", recipient=r,
+                         ip=inp.client.ip, user_agent=inp.client.user_agent,
+                         auth_method=inp.client.auth_method,
+                         detail={"typed_name": inp.typed_name.strip(),
+                                 "drawn_signature_sha256": inp.drawn_sha256 or None}):
+                r.status, r.signed_at = "signed", dt.datetime.now(dt.UTC)
+                r.typed_name = inp.typed_name.strip()
+            s.commit()
+
+    # ------------------------------------------------------------ sealing
+    @activity.defn(name="seal_envelope")
+    def seal_envelope(self, envelope_id: int, document_sha256: str) -> SealResult:
+        """Document timestamp + validation data, then the sealed certificate of completion."""
+        key = f"envelope-{envelope_id}:seal:{document_sha256}"
+        with self._sessions() as s:
+            done = s.scalar(select(SignatureApplication).where(
+                SignatureApplication.idem_key == key))
+            if done is not None:
+                env = _envelope(s, envelope_id)
+                assert env.certificate_sha256 is not None
+                return SealResult(done.output_sha256, env.certificate_sha256)
+        sealed = signing.seal(self._blobs.get(document_sha256),
+                              certs=[*self._chain, self._pki.tsa.asn1_cert],
+                              crls=[self._pki.crl("issuing"), self._pki.crl("root")],
+                              timestamper=self._timestamper)
+        final_sha = self._blobs.put(sealed)
+        completed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        with self._sessions() as s:
+            record = self._completion_record(s, _envelope(s, envelope_id), final_sha,
+                                             completed_at)
+        certificate = self._seal_certificate(render_certificate(record))
+        cert_sha = self._blobs.put(certificate)
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, envelope_id)
+            env.final_sha256, env.certificate_sha256 = final_sha, cert_sha
+            s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
+                                       input_sha256=document_sha256, output_sha256=final_sha))
+            add_event(s, env, "sealed", "system", key="sealed",
+                      detail={"document_before": document_sha256, "document_after": final_sha,
+                              "certificate": cert_sha})
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                env = _envelope(s, envelope_id)
+                assert env.final_sha256 and env.certificate_sha256
+                return SealResult(env.final_sha256, env.certificate_sha256)
+        return SealResult(final_sha, cert_sha)
+
+    def _seal_certificate(self, pdf: bytes) -> bytes:
+        prepared = signing.prepare_fields(pdf, [signing.FieldSpec("seal", 0, (0, 0, 0, 0))])
+        return signing.sign_field(
+            prepared, signing.SignatureSpec("seal", reason="Certificate of completion",
+                                            certify=True),
+            signing.signer_for(self._pki.seal, self._chain), self._timestamper)
+
+    def _completion_record(self, s: Session, env: Envelope, final_sha: str,
+                           completed_at: dt.datetime) -> CompletionRecord:
+        events = s.scalars(select(EnvelopeEvent).where(EnvelopeEvent.envelope_id == env.id)
+                           .order_by(EnvelopeEvent.id)).all()
+        by_id = {r.id: r for r in env.recipients}
+        lines = []
+        for e in events:
+            r = by_id.get(e.recipient_id) if e.recipient_id else None
+            detail = e.detail or {}
+            words = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in detail.items()
+                              if v not in (None, "", False))
+            lines.append(EventLine(
+                at=e.at, actor=r.name if r else ("System" if e.actor == "system" else e.actor),
+                action=EVENT_WORDS.get(e.kind, e.kind), actor_email=r.email if r else "",
+                ip_address=e.ip or "", user_agent=e.user_agent or "",
+                auth_method=e.auth_method if e.auth_method in  # type: ignore[arg-type]
+                ("none", "access_code", "email_otp") else None, detail=words))
+        recipients = tuple(RecipientLine(
+            name=r.name, email=r.email, role=r.role,  # type: ignore[arg-type]
+            routing_order=r.routing_order, auth_method=r.auth_method,  # type: ignore[arg-type]
+            status=("approved" if r.role == "approver" else "signed") if r.status == "signed"
+            else ("declined" if r.status == "declined" else
+                  "delivered" if r.viewed_at else "sent"),
+            status_at=r.signed_at or r.declined_at or r.viewed_at or r.sent_at)
+            for r in env.recipients)
+        return CompletionRecord(
+            envelope_id=f"envelope-{env.id}", title=env.title, sender_name=env.sender.name,
+            sender_email=env.sender.email, created_at=env.created_at,
+            completed_at=completed_at,
+            documents=(DocumentLine(env.document_name, env.page_count, env.original_sha256,
+                                    final_sha),),
+            recipients=recipients, events=tuple(lines), issuer=self._pki.org_name)
+
+    # ------------------------------------------------------------ outcomes
+    @activity.defn(name="record_outcome")
+    def record_outcome(self, inp: OutcomeInput) -> None:
+        """The envelope's end (completed, declined, voided, expired): status, events, audit
+        and the mail that goes with it, once."""
+        queued: list[int] = []
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, inp.envelope_id)
+            r = _recipient(env, inp.recipient_id) if inp.recipient_id else None
+            if not add_event(s, env, inp.status, inp.actor, key=f"outcome:{inp.status}",
+                             recipient=r, detail={"reason": inp.reason or None}):
+                return
+            now = dt.datetime.now(dt.UTC)
+            env.status = inp.status
+            env.completed_at = now
+            env.ended_reason = inp.reason or None
+            if r is not None and inp.status == "declined":
+                r.status, r.declined_at, r.decline_reason = "declined", now, inp.reason
+            for key, to, subject, body, files in self._outcome_mail(env, inp):
+                msg = OutboxMessage(message_key=key, to_addr=to, subject=subject, body=body,
+                                    attachments=files)
+                s.add(msg)
+                s.flush()
+                queued.append(msg.id)
+            s.commit()
+        for mid in queued:
+            self._mailer.deliver(mid)
+
+    def _outcome_mail(self, env: Envelope, inp: OutcomeInput) -> list[Mail]:
+        base = f"envelope-{env.id}:outcome"
+        link = self._links.envelope(env.id)
+        if inp.status == "completed":
+            files: list[object] = [
+                {"sha256": inp.final_sha256,
+                 "filename": f"{PurePath(env.document_name).stem} (signed).pdf",
+                 "content_type": "application/pdf"},
+                {"sha256": inp.certificate_sha256, "filename": "Certificate of completion.pdf",
+                 "content_type": "application/pdf"}]
+            to = sorted({r.email for r in env.recipients} | {env.sender.email}
+                        | set(self._departments))
+            body = (f"{env.title!r} is signed by everyone. The signed document and its "
+                    "certificate of completion are attached.")
+            return [(f"{base}:{addr}", addr, f"Completed: {env.title}", body, files)
+                    for addr in to]
+        words = {"declined": f"was declined. Reason: {inp.reason}",
+                 "voided": f"was voided by the sender. Reason: {inp.reason}",
+                 "expired": "expired before everyone signed."}[inp.status]
+        mail: list[Mail] = [(f"{base}:{env.sender.email}", env.sender.email,
+                             f"{inp.status.capitalize()}: {env.title}",
+                             f"{env.title!r} {words}\n\n{link}", [])]
+        if inp.status == "voided":
+            mail += [(f"{base}:{r.email}", r.email, f"Voided: {env.title}",
+                      f"{env.title!r} {words} You no longer need to act on it.", [])
+                     for r in env.recipients if r.sent_at is not None]
+        return mail
+
+    def _commit_or_existing(self, s: Session, key: str, sha: str) -> str:
+        try:
+            s.commit()
+        except IntegrityError:  # a concurrent attempt committed first: theirs stands
+            s.rollback()
+            done = s.scalar(select(SignatureApplication).where(
+                SignatureApplication.idem_key == key))
+            assert done is not None
+            return done.output_sha256
+        return sha
+
+
+def _envelope(s: Session, envelope_id: int) -> Envelope:
+    env = s.get(Envelope, envelope_id)
+    if env is None:
+        raise LookupError(f"no envelope {envelope_id}")
+    return env
+
+
+def _recipient(env: Envelope, recipient_id: int) -> EnvelopeRecipient:
+    for r in env.recipients:
+        if r.id == recipient_id:
+            return r
+    raise LookupError(f"envelope {env.id} has no recipient {recipient_id}")

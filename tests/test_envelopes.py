@@ -1,0 +1,124 @@
+"""EnvelopeWorkflow on the real Temporal dev server: routing order, parallel signers,
+countersignature, sealing, refusals, decline, void; every final PDF validated by pyHanko
+(diff analysis) and poppler's pdfsig."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from dealdesk.settings import Settings
+from dealdesk.worker import open_pki
+from store.blobs import BlobStore
+from store.models import Envelope, EnvelopeEvent, OutboxMessage, User
+from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
+from tests.pdfs import pdfsig_report, pyhanko_verdicts
+from tests.support import eventually
+from web.errors import Conflict, Gone, Invalid
+from web.services import envelopes as svc
+
+
+async def test_two_parallel_signers_then_the_cfo_countersigns(
+        sessions: sessionmaker[Session], client: Client, settings: Settings, worker: str,
+        cast: Cast) -> None:
+    eid = await send(sessions, client, settings, cast, three_party(cast))
+    await eventually(lambda: recipients(sessions, eid)["ann@globex.test"] == "sent")
+    assert recipients(sessions, eid)[cast.cfo.email] == "created"  # not their turn yet
+
+    with pytest.raises(Conflict, match="Waiting for Ann Buyer and Ben Buyer"):
+        await act(sessions, client, eid, cast.cfo.email)
+    # Both customers at the same moment: their signatures still go in one after the other.
+    await asyncio.gather(act(sessions, client, eid, "ann@globex.test"),
+                         act(sessions, client, eid, "ben@globex.test"))
+    with pytest.raises(Conflict, match="already signed"):
+        await act(sessions, client, eid, "ann@globex.test")
+    await eventually(lambda: recipients(sessions, eid)[cast.cfo.email] == "sent")
+    await act(sessions, client, eid, cast.cfo.email)
+    done = await eventually(lambda: envelope(sessions, eid).status == "completed"
+                            and envelope(sessions, eid), timeout=30)
+
+    pki = open_pki(settings)
+    blobs = BlobStore(settings.blob_dir)
+    final = blobs.get(done.final_sha256 or "")
+    verdicts = await asyncio.to_thread(pyhanko_verdicts, final, pki)
+    people = [v for v in verdicts if not v.timestamp]
+    assert len(people) == 3 and sum(v.timestamp for v in verdicts) == 1
+    for v in verdicts:
+        assert v.intact and v.valid and v.trusted, v
+    for v in people:
+        assert v.docmdp_ok, v
+    poppler = pdfsig_report(final, pki)
+    assert len(poppler) >= 3
+    for field, (sig, cert) in poppler.items():
+        if field.startswith("sig-"):
+            assert (sig, cert) == ("Signature is Valid.", "Certificate is Trusted."), field
+
+    certificate = blobs.get(done.certificate_sha256 or "")
+    (seal,) = await asyncio.to_thread(pyhanko_verdicts, certificate, pki)
+    assert seal.intact and seal.valid and seal.trusted
+    with sessions() as s:
+        kinds = [e.kind for e in s.scalars(select(EnvelopeEvent).where(
+            EnvelopeEvent.envelope_id == eid).order_by(EnvelopeEvent.id))]
+        mail = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.subject == "Completed: MSA — Globex")).all()
+    assert kinds.count("signed") == 3 and kinds[-2:] == ["sealed", "completed"]
+    assert {m.to_addr for m in mail} == {"ann@globex.test", "ben@globex.test",
+                                         cast.cfo.email, cast.sender.email}
+    assert all(len(m.attachments) == 2 for m in mail)
+
+
+async def test_decline_ends_the_envelope_and_tells_the_sender(
+        sessions: sessionmaker[Session], client: Client, settings: Settings, worker: str,
+        cast: Cast) -> None:
+    eid = await send(sessions, client, settings, cast, three_party(cast))
+    await eventually(lambda: recipients(sessions, eid)["ben@globex.test"] == "sent")
+    with pytest.raises(Invalid, match="reason is required"):
+        await act(sessions, client, eid, "ben@globex.test", "decline", " ")
+    await act(sessions, client, eid, "ben@globex.test", "decline", "Price is wrong")
+    await eventually(lambda: envelope(sessions, eid).status == "declined")
+    with sessions() as s:
+        note = s.scalar(select(OutboxMessage).where(OutboxMessage.subject ==
+                                                    "Declined: MSA — Globex"))
+    assert note is not None and note.to_addr == cast.sender.email
+    assert "Price is wrong" in note.body
+    with pytest.raises(Gone, match="declined"):
+        await act(sessions, client, eid, "ann@globex.test")
+
+
+async def test_void_by_the_sender(sessions: sessionmaker[Session], client: Client,
+                                  settings: Settings, worker: str, cast: Cast) -> None:
+    eid = await send(sessions, client, settings, cast, three_party(cast))
+    await eventually(lambda: recipients(sessions, eid)["ann@globex.test"] == "sent")
+    with sessions() as s:
+        env = svc.get_envelope(s, eid)
+        sender = s.get(User, cast.sender.id)
+        assert sender is not None
+        await svc.void(client, env, sender, "Wrong customer")
+    await eventually(lambda: envelope(sessions, eid).status == "voided")
+    with sessions() as s:
+        told = {m.to_addr for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.subject == "Voided: MSA — Globex"))}
+    assert told == {"ann@globex.test", "ben@globex.test", cast.sender.email}
+
+
+async def test_bad_envelopes_are_refused_and_nothing_is_written(
+        sessions: sessionmaker[Session], client: Client, settings: Settings,
+        cast: Cast) -> None:
+    cases = [
+        (three_party(cast, document=b"hello", document_name="x.pdf"), "not a PDF"),
+        (three_party(cast, title=" "), "title"),
+        (three_party(cast, recipients=[svc.RecipientIn("A", "not-an-email")]), "email"),
+        (three_party(cast, recipients=[svc.RecipientIn("A", "a@x.test", anchor="buyer")]),
+         "no \\[\\[sign:buyer\\]\\] anchor"),
+        (three_party(cast, recipients=[svc.RecipientIn("A", "a@x.test", role="cc")]),
+         "at least one signer"),
+    ]
+    for inp, message in cases:
+        with pytest.raises(Invalid, match=message):
+            await send(sessions, client, settings, cast, inp)
+    with sessions() as s:
+        assert s.scalar(select(Envelope.id)) is None
