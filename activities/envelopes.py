@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from pyhanko.sign.signers import Signer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,7 +105,8 @@ class Links:
 class EnvelopeActivities:
     def __init__(self, sessions: sessionmaker[Session], mailer: Mailer, blobs: BlobStore,
                  pki: Pki, base_url: str, tsa_url: str = "",
-                 departments: tuple[str, ...] = ()) -> None:
+                 departments: tuple[str, ...] = (),
+                 seal_signer: Callable[[], Signer] | None = None) -> None:
         self._sessions = sessions
         self._mailer = mailer
         self._blobs = blobs
@@ -112,6 +115,8 @@ class EnvelopeActivities:
         self._timestamper = timestamper(pki, tsa_url)
         self._chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
         self._departments = departments
+        # The organisation seal: the file key by default, or a PKCS#11 token (documents/hsm).
+        self._seal_signer = seal_signer or (lambda: signing.signer_for(pki.seal, self._chain))
 
     # ------------------------------------------------------------ preparation
     @activity.defn(name="prepare_envelope")
@@ -286,7 +291,7 @@ class EnvelopeActivities:
         return signing.sign_field(
             prepared, signing.SignatureSpec("seal", reason="Certificate of completion",
                                             certify=True),
-            signing.signer_for(self._pki.seal, self._chain), self._timestamper)
+            self._seal_signer(), self._timestamper)
 
     def _completion_record(self, s: Session, env: Envelope, final_sha: str,
                            completed_at: dt.datetime) -> CompletionRecord:

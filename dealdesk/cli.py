@@ -21,9 +21,11 @@ app = typer.Typer(help="dealdesk: deal-desk engine on Temporal", no_args_is_help
 users_app = typer.Typer(help="Manage users", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log", no_args_is_help=True)
 policies_app = typer.Typer(help="Approval policies", no_args_is_help=True)
+pki_app = typer.Typer(help="The internal PKI under var/pki", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policies_app, name="policies")
+app.add_typer(pki_app, name="pki")
 console = Console()
 err = Console(stderr=True)
 
@@ -121,6 +123,26 @@ def audit_verify() -> None:
     where = f"row {result.bad_row_id}" if result.bad_row_id else "the chain head"
     err.print(f"audit chain BROKEN at {where}: {result.problem}")
     raise typer.Exit(1)
+
+
+@pki_app.command("seal-hsm")
+def pki_seal_hsm() -> None:
+    """Create the organisation seal's key in the PKCS#11 token named by DEALDESK_SEAL_PKCS11_*
+    settings (once) and issue its certificate from the internal CA."""
+    from dealdesk.worker import open_pki
+    from documents.hsm import HsmError, provision_seal
+
+    settings = get_settings()
+    if settings.hsm is None:
+        err.print("set DEALDESK_SEAL_PKCS11_MODULE, _TOKEN and _PIN first")
+        raise typer.Exit(2)
+    try:
+        cert = provision_seal(open_pki(settings), settings.hsm)
+    except HsmError as e:
+        err.print(str(e))
+        raise typer.Exit(2) from None
+    console.print(f"seal key {settings.hsm.key_label!r} on token {settings.hsm.token_label!r}; "
+                  f"certificate serial {cert.serial_number:x} issued by the internal CA")
 
 
 @policies_app.command("load")

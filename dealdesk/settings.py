@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from documents.hsm import HsmConfig
+
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside development
 DEV_PKI_PASSPHRASE = "dev-only-pki-passphrase"  # noqa: S105 - refused in production
 
@@ -50,6 +52,12 @@ class Settings(BaseSettings):
     pki_passphrase: str = DEV_PKI_PASSPHRASE
     tsa_url: str = ""  # an external RFC 3161 TSA; empty: the app's own (see documents/timestamps)
     max_upload_mb: int = 25
+    # The organisation seal's key in a PKCS#11 token (HSM) instead of var/pki/seal.key;
+    # provision it with `dealdesk pki seal-hsm`.
+    seal_pkcs11_module: str = ""
+    seal_pkcs11_token: str = ""
+    seal_pkcs11_pin: str = ""
+    seal_pkcs11_key_label: str = "dealdesk-seal"
     # The venv (Debian python3 + uno + unoserver) of the warm LibreOffice; empty: .venv-uno.
     uno_venv: Path | None = None
     # Webhooks: envelope events POSTed to each URL, signed with HMAC-SHA256 (webhook_secret).
@@ -76,6 +84,13 @@ class Settings(BaseSettings):
             raise ValueError("DEALDESK_WEBHOOK_SECRET (16+ characters) is required when "
                              "DEALDESK_WEBHOOK_URLS is set")
         return self
+
+    @property
+    def hsm(self) -> HsmConfig | None:
+        if not self.seal_pkcs11_module:
+            return None
+        return HsmConfig(self.seal_pkcs11_module, self.seal_pkcs11_token,
+                         self.seal_pkcs11_pin, self.seal_pkcs11_key_label)
 
     @property
     def pki_dir(self) -> Path:

@@ -14,6 +14,7 @@ from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer, SmtpConfig
 from activities.webhooks import WebhookActivities, WebhookEndpoint
 from dealdesk.settings import Settings
+from documents.hsm import HsmSeal
 from documents.pki import Pki
 from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -46,9 +47,11 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     blobs = BlobStore(settings.blob_dir)
     mailer = Mailer(sessions, smtp_config(settings), blobs)
     approvals = ApprovalActivities(sessions, mailer, settings.base_url)
-    envelopes = EnvelopeActivities(sessions, mailer, blobs, open_pki(settings),
-                                   settings.base_url, settings.tsa_url,
-                                   tuple(settings.distribution_emails))
+    pki = open_pki(settings)
+    hsm = HsmSeal(pki, settings.hsm) if settings.hsm else None
+    envelopes = EnvelopeActivities(sessions, mailer, blobs, pki, settings.base_url,
+                                   settings.tsa_url, tuple(settings.distribution_emails),
+                                   seal_signer=hsm.signer if hsm else None)
     webhooks = WebhookActivities(webhook_endpoints(settings))
     return Worker(
         client,

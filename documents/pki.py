@@ -36,8 +36,11 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 ROOT_YEARS, ISSUING_YEARS, TSA_YEARS, SEAL_YEARS = 20, 10, 10, 3
 SIGNER_VALIDITY = dt.timedelta(days=30)
 CRL_VALIDITY = dt.timedelta(days=7)
-# Adobe's "document signing" extended key usage (also accepted by pyHanko and poppler).
+# Adobe's "document signing" extended key usage. Every signing certificate also carries
+# emailProtection: NSS (hence poppler's pdfsig) checks signatures for that usage and rejects a
+# certificate whose EKUs leave it out.
 DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.12")
+SIGNING_EKU = [DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]
 
 
 class PkiError(Exception):
@@ -117,10 +120,16 @@ class Pki:
                      validity: dt.timedelta = SIGNER_VALIDITY) -> Identity:
         """A fresh key and certificate for one person's signature (the key is not kept)."""
         key = _new_key()
-        cert = self._issue(_name(name, self.org_name, email), key, validity,
-                           eku=[DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION],
+        cert = self._issue(_name(name, self.org_name, email), key.public_key(), validity,
+                           eku=SIGNING_EKU,
                            email=email)
         return Identity(key, cert)
+
+    def issue_seal_for(self, public_key: rsa.RSAPublicKey) -> x509.Certificate:
+        """A seal certificate for a key held elsewhere (an HSM): same name and usage as the
+        file-based seal."""
+        return self._issue(_name(f"{self.org_name} Seal", self.org_name), public_key,
+                           dt.timedelta(days=365 * SEAL_YEARS), eku=SIGNING_EKU)
 
     def revoke(self, serial: int) -> None:
         with self._lock, (self.directory / "revoked.txt").open("a") as f:
@@ -156,7 +165,7 @@ class Pki:
         now = _now()
         root_key = _new_key()
         root_name = _name(f"{self.org_name} Root CA", self.org_name)
-        root_cert = (self._builder(root_name, root_name, root_key, now,
+        root_cert = (self._builder(root_name, root_name, root_key.public_key(), now,
                                    now + dt.timedelta(days=365 * ROOT_YEARS))
                      .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
                      .add_extension(_ca_usage(), critical=True)
@@ -167,39 +176,40 @@ class Pki:
         self._save("root", root)
         issuing_key = _new_key()
         issuing_builder = (self._builder(_name(f"{self.org_name} Issuing CA", self.org_name),
-                                         root_name, issuing_key, now,
+                                         root_name, issuing_key.public_key(), now,
                                          now + dt.timedelta(days=365 * ISSUING_YEARS))
                            .add_extension(x509.BasicConstraints(ca=True, path_length=0),
                                           critical=True)
                            .add_extension(_ca_usage(), critical=True))
-        issuing_cert = self._with_links(issuing_builder, issuing_key, root, "root").sign(
+        issuing_cert = self._with_links(issuing_builder, issuing_key.public_key(), root,
+                                        "root").sign(
             root_key, hashes.SHA256())
         self.root, self.issuing = root, Identity(issuing_key, issuing_cert)
         self._save("issuing", self.issuing)
         tsa_key = _new_key()
         self._save("tsa", Identity(tsa_key, self._issue(
-            _name(f"{self.org_name} Timestamp Authority", self.org_name), tsa_key,
+            _name(f"{self.org_name} Timestamp Authority", self.org_name), tsa_key.public_key(),
             dt.timedelta(days=365 * TSA_YEARS), eku=[ExtendedKeyUsageOID.TIME_STAMPING],
             eku_critical=True, content_commitment=False)))
         seal_key = _new_key()
         self._save("seal", Identity(seal_key, self._issue(
-            _name(f"{self.org_name} Seal", self.org_name), seal_key,
-            dt.timedelta(days=365 * SEAL_YEARS), eku=[DOCUMENT_SIGNING])))
+            _name(f"{self.org_name} Seal", self.org_name), seal_key.public_key(),
+            dt.timedelta(days=365 * SEAL_YEARS), eku=SIGNING_EKU)))
 
-    def _builder(self, subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey,
+    def _builder(self, subject: x509.Name, issuer: x509.Name, key: rsa.RSAPublicKey,
                  not_before: dt.datetime, not_after: dt.datetime) -> x509.CertificateBuilder:
         return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .public_key(key).serial_number(x509.random_serial_number())
                 .not_valid_before(not_before - dt.timedelta(minutes=5))
                 .not_valid_after(not_after))
 
-    def _with_links(self, builder: x509.CertificateBuilder, subject_key: rsa.RSAPrivateKey,
+    def _with_links(self, builder: x509.CertificateBuilder, subject_key: rsa.RSAPublicKey,
                     issuer: Identity, issuer_name: str) -> x509.CertificateBuilder:
         return (builder
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     issuer.key.public_key()), critical=False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                    subject_key.public_key()), critical=False)
+                    subject_key), critical=False)
                 .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
                     full_name=[x509.UniformResourceIdentifier(
                         f"{self.base_url}/pki/{issuer_name}.crl")],
@@ -209,7 +219,7 @@ class Pki:
                     x509.UniformResourceIdentifier(
                         f"{self.base_url}/pki/{issuer_name}.crt"))]), critical=False))
 
-    def _issue(self, subject: x509.Name, key: rsa.RSAPrivateKey, validity: dt.timedelta, *,
+    def _issue(self, subject: x509.Name, key: rsa.RSAPublicKey, validity: dt.timedelta, *,
                eku: list[x509.ObjectIdentifier], eku_critical: bool = False,
                content_commitment: bool = True, email: str | None = None) -> x509.Certificate:
         now = _now()

@@ -5,19 +5,24 @@ countersignature, sealing, refusals, decline, void; every final PDF validated by
 from __future__ import annotations
 
 import asyncio
+import io
+from pathlib import Path
 
+import docx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
+from documents.convert import Converter
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeEvent, OutboxMessage, User
 from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
 from tests.pdfs import pdfsig_report, pyhanko_verdicts
 from tests.support import eventually
+from tests.test_convert import corrupt_document_xml
 from web.errors import Conflict, Gone, Invalid
 from web.services import envelopes as svc
 
@@ -60,6 +65,8 @@ async def test_two_parallel_signers_then_the_cfo_countersigns(
     certificate = blobs.get(done.certificate_sha256 or "")
     (seal,) = await asyncio.to_thread(pyhanko_verdicts, certificate, pki)
     assert seal.intact and seal.valid and seal.trusted
+    assert (await asyncio.to_thread(pdfsig_report, certificate, pki))["seal"] == (
+        "Signature is Valid.", "Certificate is Trusted.")
     with sessions() as s:
         kinds = [e.kind for e in s.scalars(select(EnvelopeEvent).where(
             EnvelopeEvent.envelope_id == eid).order_by(EnvelopeEvent.id))]
@@ -122,3 +129,39 @@ async def test_bad_envelopes_are_refused_and_nothing_is_written(
             await send(sessions, client, settings, cast, inp)
     with sessions() as s:
         assert s.scalar(select(Envelope.id)) is None
+
+
+async def test_a_docx_becomes_the_envelope_pdf_and_a_broken_one_is_refused(
+        sessions: sessionmaker[Session], client: Client, settings: Settings, cast: Cast,
+        tmp_path: Path) -> None:
+    """Through the service with the real (warm) LibreOffice: a Word contract with an anchor
+    becomes a PDF whose field sits at the anchor; a DOCX LibreOffice can't read is a 422
+    naming the file, and nothing is stored."""
+    document = docx.Document()
+    document.add_paragraph("Order form. Signed for the customer: [[sign:customer]]")
+    buf = io.BytesIO()
+    document.save(buf)
+    with Converter(work_dir=tmp_path / "lo") as converter:
+        def convert(data: bytes, name: str) -> bytes:
+            return converter.convert(data, filename=name)
+
+        with sessions() as s:
+            sender = s.get(User, cast.sender.id)
+            assert sender is not None
+            env = await svc.create_envelope(
+                s, client, settings, BlobStore(settings.blob_dir), sender, svc.EnvelopeIn(
+                    title="Order form", document_name="Order form.docx",
+                    document=buf.getvalue(), recipients=[svc.RecipientIn(
+                        "Ann Buyer", "ann@globex.test", anchor="customer")]),
+                convert=convert)
+            assert env.document_name == "Order form.pdf" and env.page_count == 1
+            assert env.recipients[0].field_page == 0
+            broken = corrupt_document_xml(buf.getvalue())
+            with pytest.raises(Invalid, match=r"Contract\.docx"):
+                await svc.create_envelope(
+                    s, client, settings, BlobStore(settings.blob_dir), sender, svc.EnvelopeIn(
+                        title="Broken", document_name="Contract.docx", document=broken,
+                        recipients=[svc.RecipientIn("Ann Buyer", "ann@globex.test")]),
+                    convert=convert)
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Envelope)) == 1

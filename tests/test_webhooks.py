@@ -31,15 +31,14 @@ with workflow.unsafe.imports_passed_through():
         EVENT_TYPE_HEADER,
         SIGNATURE_HEADER,
         WebhookActivities,
-        WebhookDelivery,
         WebhookDeliveryResult,
         WebhookEndpoint,
-        WebhookEvent,
         event_body,
         sign_payload,
         verify_signature,
     )
     from dealdesk.devserver import free_port
+    from workflows.envelope_messages import WebhookDelivery, WebhookEvent
 
 SECRET = b"whsec-test-0123456789abcdef"
 EVENT = WebhookEvent(
