@@ -353,7 +353,7 @@ class Envelope(Base):
     sender: Mapped[User] = relationship(lazy="joined")
     recipients: Mapped[list[EnvelopeRecipient]] = relationship(
         order_by="(EnvelopeRecipient.routing_order, EnvelopeRecipient.id)", lazy="selectin",
-        cascade="all, delete-orphan")
+        cascade="all, delete-orphan", back_populates="envelope")
 
 
 class EnvelopeRecipient(Base):
@@ -388,6 +388,8 @@ class EnvelopeRecipient(Base):
     otp_hash: Mapped[str | None] = mapped_column(String(64))
     otp_expires_at: Mapped[dt.datetime | None]
     verified_at: Mapped[dt.datetime | None]
+
+    envelope: Mapped[Envelope] = relationship(back_populates="recipients")
 
 
 class EnvelopeEvent(Base):

@@ -380,6 +380,8 @@ async def test_an_internal_countersigner_signs_from_the_envelope_page(
     await eventually(my_turn, timeout=20)  # the polling page reloads to show the panel
     page = await web.get(f"/envelopes/{eid}")
     assert "Your turn to sign" in page.text
+    inbox = await web.get("/inbox")  # and their inbox lists it
+    assert "Waiting for your signature" in inbox.text and f"/envelopes/{eid}" in inbox.text
     r = await web.post(f"/envelopes/{eid}/sign", data={"csrf_token": csrf,
                                                        "typed_name": legal.name})
     assert r.status_code == 422 and "I agree to sign electronically" in r.text

@@ -15,6 +15,7 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep
 from web.errors import AppError, Invalid, NotFound
 from web.render import render
+from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter
 from workflows.messages import TaskResult, TaskState
@@ -57,7 +58,7 @@ async def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
     tasks = task_service.inbox(session, user, f)
     return render(request, "inbox.html", {
         "tasks": tasks, "f": f, "views": VIEW_TITLES, "count": task_service.inbox_count(
-            session, user),
+            session, user), "to_sign": envelope_service.awaiting_signature(session, user),
         "queues": sorted(r for r in user.roles if r in APPROVER_ROLES),
         "raw": {"account": account or "", "min_amount": min_amount or "",
                 "max_amount": max_amount or ""},

@@ -353,6 +353,15 @@ async def remind(client: Client, env: Envelope) -> int:
     return result
 
 
+def awaiting_signature(session: Session, user: User) -> list[EnvelopeRecipient]:
+    """Envelopes this internal user must countersign now (their inbox lists them)."""
+    return list(session.scalars(
+        select(EnvelopeRecipient).join(Envelope, Envelope.id == EnvelopeRecipient.envelope_id)
+        .where(EnvelopeRecipient.user_id == user.id, Envelope.status == "sent",
+               EnvelopeRecipient.status.in_(("sent", "viewed")))
+        .order_by(EnvelopeRecipient.sent_at.asc())))
+
+
 def waiting_recipients(session: Session) -> list[EnvelopeRecipient]:
     """Everyone whose turn it is, longest waiting first (the "who hasn't signed" report)."""
     return list(session.scalars(
