@@ -201,13 +201,12 @@ class EnvelopeActivities:
             env = _envelope(s, inp.envelope_id)
             r = _recipient(env, inp.recipient_id)
             name, email, field = r.name, r.email, r.field_name
-            title = env.title
         if field is None:
             raise RuntimeError(f"recipient {inp.recipient_id} has no signature field")
         identity = self._pki.issue_signer(name, email)
         signed = signing.sign_field(
             self._blobs.get(inp.input_sha256),
-            signing.SignatureSpec(field, reason=f"Signed {title} as {inp.typed_name.strip()}",
+            signing.SignatureSpec(field, reason=f"Typed name: {inp.typed_name.strip()}",
                                   location=inp.client.ip, certify=inp.certify),
             signing.signer_for(identity, self._chain), self._timestamper)
         sha = self._blobs.put(signed)

@@ -4,6 +4,7 @@ complete, download, verify; a tampered final PDF fails on the API and on the ver
 from __future__ import annotations
 
 import json
+import re
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -72,4 +73,22 @@ async def test_send_follow_complete_and_verify(
                                   data={"csrf_token": csrf})
     assert "Not valid." in page.text, page.text[:500]
     for c in (rep, aud, stranger, page_client):
+        await c.aclose()
+
+
+async def test_admins_mail_view_masks_other_peoples_signing_links(
+        live_url: str, sessions: sessionmaker[Session], cast: Cast) -> None:
+    with sessions.begin() as s:
+        admin = make_user(s, "Ada Admin", "admin")
+        s.expunge_all()
+    rep = await token_client(live_url, cast.sender)
+    files = {"document": ("order.pdf", contract_pdf(1), "application/pdf")}
+    r = await rep.post("/api/v1/envelopes", files=files, data={"spec": json.dumps(SPEC)})
+    assert r.status_code == 201, r.text
+    await eventually(lambda: recipients(sessions, r.json()["id"])["ann@initech.test"] == "sent")
+    web, _ = await browser_session(live_url, admin)
+    page = (await web.get("/dev/mail")).text
+    assert "Please sign: Order form" in page
+    assert "/sign/…" in page and not re.search(r"/sign/[A-Za-z0-9_-]{20,}", page)
+    for c in (rep, web):
         await c.aclose()

@@ -17,10 +17,11 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
 from documents.convert import Converter
+from documents.intake import accept_pdf, find_anchors
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeEvent, OutboxMessage, User
 from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
-from tests.pdfs import pdfsig_report, pyhanko_verdicts
+from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
 from tests.support import eventually
 from tests.test_convert import corrupt_document_xml
 from web.errors import Conflict, Gone, Invalid
@@ -165,3 +166,20 @@ async def test_a_docx_becomes_the_envelope_pdf_and_a_broken_one_is_refused(
                     convert=convert)
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Envelope)) == 1
+
+
+def test_fields_go_below_their_anchor_or_stack_on_the_last_page() -> None:
+    pdf = contract_pdf(2, anchors={1: ["buyer", "seller"]})  # anchors at y≈120 on page 2
+    doc = accept_pdf(pdf, filename="c.pdf", max_bytes=10**7)
+    anchors = find_anchors(doc.data)
+    buyer = next(a for a in anchors if a.label == "buyer")
+    placed = svc.place_fields([
+        svc.RecipientIn("A", "a@x.test", anchor="buyer"),
+        svc.RecipientIn("B", "b@x.test", page=1, box=(10, 10, 110, 60)),
+        svc.RecipientIn("C", "c@x.test"), svc.RecipientIn("D", "d@x.test"),
+        svc.RecipientIn("E", "e@x.test", role="cc")], doc, anchors)
+    page, (x1, _, _, y2) = placed[0]
+    assert page == 1 and x1 == int(buyer.x0) and y2 <= buyer.y0  # under the text
+    assert placed[1] == (0, (10, 10, 110, 60))
+    assert placed[2][0] == placed[3][0] == 1  # stacked on the last page, side by side
+    assert placed[2][1][2] <= placed[3][1][0] and 4 not in placed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlparse
 
@@ -14,7 +16,7 @@ from store import audit
 from store.db import write_lock
 from store.models import Delegation, OutboxMessage, User
 from web.auth import CurrentUser, authenticate, log_in, log_out, optional_user, verify_csrf
-from web.deps import SessionDep
+from web.deps import SessionDep, SettingsDep
 from web.errors import Invalid, NotFound
 from web.render import render
 
@@ -106,9 +108,27 @@ async def away_delete(window_id: int, user: CurrentUser, session: SessionDep) ->
 
 
 @router.get("/dev/mail")
-async def mail_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    """The outbox: everyone sees the mail sent to them; an admin sees all."""
+async def mail_page(request: Request, user: CurrentUser, session: SessionDep,
+                    settings: SettingsDep) -> Response:
+    """The outbox: everyone sees the mail sent to them; an admin sees all. Outside
+    development, signing links in other people's mail are masked: they act as their holder."""
     q = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(200)
     if "admin" not in user.roles:
         q = q.where(OutboxMessage.to_addr == user.email)
-    return render(request, "mail.html", {"messages": session.scalars(q).all()})
+    mask = settings.environment != "development"
+    messages = [MailView(m.subject, m.to_addr, m.created_at, m.sent_at is not None,
+                         _SIGN_LINK.sub(r"\1…", m.body) if mask and m.to_addr != user.email
+                         else m.body) for m in session.scalars(q)]
+    return render(request, "mail.html", {"messages": messages})
+
+
+_SIGN_LINK = re.compile(r"(/sign/)[A-Za-z0-9_\-]+")
+
+
+@dataclass(frozen=True)
+class MailView:
+    subject: str
+    to_addr: str
+    created_at: dt.datetime
+    sent: bool
+    body: str

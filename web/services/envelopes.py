@@ -151,8 +151,12 @@ def place_fields(recipients: list[RecipientIn], doc: AcceptedPdf,
                 raise Invalid(f"{r.name}: the document has no [[sign:{r.anchor}]] anchor",
                               field="recipients")
             a = found[0]
-            out[n] = (a.page_index, (int(a.x0), int(a.y0) - 6,
-                                     int(a.x0) + FIELD_W, int(a.y0) - 6 + FIELD_H))
+            # Just below the anchor text, left-aligned with it (the text stays readable);
+            # above it when there is no room below.
+            top = int(a.y0) - 4
+            if top - FIELD_H < doc.pages[a.page_index].y0:
+                top = int(a.y1) + 4 + FIELD_H
+            out[n] = (a.page_index, (int(a.x0), top - FIELD_H, int(a.x0) + FIELD_W, top))
             continue
         col, row = slot % 2, slot // 2
         x = int(geo.x0) + 48 + col * (FIELD_W + 24)
