@@ -124,8 +124,7 @@ class EnvelopeActivities:
         """Every signer's field, before the first signature; returns the prepared hash."""
         key = f"envelope-{envelope_id}:prepare"
         with self._sessions() as s:
-            done = s.scalar(select(SignatureApplication).where(
-                SignatureApplication.idem_key == key))
+            done = _applied(s, key)
             if done is not None:
                 return done.output_sha256
             env = _envelope(s, envelope_id)
@@ -194,8 +193,7 @@ class EnvelopeActivities:
     def apply_signature(self, inp: ApplySignatureInput) -> str:
         key = f"envelope-{inp.envelope_id}:sign:{inp.recipient_id}:{inp.input_sha256}"
         with self._sessions() as s:
-            done = s.scalar(select(SignatureApplication).where(
-                SignatureApplication.idem_key == key))
+            done = _applied(s, key)
             if done is not None:
                 return done.output_sha256
             env = _envelope(s, inp.envelope_id)
@@ -250,8 +248,7 @@ class EnvelopeActivities:
         """Document timestamp + validation data, then the sealed certificate of completion."""
         key = f"envelope-{envelope_id}:seal:{document_sha256}"
         with self._sessions() as s:
-            done = s.scalar(select(SignatureApplication).where(
-                SignatureApplication.idem_key == key))
+            done = _applied(s, key)
             if done is not None:
                 env = _envelope(s, envelope_id)
                 assert env.certificate_sha256 is not None
@@ -387,11 +384,15 @@ class EnvelopeActivities:
             s.commit()
         except IntegrityError:  # a concurrent attempt committed first: theirs stands
             s.rollback()
-            done = s.scalar(select(SignatureApplication).where(
-                SignatureApplication.idem_key == key))
+            done = _applied(s, key)
             assert done is not None
             return done.output_sha256
         return sha
+
+
+def _applied(s: Session, key: str) -> SignatureApplication | None:
+    """An earlier attempt's output for this idempotency key, if it committed."""
+    return s.scalar(select(SignatureApplication).where(SignatureApplication.idem_key == key))
 
 
 def _envelope(s: Session, envelope_id: int) -> Envelope:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
@@ -170,3 +171,17 @@ def cast(sessions: sessionmaker[Session]) -> Cast:
         cfo = make_user(s, "Cleo CFO", "cfo")
         s.expunge_all()
     return Cast(sender, cfo)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Debian Chromium through Playwright (never a downloaded browser)."""
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        await b.close()

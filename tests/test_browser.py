@@ -3,28 +3,14 @@ inbox without a reload, and watch the task move to the next approver's inbox."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
-
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import eventually
 from tests.web_support import People, quote_body, seed_people, token_client
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        await b.close()
 
 
 async def login(browser: Browser, base: str, email: str) -> Page:
