@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User, UserRole
 from web.auth import hash_password
@@ -87,3 +92,13 @@ def request_status(sessions: sessionmaker[Session], workflow_id: str) -> str | N
     with sessions() as s:
         return s.scalar(select(ApprovalRequest.status)
                         .where(ApprovalRequest.workflow_id == workflow_id))
+
+
+async def replays(client: Client, workflow_id: str, workflows: list[type]) -> None:
+    """The run's history replays on today's code; with DEALDESK_SAVE_HISTORY=FILE it is also
+    saved there (for tests/test_replay.py)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    await Replayer(workflows=workflows).replay_workflow(history)
+    if target := os.environ.get("DEALDESK_SAVE_HISTORY"):
+        saved = {"workflow_id": workflow_id, "history": json.loads(history.to_json())}
+        await asyncio.to_thread(Path(target).write_text, json.dumps(saved))

@@ -17,11 +17,13 @@ from tests.support import (
     load_policy,
     make_user,
     open_tasks,
+    replays,
     request_status,
 )
 from web.errors import Conflict, Forbidden, Invalid
 from web.services import tasks as task_service
 from web.services.quotes import QuoteFields, edit_quote, recall_quote
+from workflows.approval_chain import ApprovalChainWorkflow
 
 POLICY = """
 name: test
@@ -127,6 +129,7 @@ async def test_sequential_chain_runs_steps_in_order(deal, cast: Cast) -> None:
     assert [steps[k].state for k in ("manager", "deal_desk")] == ["approved", "approved"]
     with d.sessions() as s:
         assert s.get(Quote, d.quote_id).status == "approved"
+    await replays(d.client, d.wid, [ApprovalChainWorkflow])
 
 
 async def test_parallel_all_of_needs_both_groups(deal, cast: Cast) -> None:

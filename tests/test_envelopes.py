@@ -22,10 +22,11 @@ from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeEvent, OutboxMessage, User
 from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
 from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
-from tests.support import eventually
+from tests.support import eventually, replays
 from tests.test_convert import corrupt_document_xml
 from web.errors import Conflict, Gone, Invalid
 from web.services import envelopes as svc
+from workflows.envelope import EnvelopeWorkflow
 
 
 async def test_two_parallel_signers_then_the_cfo_countersigns(
@@ -74,6 +75,9 @@ async def test_two_parallel_signers_then_the_cfo_countersigns(
         mail = s.scalars(select(OutboxMessage).where(
             OutboxMessage.subject == "Completed: MSA — Globex")).all()
     assert kinds.count("signed") == 3 and kinds[-2:] == ["sealed", "completed"]
+    # The whole run replays deterministically on today's code (and tests/test_replay.py
+    # replays a saved run of it against every future change).
+    await replays(client, done.workflow_id, [EnvelopeWorkflow])
     assert {m.to_addr for m in mail} == {"ann@globex.test", "ben@globex.test",
                                          cast.cfo.email, cast.sender.email}
     assert all(len(m.attachments) == 2 for m in mail)
