@@ -144,6 +144,13 @@ class VerificationReport:
         return bool(self.signatures) and all(s.ok for s in self.signatures)
 
     @property
+    def untampered(self) -> bool:
+        """At least one signature, and every one ``integrity_ok``: nothing changed that the
+        signers did not allow, whoever they are (trust aside). The verdict the upstream
+        validator suites call PASS for signers outside our trust roots."""
+        return bool(self.signatures) and all(s.integrity_ok for s in self.signatures)
+
+    @property
     def problems(self) -> tuple[str, ...]:
         """Document-level reasons the document is not ``valid`` (besides per-signature ones)."""
         return () if self.signatures else ("the PDF contains no signatures",)

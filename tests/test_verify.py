@@ -3,6 +3,7 @@ tampering, the ``dealdesk verify`` command and the /verify page."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -556,5 +557,24 @@ async def test_verify_page(live_url: str, people: People, pki: Pki, signed: byte
 
         for response in (good, tampered, not_pdf, corrupted, too_big):
             assert "Traceback" not in response.text
+    finally:
+        await web.aclose()
+
+
+async def test_verify_page_gives_the_verdicts_of_verdicts_md(live_url: str,
+                                                             people: People) -> None:
+    """Every validation vector through the page, as a user uploads it (this installation's
+    roots, now): an upstream PASS is never "Not valid" (green, or amber when the signer is
+    not trusted here), an upstream FAIL always is (or cannot be verified at all)."""
+    web, csrf = await browser_session(live_url, people.rep)
+    try:
+        for name, (expected, _) in VECTORS.items():
+            data = await asyncio.to_thread((FIXTURES / name).read_bytes)
+            r = await web.post("/verify", files={"file": (name, data, "application/pdf")},
+                               headers={"X-CSRF-Token": csrf})
+            failed = "Not valid." in r.text or "cannot be verified" in r.text
+            passed = "Valid." in r.text or "Intact, but not trusted here." in r.text
+            assert (passed, failed) == ((True, False) if expected == "PASS" else
+                                        (False, True)), (name, r.status_code)
     finally:
         await web.aclose()
