@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.mail import Mailer
 from documents import signing
@@ -397,8 +398,9 @@ def _applied(s: Session, key: str) -> SignatureApplication | None:
 
 def _envelope(s: Session, envelope_id: int) -> Envelope:
     env = s.get(Envelope, envelope_id)
-    if env is None:
-        raise LookupError(f"no envelope {envelope_id}")
+    if env is None:  # its creating transaction never committed: nothing to retry for
+        raise ApplicationError(f"no envelope {envelope_id} in the store", type="EnvelopeMissing",
+                               non_retryable=True)
     return env
 
 
