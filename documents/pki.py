@@ -21,6 +21,7 @@ data (PAdES B-LT) keep it verifiable after they expire.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import threading
 from dataclasses import dataclass
@@ -99,8 +100,13 @@ class Pki:
         self.base_url = base_url.rstrip("/")
         self._passphrase = passphrase.encode()
         self._lock = threading.Lock()
-        with self._lock:
-            if not (directory / "root.pem").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # `dealdesk up` starts the worker and the web app together, and both open the PKI:
+        # creation happens once, under an exclusive lock across processes; seal.pem is
+        # written last, so its presence means complete.
+        with open(directory / ".lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            if not (directory / "seal.pem").exists():
                 self._create()
             self.root = self._load("root")
             self.issuing = self._load("issuing")
@@ -159,7 +165,6 @@ class Pki:
 
     # ---------------------------------------------------------------- creation
     def _create(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
         (self.directory / "issued").mkdir(exist_ok=True)
         now = _now()

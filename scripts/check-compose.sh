@@ -30,7 +30,8 @@ if ! docker compose version >/dev/null 2>&1; then
   ln -s "$plugin" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 fi
 
-# The compose file refuses to render without a secret key; any value will do for a check.
+# The compose file refuses to render without its secrets; any values will do for a check.
 DEALDESK_SECRET_KEY="${DEALDESK_SECRET_KEY:-check-compose-placeholder}" \
+DEALDESK_PKI_PASSPHRASE="${DEALDESK_PKI_PASSPHRASE:-check-compose-placeholder}" \
   docker compose -f docker-compose.yml config -q
 echo "check-compose: docker-compose.yml is valid"

@@ -3,6 +3,9 @@ Every output is read back by pyHanko (with diff analysis) and by poppler's pdfsi
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,22 @@ def test_pki_is_created_once_and_needs_its_passphrase(tmp_path: Path) -> None:
     first.revoke(person.cert.serial_number)
     crl = x509.load_der_x509_crl(first.crl("issuing"))
     assert crl.get_revoked_certificate_by_serial_number(person.cert.serial_number) is not None
+
+
+def test_two_processes_opening_a_new_pki_create_one(tmp_path: Path) -> None:
+    """`dealdesk up` starts the worker and the web app together; both open the PKI."""
+    code = ("import sys, time; from pathlib import Path; from documents.pki import Pki; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "  # start together
+            "p = Pki(Path(sys.argv[1]), 'pw', org_name='Acme', base_url='http://x'); "
+            "print(p.root.cert.serial_number)")
+    at = str(time.time() + 3)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "pki"), at],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    pki = Pki(tmp_path / "pki", "pw", org_name="Acme", base_url="http://x")
+    pki.issuing.cert.verify_directly_issued_by(pki.root.cert)  # one consistent chain
+    pki.seal.cert.verify_directly_issued_by(pki.issuing.cert)
+    assert pki.seal.cert.public_key() == pki.seal.key.public_key()
