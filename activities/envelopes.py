@@ -114,7 +114,7 @@ class EnvelopeActivities:
         self._pki = pki
         self._links = Links(base_url.rstrip("/"))
         self._timestamper = timestamper(pki, tsa_url)
-        self._chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
+        self._chain = pki.chain
         self._departments = departments
         # The organisation seal: the file key by default, or a PKCS#11 token (documents/hsm).
         self._seal_signer = seal_signer or (lambda: signing.signer_for(pki.seal, self._chain))
@@ -254,16 +254,16 @@ class EnvelopeActivities:
                 env = _envelope(s, envelope_id)
                 assert env.certificate_sha256 is not None
                 return SealResult(done.output_sha256, env.certificate_sha256)
-        sealed = signing.seal(self._blobs.get(document_sha256),
-                              certs=[*self._chain, self._pki.tsa.asn1_cert],
-                              crls=[self._pki.crl("issuing"), self._pki.crl("root")],
+        certs, crls = self._pki.validation_material()
+        sealed = signing.seal(self._blobs.get(document_sha256), certs=certs, crls=crls,
                               timestamper=self._timestamper)
         final_sha = self._blobs.put(sealed)
         completed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
         with self._sessions() as s:
             record = self._completion_record(s, _envelope(s, envelope_id), final_sha,
                                              completed_at)
-        certificate = self._seal_certificate(render_certificate(record))
+        certificate = signing.seal_certificate(render_certificate(record), self._seal_signer(),
+                                               self._timestamper)
         cert_sha = self._blobs.put(certificate)
         with self._sessions() as s:
             write_lock(s)
@@ -282,13 +282,6 @@ class EnvelopeActivities:
                 assert env.final_sha256 and env.certificate_sha256
                 return SealResult(env.final_sha256, env.certificate_sha256)
         return SealResult(final_sha, cert_sha)
-
-    def _seal_certificate(self, pdf: bytes) -> bytes:
-        prepared = signing.prepare_fields(pdf, [signing.FieldSpec("seal", 0, (0, 0, 0, 0))])
-        return signing.sign_field(
-            prepared, signing.SignatureSpec("seal", reason="Certificate of completion",
-                                            certify=True),
-            self._seal_signer(), self._timestamper)
 
     def _completion_record(self, s: Session, env: Envelope, final_sha: str,
                            completed_at: dt.datetime) -> CompletionRecord:

@@ -67,8 +67,6 @@ class WebhookEndpoint:
     """Where to POST: ``https://`` (or ``http://`` for local receivers)."""
     secret: bytes = field(repr=False)
     """HMAC key shared with the receiver (at least 16 bytes)."""
-    event_types: frozenset[str] = frozenset()
-    """Types delivered here, exact or ``"envelope.*"``; empty means every type."""
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -79,11 +77,6 @@ class WebhookEndpoint:
         if len(self.secret) < 16:
             raise ValueError(f"webhook endpoint {self.name!r}: secret must be at least 16 "
                              "bytes; generate one with secrets.token_bytes(32)")
-
-    def wants(self, event_type: str) -> bool:
-        return not self.event_types or any(
-            event_type == t or (t.endswith(".*") and event_type.startswith(t[:-1]))
-            for t in self.event_types)
 
     def __repr__(self) -> str:  # the URL may carry a token, the secret is secret
         return f"WebhookEndpoint(name={self.name!r}, host={urlsplit(self.url).hostname!r})"
@@ -176,11 +169,6 @@ class WebhookActivities:
 
     def close(self) -> None:
         self._http.close()
-
-    @activity.defn(name="webhook_endpoints")
-    def webhook_endpoints(self, event_type: str) -> list[str]:
-        """Names of the endpoints subscribed to ``event_type``, for one delivery each."""
-        return [ep.name for ep in self._endpoints.values() if ep.wants(event_type)]
 
     @activity.defn(name="deliver_webhook")
     def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookDeliveryResult:

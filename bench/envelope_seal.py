@@ -155,9 +155,8 @@ def signed_input(s: Session, envelope_id: int) -> str:
 def seal_directly(pdf: bytes, pki: Pki) -> None:
     """What seal_envelope computes, without the store around it."""
     ts = timestamper(pki)
-    chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
-    sealed = signing.seal(pdf, certs=[*chain, pki.tsa.asn1_cert],
-                          crls=[pki.crl("issuing"), pki.crl("root")], timestamper=ts)
+    certs, crls = pki.validation_material()
+    sealed = signing.seal(pdf, certs=certs, crls=crls, timestamper=ts)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     record = CompletionRecord(
         envelope_id="envelope-0", title="MSA", sender_name="Rae Rep",
@@ -167,11 +166,8 @@ def seal_directly(pdf: bytes, pki: Pki) -> None:
         recipients=(RecipientLine("Ann Buyer", "ann@buyer.example", "signer", 1, "none",
                                   "signed", now),),
         events=())
-    prepared = signing.prepare_fields(render_certificate(record),
-                                      [signing.FieldSpec("seal", 0, (0, 0, 0, 0))])
-    signing.sign_field(prepared, signing.SignatureSpec("seal", "Certificate of completion",
-                                                       certify=True),
-                       signing.signer_for(pki.seal, chain), ts)
+    signing.seal_certificate(render_certificate(record),
+                             signing.signer_for(pki.seal, pki.chain), ts)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pyhanko.keys import load_cert_from_pemder
 from pyhanko.sign.pkcs11 import PKCS11Signer
 from pyhanko_certvalidator.registry import CertificateStore, SimpleCertificateStore
 
-from documents.pki import Pki, to_asn1
+from documents.pki import Pki
 
 SEAL_CERT = "seal-hsm.pem"
 
@@ -99,7 +99,7 @@ class HsmSeal:
             raise HsmError(f"no {cert_path}: run `dealdesk pki seal-hsm` first")
         self._cfg = cfg
         self._cert = load_cert_from_pemder(str(cert_path))
-        self._chain = [to_asn1(pki.issuing.cert), to_asn1(pki.root.cert)]
+        self._chain = pki.chain
         self._lock = threading.Lock()
         self._session: Session | None = None
 

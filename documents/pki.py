@@ -115,9 +115,15 @@ class Pki:
 
     # ------------------------------------------------------------------ public
     @property
-    def chain(self) -> list[x509.Certificate]:
-        """The CA certificates above any end-entity certificate, nearest first."""
-        return [self.issuing.cert, self.root.cert]
+    def chain(self) -> list[asn1_x509.Certificate]:
+        """The CA certificates above any end-entity certificate, nearest first (embedded in
+        every signature and timestamp)."""
+        return [self.issuing.asn1_cert, self.root.asn1_cert]
+
+    def validation_material(self) -> tuple[list[asn1_x509.Certificate], list[bytes]]:
+        """What a sealed document's DSS needs besides its signatures' own certificates: the
+        CA chain and the TSA certificate, and both CAs' current CRLs."""
+        return [*self.chain, self.tsa.asn1_cert], [self.crl("issuing"), self.crl("root")]
 
     def trust_roots(self) -> list[asn1_x509.Certificate]:
         return [to_asn1(self.root.cert)]

@@ -122,11 +122,6 @@ def prepare_fields(pdf: bytes, specs: Sequence[FieldSpec]) -> bytes:
     return out.getvalue()
 
 
-def signed_field_names(pdf: bytes) -> list[str]:
-    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-    return [s.field_name for s in reader.embedded_regular_signatures]
-
-
 def sign_field(pdf: bytes, spec: SignatureSpec, signer: signers.Signer,
                timestamper: TimeStamper | None) -> bytes:
     """One signature in its own incremental update, into the prepared field (timestamped
@@ -176,3 +171,11 @@ def seal(pdf: bytes, *, certs: Sequence[asn1_x509.Certificate], crls: Sequence[b
     stamped: io.BytesIO = signers.PdfTimeStamper(timestamper).timestamp_pdf(
         _writer(buf.getvalue()), "sha256", bytes_reserved=TIMESTAMP_BYTES_RESERVED)
     return stamped.getvalue()
+
+
+def seal_certificate(pdf: bytes, seal: signers.Signer, timestamper: TimeStamper) -> bytes:
+    """Certify a freshly made PDF (the certificate of completion) with the organisation
+    seal, in an invisible field."""
+    prepared = prepare_fields(pdf, [FieldSpec("seal", 0, (0, 0, 0, 0))])
+    return sign_field(prepared, SignatureSpec("seal", "Certificate of completion", certify=True),
+                      seal, timestamper)

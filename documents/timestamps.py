@@ -27,7 +27,8 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from documents.pki import Pki
 
-__all__ = ["HttpTimeStamper", "InternalTimeStamper", "TimestampRequestError", "timestamper"]
+__all__ = ["HttpTimeStamper", "InternalTimeStamper", "TimestampRequestError",
+           "internal_timestamper", "timestamper"]
 
 # dealdesk's timestamp policy: an OID under the UUID arc (X.667), so no registration needed.
 POLICY_OID = "2.25.164087314373785296436426226127853190912"
@@ -109,9 +110,10 @@ class HttpTimeStamper(TimeStamper):
         return tsp.TimeStampResp.load(r.content)
 
 
+def internal_timestamper(pki: Pki) -> InternalTimeStamper:
+    return InternalTimeStamper(pki.tsa.asn1_cert, pki.tsa.key, pki.chain)
+
+
 def timestamper(pki: Pki, tsa_url: str = "") -> TimeStamper:
     """The configured TSA: ``tsa_url`` if set, else the internal one."""
-    if tsa_url:
-        return HttpTimeStamper(tsa_url)
-    return InternalTimeStamper(pki.tsa.asn1_cert, pki.tsa.key,
-                               [pki.issuing.asn1_cert, pki.root.asn1_cert])
+    return HttpTimeStamper(tsa_url) if tsa_url else internal_timestamper(pki)

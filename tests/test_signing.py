@@ -30,7 +30,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def _sign_all(pki: Pki) -> bytes:
     ts = timestamper(pki)
-    chain = [pki.issuing.asn1_cert, pki.root.asn1_cert]
+    chain = pki.chain
     doc = signing.prepare_fields(contract_pdf(), FIELDS)
     people = [("Ann Buyer", "ann@buyer.test"), ("Ben Buyer", "ben@buyer.test"),
               ("Cleo CFO", "cfo@acme.test")]
@@ -39,8 +39,8 @@ def _sign_all(pki: Pki) -> bytes:
         signer = signing.signer_for(pki.issue_signer(name, email), chain)
         doc = signing.sign_field(doc, signing.SignatureSpec(field, f"Signed as {name}",
                                                             certify=n == 0), signer, ts)
-    return signing.seal(doc, certs=[*chain, pki.tsa.asn1_cert],
-                        crls=[pki.crl("issuing"), pki.crl("root")], timestamper=ts)
+    certs, crls = pki.validation_material()
+    return signing.seal(doc, certs=certs, crls=crls, timestamper=ts)
 
 
 def test_three_signatures_and_a_document_timestamp_validate(pki: Pki) -> None:
@@ -72,7 +72,7 @@ def test_fields_are_checked_before_signing(pki: Pki) -> None:
     doc = signing.prepare_fields(contract_pdf(2),
                                  [signing.FieldSpec("sig-x", 1, (72, 60, 262, 110))])
     signer = signing.signer_for(pki.issue_signer("Ann", "ann@x.test"),
-                                [pki.issuing.asn1_cert, pki.root.asn1_cert])
+                                pki.chain)
     with pytest.raises(signing.SigningError, match="no signature field 'sig-y'"):
         signing.sign_field(doc, signing.SignatureSpec("sig-y", "r"), signer, timestamper(pki))
     once = signing.sign_field(doc, signing.SignatureSpec("sig-x", "r", certify=True), signer,

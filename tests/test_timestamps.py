@@ -62,7 +62,7 @@ async def test_signing_through_an_external_tsa_url(live_url: str, settings: Sett
     pki = open_pki(settings)
     doc = signing.prepare_fields(contract_pdf(1), [signing.FieldSpec("s", 0, (72, 72, 272, 126))])
     signer = signing.signer_for(pki.issue_signer("Ann", "ann@x.test"),
-                                [pki.issuing.asn1_cert, pki.root.asn1_cert])
+                                pki.chain)
     signed = await asyncio.to_thread(
         signing.sign_field, doc, signing.SignatureSpec("s", "ok", certify=True), signer,
         HttpTimeStamper(f"{live_url}/tsa"))
@@ -74,7 +74,7 @@ def test_a_failing_tsa_fails_the_signature(settings: Settings) -> None:
     pki = open_pki(settings)
     doc = signing.prepare_fields(contract_pdf(1), [signing.FieldSpec("s", 0, (72, 72, 272, 126))])
     signer = signing.signer_for(pki.issue_signer("Ann", "ann@x.test"),
-                                [pki.issuing.asn1_cert, pki.root.asn1_cert])
+                                pki.chain)
     dead = HttpTimeStamper(f"http://127.0.0.1:{free_port()}/tsa", timeout=2)
     with pytest.raises(TimestampRequestError, match="unreachable"):
         signing.sign_field(doc, signing.SignatureSpec("s", "ok"), signer, dead)

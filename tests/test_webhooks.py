@@ -165,19 +165,6 @@ def test_endpoint_config_is_checked_and_secret_never_shown() -> None:
         WebhookActivities([ep, ep])
 
 
-def test_endpoints_are_chosen_by_event_type() -> None:
-    acts = WebhookActivities([
-        WebhookEndpoint("all", "https://a.example.test/", SECRET),
-        WebhookEndpoint("envelopes", "https://b.example.test/", SECRET,
-                        frozenset({"envelope.*"})),
-        WebhookEndpoint("renewals", "https://c.example.test/", SECRET,
-                        frozenset({"renewal.due"})),
-    ])
-    assert acts.webhook_endpoints("envelope.completed") == ["all", "envelopes"]
-    assert acts.webhook_endpoints("renewal.due") == ["all", "renewals"]
-    acts.close()
-
-
 # --- one delivery, no Temporal --------------------------------------------------------------
 
 def test_delivery_is_accepted_by_the_receivers_check(receiver: Callable[..., Receiver]) -> None:

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from dealdesk.settings import Settings, get_settings
 from dealdesk.worker import open_pki
 from documents.convert import DEFAULT_UNO_VENV, Converter
-from documents.timestamps import InternalTimeStamper
+from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
 from store.db import make_engine, make_session_factory
 from web.auth import Unauthenticated
@@ -67,9 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         converter = Converter(uno_venv=settings.uno_venv or DEFAULT_UNO_VENV,
                               work_dir=settings.var_dir / "libreoffice")
         app.state.converter = lambda data, name: converter.convert(data, filename=name)
-        app.state.tsa = InternalTimeStamper(app.state.pki.tsa.asn1_cert, app.state.pki.tsa.key,
-                                            [app.state.pki.issuing.asn1_cert,
-                                             app.state.pki.root.asn1_cert])
+        app.state.tsa = internal_timestamper(app.state.pki)
         app.state.temporal = None
         connecting = asyncio.create_task(_connect_temporal(app, settings))
         try:
