@@ -21,10 +21,12 @@ instead of signing again.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from asn1crypto import cms
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
@@ -33,12 +35,14 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
+from documents.cms_template import DIGEST, CmsTemplate
 from documents.pki import Identity
 
 # Room for the CMS blob, in hex digits: the signer's certificate, the CA chain and the
@@ -80,14 +84,44 @@ class SignatureSpec:
 
 
 class FastSigner(signers.SimpleSigner):
-    """pyHanko's SimpleSigner keeping the parsed RSA key: the stock one re-parses (and
-    re-validates) the DER key for every signature, which is most of its cost."""
+    """pyHanko's SimpleSigner keeping the parsed RSA key (the stock one re-parses and
+    re-validates the DER key for every signature, which is most of its cost) and assembling
+    PAdES signatures' CMS containers from a pre-encoded :class:`CmsTemplate` (pyHanko
+    re-encodes the same certificates for every signature, which is most of the rest)."""
 
     def __init__(self, key: RSAPrivateKey, identity: Identity,
                  chain: Sequence[asn1_x509.Certificate]) -> None:
         super().__init__(signing_cert=identity.asn1_cert, signing_key=identity.asn1_key,
                          cert_registry=SimpleCertificateStore.from_certs(list(chain)))
         self._key = key
+        self._template = CmsTemplate(identity.asn1_cert, chain,
+                                     self.get_signature_mechanism_for_digest(DIGEST))
+
+    async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
+                         use_pades: bool = False, timestamper: TimeStamper | None = None,
+                         signed_attr_settings: PdfCMSSignedAttributes | None = None,
+                         is_pdf_sig: bool = True,
+                         encap_content_info: object = None) -> cms.ContentInfo:
+        settings = signed_attr_settings or PdfCMSSignedAttributes()
+        if (dry_run or not use_pades or not is_pdf_sig or encap_content_info is not None
+                or digest_algorithm.lower() != DIGEST or settings.cades_signed_attrs
+                or settings.adobe_revinfo_attr or self.signed_attr_prov_spec
+                or self.unsigned_attr_prov_spec):
+            return await super().async_sign(  # everything the template does not cover
+                data_digest, digest_algorithm, dry_run=dry_run, use_pades=use_pades,
+                timestamper=timestamper, signed_attr_settings=signed_attr_settings,
+                is_pdf_sig=is_pdf_sig, encap_content_info=encap_content_info)
+
+        async def timestamp(signature: bytes) -> cms.ContentInfo:
+            assert timestamper is not None
+            token: cms.ContentInfo = await timestamper.async_timestamp(
+                hashlib.sha256(signature).digest(), DIGEST)
+            return token
+
+        der = await self._template.content_info(
+            data_digest, lambda attrs: self.sign_raw(attrs, DIGEST),
+            timestamp if timestamper is not None else None)
+        return cms.ContentInfo.load(der)
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm).signature_algo

@@ -3,6 +3,7 @@ Every output is read back by pyHanko (with diff analysis) and by poppler's pdfsi
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import signers
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from documents import signing
 from documents.pki import Pki, PkiError
@@ -66,6 +70,43 @@ def test_one_changed_byte_of_page_content_fails_validation(pki: Pki) -> None:
     assert not all(v.intact for v in verdicts)
     poppler = pdfsig_report(bytes(sealed), pki)
     assert any(sig != "Signature is Valid." for sig, _ in poppler.values()), poppler
+
+
+def _cms_shape(pdf: bytes) -> dict[str, object]:
+    """Everything in a signature's CMS container except the values that depend on the
+    document bytes, the clock and the randomness."""
+    sig = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
+    sd, si = sig.signed_data, sig.signer_info
+    return {
+        "version": sd["version"].native,
+        "digest_algorithms": sd["digest_algorithms"].dump(),
+        "encap": sd["encap_content_info"].dump(),
+        "certificates": sorted(c.dump() for c in sd["certificates"]),
+        "signer": [si[k].dump() for k in ("version", "sid", "digest_algorithm",
+                                          "signature_algorithm")],
+        "signed_attrs": [(a["type"].native, a.dump() if a["type"].native != "message_digest"
+                          else len(a.dump())) for a in si["signed_attrs"]],
+        "unsigned_attrs": [a["type"].native for a in si["unsigned_attrs"]],
+    }
+
+
+def test_template_cms_matches_pyhankos_own(pki: Pki) -> None:
+    """FastSigner assembles the CMS container from pre-encoded parts; pyHanko's stock signer
+    with the same key, chain and timestamper builds the same container."""
+    doc = signing.prepare_fields(contract_pdf(2),
+                                 [signing.FieldSpec("sig-x", 1, (72, 60, 262, 110))])
+    identity = pki.issue_signer("Ann Buyer", "ann@buyer.test")
+    stock = signers.SimpleSigner(signing_cert=identity.asn1_cert,
+                                 signing_key=identity.asn1_key,
+                                 cert_registry=SimpleCertificateStore.from_certs(pki.chain))
+    spec = signing.SignatureSpec("sig-x", "Signed as Buyer", certify=True)
+    ours = signing.sign_field(doc, spec, signing.signer_for(identity, pki.chain),
+                              timestamper(pki))
+    theirs = signing.sign_field(doc, spec, stock, timestamper(pki))
+    assert _cms_shape(ours) == _cms_shape(theirs)
+    for pdf in (ours, theirs):
+        [verdict] = pyhanko_verdicts(pdf, pki)
+        assert verdict.intact and verdict.valid and verdict.trusted, verdict
 
 
 def test_fields_are_checked_before_signing(pki: Pki) -> None:
