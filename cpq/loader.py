@@ -211,7 +211,7 @@ def _book(i: int, d: Any, where: str, account_id: Callable[[str], int | None],
     account = channel = None
     if kind == "account":
         name = str(_req(d, "account", where))
-        account = account_id(name)
+        account = d.get("account_id") or account_id(name)  # stored documents carry the id
         if account is None:
             raise CatalogError(f"{where}: no account named {name!r}")
     elif kind == "channel":
@@ -254,6 +254,8 @@ def parse_catalog(doc: Any, account_id: Callable[[str], int | None]) -> CatalogS
                  for i, d in enumerate(_list(doc.get("schedules"), "schedules"))]
     books = [_book(i + 1, d, f"price_books[{i}]", account_id, products)
              for i, d in enumerate(_list(doc.get("price_books"), "price_books"))]
+    if len({b.name for b in books}) != len(books):
+        raise CatalogError("price_books: names must be unique")
     partners = _map(doc.get("partners") or {}, "partners")
     discounts = {(str(_req(p, "channel", "partners.discounts")),
                   str(_req(p, "tier", "partners.discounts"))):

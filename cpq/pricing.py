@@ -119,8 +119,9 @@ class Deal:
     channel: Channel = "direct"
     partner_tier: str | None = None
     header_discount_pct: Decimal = _ZERO
-    price_book_id: int | None = None
-    """A pinned account or channel price book: it must match the currency and the date."""
+    price_book: str | None = None
+    """A pinned account or channel price book, by name: it must match the currency, the
+    date, the account or the channel."""
 
 
 @dataclass(frozen=True)
@@ -240,11 +241,11 @@ class Pricer:
             self.partner_pct = rules.partner_discounts[key]
 
     def _pinned(self) -> PriceBook | None:
-        if self.deal.price_book_id is None:
+        if self.deal.price_book is None:
             return None
-        book = next((b for b in self.rules.books if b.id == self.deal.price_book_id), None)
+        book = next((b for b in self.rules.books if b.name == self.deal.price_book), None)
         if book is None:
-            raise PricingError(f"no price book {self.deal.price_book_id}")
+            raise PricingError(f"no price book named {self.deal.price_book!r}")
         if book.currency != self.deal.currency:
             raise PricingError(f"price book {book.name!r} is in {book.currency}, the quote in "
                                f"{self.deal.currency}")

@@ -25,6 +25,8 @@ pki_app = typer.Typer(help="The internal PKI under var/pki", no_args_is_help=Tru
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policies_app, name="policies")
+catalog_app = typer.Typer(help="The product catalog and price books", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 app.add_typer(pki_app, name="pki")
 console = Console()
 err = Console(stderr=True)
@@ -163,6 +165,27 @@ def policies_load(file: Path) -> None:
             raise typer.Exit(2) from None
         s.commit()
         console.print(f"saved policy {row.name} version {row.version}")
+
+
+@catalog_app.command("load")
+def catalog_load(file: Path) -> None:
+    """Validate a catalog YAML file (products, rules, schedules, price books, partner terms,
+    rounding, taxes) and save it as the catalog's next version."""
+    from web.errors import Invalid
+    from web.services.catalog import save_catalog
+
+    if not file.is_file():
+        err.print(f"no file {file}")
+        raise typer.Exit(2)
+    with _sessions()() as s:
+        write_lock(s)
+        try:
+            row = save_catalog(s, file.read_text(), None, note=f"loaded from {file.name}")
+        except Invalid as e:
+            err.print(f"{file}: {e.message}")
+            raise typer.Exit(2) from None
+        s.commit()
+        console.print(f"saved catalog version {row.version}")
 
 
 @app.command()

@@ -150,12 +150,26 @@ class Quote(Base):
     status: Mapped[str] = mapped_column(String(30), default="draft")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Configured quotes (store/commerce.py QuoteItem): the deal's pricing context and what
+    # the engine computed. A quote without items keeps the amounts typed in.
+    channel: Mapped[str] = mapped_column(String(20), default="direct")
+    partner_tier: Mapped[str | None] = mapped_column(String(40))
+    header_discount_pct: Mapped[str] = mapped_column(String(12), default="0")
+    price_book: Mapped[str | None] = mapped_column(String(200))
+    catalog_version: Mapped[int | None] = mapped_column(Integer)
+    max_discount_pct: Mapped[float | None] = mapped_column()
+    channel_conflicts: Mapped[list[Any]] = mapped_column(default=list)
+    billing: Mapped[str] = mapped_column(String(20), default="annual")
+    won_at: Mapped[dt.datetime | None] = mapped_column()
 
     account: Mapped[Account] = relationship(lazy="joined")
     owner: Mapped[User] = relationship(lazy="joined")
 
     @property
     def discount_pct(self) -> float:
+        """The largest line discount of a configured quote, else the overall discount."""
+        if self.max_discount_pct is not None:
+            return round(self.max_discount_pct, 2)
         if self.list_amount <= 0:
             return 0.0
         return round(100.0 * (self.list_amount - self.net_amount) / self.list_amount, 2)

@@ -177,7 +177,8 @@ def test_rounding_rules(rounding: Rounding, unit: int) -> None:
 def test_currencies_use_their_own_prices_and_books() -> None:
     assert one(5, currency="EUR", account_id=ACME).net_unit == 9_000
     assert one(5, currency="EUR").net_unit == 8_000  # Globex's EUR contract, unpinned
-    assert one(5, currency="EUR", account_id=GLOBEX, price_book_id=14).net_unit == 8_000
+    pinned = one(5, currency="EUR", account_id=GLOBEX, price_book="Globex EUR contract")
+    assert pinned.net_unit == 8_000
     with pytest.raises(PricingError, match="no GBP price for ANL-SEAT"):
         one(5, currency="GBP")
 
@@ -205,11 +206,12 @@ def test_bundles_flatten_to_lines_with_bundled_options_free() -> None:
 # --- bad input -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("deal", "message"), [
-    ({"price_book_id": 11, "account_id": ACME}, "valid 2025-01-01 to 2025-12-31, not on"),
-    ({"price_book_id": 14}, "is in EUR, the quote in USD"),
-    ({"price_book_id": 10}, "belongs to another account"),
-    ({"price_book_id": 13}, "is for the web channel"),
-    ({"price_book_id": 99}, "no price book 99"),
+    ({"price_book": "Acme 2025 contract", "account_id": ACME},
+     "valid 2025-01-01 to 2025-12-31, not on"),
+    ({"price_book": "Globex EUR contract"}, "is in EUR, the quote in USD"),
+    ({"price_book": "Acme 2026 contract"}, "belongs to another account"),
+    ({"price_book": "Web store"}, "is for the web channel"),
+    ({"price_book": "Nope"}, "no price book named 'Nope'"),
     ({"channel": "reseller"}, "needs the partner's tier"),
     ({"channel": "reseller", "partner_tier": "platinum"}, "no partner discount"),
 ])

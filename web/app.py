@@ -28,6 +28,7 @@ from web.render import is_htmx, render
 from web.routes import (
     admin,
     api,
+    api_cpq,
     api_envelopes,
     health,
     inbox,
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
-                   admin.router, api.router, api_envelopes.router, pki.router):
+                   admin.router, api.router, api_cpq.router, api_envelopes.router,
+                   pki.router):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

@@ -40,6 +40,9 @@ class QuoteFacts:
     term_months: int
     nonstandard_terms: list[str] = field(default_factory=list)
     product_families: list[str] = field(default_factory=list)
+    channel: str = "direct"
+    channel_conflicts: list[str] = field(default_factory=list)
+    """SKUs whose partner price undercuts the direct price beyond the channel's band."""
 
     def fact(self, name: str) -> Any:
         return getattr(self, name)

@@ -28,6 +28,8 @@ FACTS: dict[str, str] = {
     "nonstandard_terms": "list",
     "product_families": "list",
     "currency": "text",
+    "channel": "text",
+    "channel_conflicts": "list",
 }
 OPS: dict[str, tuple[str, ...]] = {
     "number": ("gt", "gte", "lt", "lte", "eq", "ne"),

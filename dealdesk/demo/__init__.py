@@ -16,6 +16,7 @@ from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import Account, ApprovalTask, EnvelopeRecipient, User, UserRole
 from web.auth import hash_password
+from web.services.catalog import save_catalog
 from web.services.envelopes import EnvelopeIn, RecipientIn, create_envelope, sign
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote, submit_quote
@@ -69,6 +70,9 @@ def seed_records(sessions: sessionmaker[Session]) -> bool:
             s.add(Account(name=name, region="NA" if name != "Globex" else "EU"))
         source = (Path(__file__).parent / "policy.yaml").read_text()
         save_policy(s, source, by_email["admin@demo.test"])
+        s.flush()
+        save_catalog(s, (Path(__file__).parent / "catalog.yaml").read_text(),
+                     by_email["admin@demo.test"], note="demo catalog")
         s.commit()
     return True
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import store.commerce  # noqa: F401 - registers its tables
 from store.db import make_engine
 from store.models import Base
 

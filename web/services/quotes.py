@@ -15,6 +15,7 @@ from store import audit
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from web.services import configurator
 from web.services.policies import active_policy, spec_of
 from web.services.refusals import refusal_error
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -29,9 +30,11 @@ class QuoteFields(BaseModel):
     account_id: int
     title: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
-    list_amount: int = Field(gt=0, description="list price total, minor units")
-    net_amount: int = Field(gt=0, description="net price total after discount, minor units")
-    cost_amount: int = Field(ge=0, description="cost total, minor units")
+    list_amount: int = Field(default=0, ge=0, description="list price total, minor units "
+                             "(a configured quote's are computed from its items)")
+    net_amount: int = Field(default=0, ge=0, description="net total after discounts, minor "
+                            "units")
+    cost_amount: int = Field(default=0, ge=0, description="cost total, minor units")
     term_months: int = Field(gt=0, le=120)
     nonstandard_terms: list[str] = Field(default_factory=list, max_length=20)
     product_families: list[str] = Field(default_factory=list, max_length=20)
@@ -61,14 +64,21 @@ def get_quote(session: Session, quote_id: int) -> Quote:
     return quote
 
 
-def facts_of(quote: Quote) -> QuoteFacts:
+def facts_of(session: Session, quote: Quote) -> QuoteFacts:
+    """What the policy reads. A configured quote's come from the pricing engine: the
+    largest line discount, the margin over cost, the product families of its lines and the
+    channel guard's conflicts."""
+    families, conflicts = list(quote.product_families), list[str]()
+    if quote.max_discount_pct is not None:
+        configured_families, conflicts = configurator.configured_facts(session, quote)
+        families = sorted({*families, *configured_families})
     return QuoteFacts(
         quote_id=quote.id, version=quote.version, title=quote.title,
         account_id=quote.account_id, account_name=quote.account.name, owner_id=quote.owner_id,
         currency=quote.currency, total=quote.net_amount, list_total=quote.list_amount,
         discount_pct=quote.discount_pct, margin_pct=quote.margin_pct,
         term_months=quote.term_months, nonstandard_terms=list(quote.nonstandard_terms),
-        product_families=list(quote.product_families))
+        product_families=families, channel=quote.channel, channel_conflicts=conflicts)
 
 
 def create_quote(session: Session, owner: User, fields: QuoteFields) -> Quote:
@@ -90,14 +100,22 @@ def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields)
     fields.check()
     if quote.status == "pending_approval":
         raise Conflict("this quote is waiting for approval: recall it before editing")
+    if quote.status == "won":
+        raise Conflict("this deal is won: its quote can't change any more")
     if session.get(Account, fields.account_id) is None:
         raise Invalid(f"no account {fields.account_id}", field="account_id")
     submitted = session.scalar(select(QuoteVersion.id).where(
         QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
     if submitted is not None:
-        quote.version += 1
+        configurator.next_version(session, quote)
+    configured = quote.max_discount_pct is not None
+    if configured and fields.currency != quote.currency:
+        raise Invalid("a configured quote's currency can't change: its lines are priced in "
+                      f"{quote.currency}", field="currency")
     for k, v in fields.model_dump().items():
         setattr(quote, k, v)
+    if configured:  # the amounts of a configured quote are the engine's, not typed in
+        configurator.refresh_totals(session, quote)
     quote.status = "draft"
     quote.updated_at = dt.datetime.now(dt.UTC)
     session.flush()
@@ -157,12 +175,17 @@ async def submit_quote(session: Session, client: Client, quote: Quote, actor: Us
         raise Conflict("this quote is already waiting for approval")
     if quote.status == "approved":
         raise Conflict("this version is already approved; edit the quote to make a new version")
+    if quote.status == "won":
+        raise Conflict("this deal is won: its quote can't change any more")
+    if quote.net_amount <= 0:
+        raise Invalid("the quote has no amount yet: add a product in the builder or enter "
+                      "its amounts", field="net_amount")
     submitted_before = session.scalar(select(QuoteVersion.id).where(
         QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
     if submitted_before is not None:
-        quote.version += 1
+        configurator.next_version(session, quote)
     previous_status, quote.status = quote.status, "pending_approval"
-    facts = facts_of(quote)
+    facts = facts_of(session, quote)
     policy = active_policy(session)
     inp = ChainInput(facts, spec_of(policy), actor_of(actor), prior_approvals(session, quote))
     session.commit()

@@ -1,0 +1,401 @@
+"""The quote document: a DOCX filled from a template, then a PDF with the attachments appended.
+
+:func:`render_docx` fills a docxtpl template (Jinja inside Word), the user's or
+:func:`default_template` (built in code with python-docx: no binary .docx in the repository).
+:func:`render_pdf` converts it through ``convert`` (LibreOffice, see ``documents.convert``) and
+appends the attachments: PDFs page by page, PNG/JPEG images as one A4 page each. A bad template
+or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors pass through.
+
+- **Templates are untrusted** (users upload them): Jinja's immutable sandbox (no ``__class__``
+  tricks, no mutating the data), XML autoescaping (``<w:p> & Co`` in data stays text) and
+  strict undefined (a misspelt name is an error, not a silent blank). The sandbox doesn't bound
+  time or memory (``'x' * 10**10``): run renders where a runaway can be killed.
+- **Template context**, strings unless noted: ``org_name number title account_name prepared_by
+  issued valid_until currency channel term term_months``(int) ``list_total discount_total
+  discount_pct net_total``; ``lines`` of ``position``(int) ``sku name quantity unit list_unit
+  discount net_unit net_total options``(list); ``bom`` of ``level``(int) ``indent`` (one em
+  space a level) ``sku name quantity``; ``terms``; ``attachments`` (file names). Money reads
+  ``USD 1,234.50`` with a no-break space, so a table cell never splits it.
+- **The PDF stays plain, so it can be signed later**: encrypted attachments and attachments
+  with form fields or signatures are refused; other annotations of attached PDFs (links,
+  comments) are dropped, their page content kept; no ``/AcroForm`` is left.
+- **Stable**: equal input gives equal DOCX bytes (fixed zip times, dates from ``issued``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import docx
+from docx.enum.style import WD_STYLE_TYPE
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt
+from docxtpl import DocxTemplate
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from PIL import Image, ImageOps
+from pypdf import PdfReader, PdfWriter
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen.canvas import Canvas
+
+from cpq.money import major
+from documents.convert import ConversionFailed, check_docx
+
+NBSP, EM_SPACE = "\u00a0", "\u2003"
+_IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
+_CHANNELS = {"direct": "Direct", "web": "Web", "reseller": "Reseller",
+             "distributor": "Distributor"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML; \t and \n are kept
+_MAX_PIXELS = 40_000_000  # a larger image is refused before Pillow decodes it
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+
+class QuoteDocumentError(ValueError):
+    """A bad template or an unreadable attachment; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class DocLine:
+    position: int
+    sku: str
+    name: str
+    quantity: int
+    unit: str  # e.g. "each", "seat/month"
+    list_unit: int  # minor units (cents)
+    net_unit: int  # minor units, after discounts
+    net_total: int  # minor units, as priced (rounding is the pricing engine's)
+    discount_pct: float  # off list, e.g. 12.5
+    options: list[str]  # configuration, e.g. ["Display: 27-inch 4K × 1", "Colour: graphite"]
+
+
+@dataclass(frozen=True)
+class BomRow:
+    level: int  # 0 = top-level line item, 1 = its component, 2 = sub-component, ...
+    sku: str
+    name: str
+    quantity: int  # total quantity for the whole quote
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str  # file name shown, e.g. "WS-9 spec sheet.pdf"
+    content: bytes
+    media_type: str  # "application/pdf", "image/png" or "image/jpeg"; the content must match
+
+
+@dataclass(frozen=True)
+class QuoteDocument:
+    org_name: str  # the seller, e.g. "Acme Inc."
+    number: str  # with the version, e.g. "Q-12 v2"
+    title: str
+    account_name: str  # the buyer
+    prepared_by: str
+    issued: dt.date
+    valid_until: dt.date
+    currency: str  # ISO 4217, e.g. "USD"; sets the decimals of every amount
+    channel: str  # "direct", "web", "reseller", "distributor"
+    lines: list[DocLine]
+    bom: list[BomRow]  # in display order (depth first)
+    list_total: int  # minor units
+    net_total: int  # minor units
+    term_months: int  # 0 for a one-off purchase
+    terms: list[str]  # terms and conditions, a paragraph each (standard and non-standard)
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
+    """The quote as DOCX bytes, from ``template`` (an uploaded .docx) or the default one."""
+    if not re.fullmatch(r"[A-Z]{3}", doc.currency):
+        raise QuoteDocumentError(f"currency {doc.currency!r} is not an ISO 4217 code like USD")
+    if template is not None:
+        try:
+            check_docx(template, "the quote template")
+        except ConversionFailed as e:
+            raise QuoteDocumentError(e.message) from e
+    tpl = DocxTemplate(io.BytesIO(default_template() if template is None else template))
+    try:
+        tpl.init_docx()
+    except Exception as e:  # python-docx and lxml raise many types for a damaged package
+        raise QuoteDocumentError("the quote template can't be opened as a Word document; "
+                                 "open it in Word, save it as .docx and upload it again") from e
+    sandbox = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+    try:
+        tpl.render(_context(doc), jinja_env=sandbox)
+    except TemplateError as e:
+        raise _template_error(e) from e
+    except Exception as e:  # a template can make any expression fail (1/0, 'a' + 1, ...)
+        raise QuoteDocumentError(f"the quote template failed while being filled in: "
+                                 f"{type(e).__name__}: {e}") from e
+    props = tpl.docx.core_properties
+    props.title, props.subject = doc.title, f"Quote {doc.number}"
+    props.author = props.last_modified_by = doc.prepared_by
+    props.created = props.modified = dt.datetime.combine(doc.issued, dt.time(), dt.UTC)
+    props.revision = 1
+    out = io.BytesIO()
+    tpl.save(out)
+    return _stable_zip(out.getvalue())
+
+
+def render_pdf(docx: bytes, convert: Callable[[bytes, str], bytes],
+               attachments: Sequence[Attachment]) -> bytes:
+    """The converted quote with ``attachments`` appended in order, as one plain PDF.
+
+    Attachments are checked before ``convert`` runs, so a bad one costs no conversion.
+    """
+    appended = [_pdf_attachment(a) if a.media_type == "application/pdf" else
+                PdfReader(io.BytesIO(_image_page(a))) for a in attachments]
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(convert(docx, "quote.docx"))))
+    for reader in appended:
+        for page in reader.pages:
+            writer.add_page(page, excluded_keys=("/Annots", "/AA"))
+    writer.root_object.pop("/AcroForm", None)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@functools.cache
+def default_template() -> bytes:
+    """The built-in template: cover, configuration, BoM, line items, pricing, terms."""
+    d = docx.Document()
+    section = d.sections[0]
+    section.page_width, section.page_height = Mm(210), Mm(297)  # A4, like image attachments
+    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
+        setattr(section, side, Mm(18))
+    d.styles["Normal"].font.name = "Calibri"  # LibreOffice substitutes metric-equal Carlito
+    cells = d.styles.add_style("Quote Table Text", WD_STYLE_TYPE.PARAGRAPH)
+    cells.base_style, cells.font.size = d.styles["Normal"], Pt(8.5)
+    cells.paragraph_format.space_after = Pt(0)
+
+    d.add_paragraph().add_run("{{ org_name }}").bold = True
+    _paragraphs(d, ("{{ title }}", "Title"), ("Quote {{ number }}", "Subtitle"))
+    for label, name in (("Prepared for", "account_name"), ("Prepared by", "prepared_by"),
+                        ("Issued", "issued"), ("Valid until", "valid_until")):
+        p = d.add_paragraph()
+        p.add_run(f"{label}: ").bold = True
+        p.add_run(f"{{{{ {name} }}}}")
+    d.add_page_break()
+    _paragraphs(d, ("Configuration summary", "Heading 1"), ("{%p for line in lines %}", None),
+                ("{{ line.position }}. {{ line.name }} ({{ line.sku }}) × {{ line.quantity }}",
+                 "Heading 3"), ("{%p for option in line.options %}", None),
+                ("{{ option }}", "List Bullet"), ("{%p endfor %}", None),
+                ("{%p if not line.options %}", None), ("Standard configuration", "List Bullet"),
+                ("{%p endif %}", None), ("{%p endfor %}", None),
+                ("Bill of materials", "Heading 1"))
+    _loop_table(d, "row in bom", [("Level", "{{ row.level }}", 13, False),
+                                  ("SKU", "{{ row.indent }}{{ row.sku }}", 45, False),
+                                  ("Name", "{{ row.name }}", 96, False),
+                                  ("Quantity", "{{ row.quantity }}", 20, True)])
+    d.add_heading("Line items", level=1)
+    _loop_table(d, "line in lines", [
+        ("#", "{{ line.position }}", 7, True), ("SKU", "{{ line.sku }}", 22, False),
+        ("Name", "{{ line.name }}", 33, False), ("Qty", "{{ line.quantity }}", 11, True),
+        ("Unit", "{{ line.unit }}", 19, False), ("List unit", "{{ line.list_unit }}", 22, True),
+        ("Disc.", "{{ line.discount }}", 12, True), ("Net unit", "{{ line.net_unit }}", 22, True),
+        ("Net total", "{{ line.net_total }}", 26, True)])
+    d.add_heading("Pricing summary", level=1)
+    summary = d.add_table(rows=6, cols=2, style="Table Grid")
+    for i, (label, value) in enumerate((
+            ("List total", "{{ list_total }}"),
+            ("Discount", "{{ discount_total }} ({{ discount_pct }})"),
+            ("Net total", "{{ net_total }}"), ("Currency", "{{ currency }}"),
+            ("Term", "{{ term }}"), ("Sales channel", "{{ channel }}"))):
+        _cell(summary, i, 0, label, 50, bold=True)
+        _cell(summary, i, 1, value, 124, bold=label == "Net total")
+    _paragraphs(d, ("Terms and conditions", "Heading 1"), ("{%p for term in terms %}", None),
+                ("{{ term }}", "List Number"), ("{%p endfor %}", None),
+                ("{%p if attachments %}", None), ("Attachments", "Heading 1"),
+                ("{%p for name in attachments %}", None), ("{{ name }}", "List Bullet"),
+                ("{%p endfor %}", None), ("{%p endif %}", None))
+    footer = section.footer.paragraphs[0]
+    footer.style = cells
+    footer.add_run("{{ org_name }} · Quote {{ number }} · valid until {{ valid_until }} · page ")
+    page = OxmlElement("w:fldSimple")
+    page.set(qn("w:instr"), "PAGE")
+    footer._p.append(page)
+    out = io.BytesIO()
+    d.save(out)
+    return _stable_zip(out.getvalue())
+
+
+# -- the template ------------------------------------------------------------------------
+
+
+def _template_error(e: TemplateError) -> QuoteDocumentError:
+    """Name the problem and quote the paragraph it is in (docxtpl keeps 3 lines before it)."""
+    lineno, around = getattr(e, "lineno", None), getattr(e, "docx_context", None)
+    text = list(around)[min(lineno - 1, 3):][:1] if lineno and around is not None else []
+    near = f" near “{text[0].strip()[:80]}”" if text and text[0].strip() else ""
+    problem = ("has a syntax error" if isinstance(e, TemplateSyntaxError) else
+               "tries something templates may not do" if isinstance(e, SecurityError) else
+               "uses a name the quote doesn't have" if isinstance(e, UndefinedError) else
+               "can't be filled in")
+    return QuoteDocumentError(f"the quote template {problem}{near}: {e}")
+
+
+def _context(doc: QuoteDocument) -> dict[str, Any]:
+    def money(minor: int) -> str:
+        return f"{doc.currency}{NBSP}{major(minor, doc.currency)}"
+
+    discount = doc.list_total - doc.net_total
+    return {
+        "org_name": _text(doc.org_name), "number": _text(doc.number), "title": _text(doc.title),
+        "account_name": _text(doc.account_name), "prepared_by": _text(doc.prepared_by),
+        "issued": _date(doc.issued), "valid_until": _date(doc.valid_until),
+        "currency": doc.currency, "channel": _CHANNELS.get(doc.channel, _text(doc.channel)),
+        "term_months": doc.term_months,
+        "term": ("one-off purchase" if doc.term_months == 0 else
+                 f"{doc.term_months} month" + ("s" if doc.term_months != 1 else "")),
+        "list_total": money(doc.list_total), "net_total": money(doc.net_total),
+        "discount_total": money(discount),
+        "discount_pct": _percent(100 * discount / doc.list_total if doc.list_total else 0.0),
+        "lines": [{"position": line.position, "sku": _text(line.sku), "name": _text(line.name),
+                   "quantity": f"{line.quantity:,}", "unit": _text(line.unit),
+                   "list_unit": money(line.list_unit), "net_unit": money(line.net_unit),
+                   "net_total": money(line.net_total), "discount": _percent(line.discount_pct),
+                   "options": [_text(o) for o in line.options]} for line in doc.lines],
+        "bom": [{"level": row.level, "indent": EM_SPACE * max(row.level, 0),
+                 "sku": _text(row.sku), "name": _text(row.name), "quantity": f"{row.quantity:,}"}
+                for row in doc.bom],
+        "terms": [_text(t) for t in doc.terms],
+        "attachments": [_text(a.name) for a in doc.attachments],
+    }
+
+
+def _paragraphs(d: Any, *specs: tuple[str, str | None]) -> None:
+    for text, style in specs:
+        d.add_paragraph(text, style=style)
+
+
+def _loop_table(d: Any, loop: str, columns: list[tuple[str, str, int, bool]]) -> None:
+    """A header row, then one row docxtpl repeats ``for loop``.
+
+    Columns are (header, cell template, width in mm, right-aligned).
+    """
+    table = d.add_table(rows=4, cols=len(columns), style="Table Grid")
+    table.rows[1].cells[0].text = f"{{%tr for {loop} %}}"
+    table.rows[3].cells[0].text = "{%tr endfor %}"
+    for i, (head, value, width, right) in enumerate(columns):
+        _cell(table, 0, i, head, width, bold=True, right=right)
+        _cell(table, 2, i, value, width, right=right)
+    flag = OxmlElement("w:tblHeader")  # repeat the header row on every page
+    flag.set(qn("w:val"), "true")
+    table.rows[0]._tr.get_or_add_trPr().append(flag)
+
+
+def _cell(table: Any, row: int, col: int, text: str, width: int, *, bold: bool = False,
+          right: bool = False) -> None:
+    cell = table.rows[row].cells[col]
+    table.columns[col].width = cell.width = Mm(width)  # LibreOffice reads the grid, Word cells
+    para = cell.paragraphs[0]
+    para.style = "Quote Table Text"
+    para.add_run(text).bold = bold
+    if right:
+        para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+
+
+def _text(value: str) -> str:
+    return _CONTROL.sub("", value)
+
+
+def _date(day: dt.date) -> str:
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"  # not locale-dependent %B
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _stable_zip(data: bytes) -> bytes:
+    """The same archive with fixed timestamps, so equal documents are equal bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)),
+                         src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+
+def _pdf_attachment(att: Attachment) -> PdfReader:
+    unreadable = QuoteDocumentError(f"{att.name} is not a readable PDF; open it, save or print "
+                                    "it as a new PDF and attach that")
+    if b"%PDF-" not in att.content[:1024]:
+        raise unreadable
+    try:
+        reader = PdfReader(io.BytesIO(att.content))
+        if reader.is_encrypted:
+            raise QuoteDocumentError(f"{att.name} is password-protected (encrypted); save an "
+                                     "unprotected copy (e.g. print it to PDF) and attach that")
+        widgets = [annot for page in reader.pages for annot in page.get("/Annots") or ()
+                   if annot.get_object().get("/Subtype") == "/Widget"]
+    except QuoteDocumentError:
+        raise
+    except Exception as e:  # untrusted input through pypdf, which raises many types
+        raise unreadable from e
+    if not reader.pages:
+        raise QuoteDocumentError(f"{att.name} has no pages; attach a PDF with content")
+    if widgets:
+        raise QuoteDocumentError(f"{att.name} has form fields or signatures, which would stay "
+                                 "editable in the quote; print it to a new PDF (which flattens "
+                                 "them) and attach that")
+    return reader
+
+
+def _image_page(att: Attachment) -> bytes:
+    """One A4 page (landscape for a wide image) with the image fitted inside 15 mm margins."""
+    expected = _IMAGE_FORMATS.get(att.media_type)
+    if expected is None:
+        raise QuoteDocumentError(f"{att.name} is of type {att.media_type!r}; only PDF, PNG and "
+                                 "JPEG files can be attached to a quote")
+    try:
+        with Image.open(io.BytesIO(att.content)) as im:
+            if im.format != expected:
+                found = f"a {im.format} image" if im.format else "not an image"
+                raise QuoteDocumentError(f"{att.name} is declared as {expected} but is {found}; "
+                                         "attach it again with the right file type")
+            if im.width * im.height > _MAX_PIXELS:
+                raise QuoteDocumentError(f"{att.name} is {im.width} × {im.height} pixels, over "
+                                         f"the {_MAX_PIXELS // 1_000_000} megapixel limit; "
+                                         "scale it down and attach it again")
+            im.load()
+            dpi = min(max(float(im.info.get("dpi", (96, 96))[0]), 72.0), 600.0)
+            if expected == "JPEG" and im.mode in ("RGB", "L") \
+                    and im.getexif().get(0x0112, 1) == 1:  # upright: embed the JPEG as is
+                source, size = ImageReader(io.BytesIO(att.content)), im.size
+            else:
+                upright = ImageOps.exif_transpose(im).convert("RGBA")
+                flat = Image.new("RGB", upright.size, "white")
+                flat.paste(upright, mask=upright.getchannel("A"))
+                source, size = ImageReader(flat), flat.size
+    except QuoteDocumentError:
+        raise
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, ... on bad data
+        raise QuoteDocumentError(f"{att.name} is not a readable {expected} image; open it, "
+                                 "save it again and attach the new file") from e
+    width, height = size
+    page_w, page_h = landscape(A4) if width > height else A4
+    scale = min((page_w - 30 * mm) / width, (page_h - 30 * mm) / height, 72 / dpi)
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=(page_w, page_h), invariant=1)
+    canvas.drawImage(source, (page_w - width * scale) / 2, (page_h - height * scale) / 2,
+                     width * scale, height * scale)
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()

@@ -1,0 +1,208 @@
+"""The JSON API for configure-price-quote: the catalog (YAML in, CSV in and out), a quote's
+configured items and pricing context, and previews of a configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from store.db import write_lock
+from store.models import Quote, User
+from web.auth import CurrentUser, require
+from web.deps import SessionDep
+from web.errors import Invalid, NotFound
+from web.routes.quotes import READ_ALL
+from web.services import catalog as catalog_service
+from web.services import configurator
+from web.services.configurator import parse_pct, parse_selection
+
+router = APIRouter(prefix="/api/v1", tags=["cpq"])
+CATALOG_ADMINS = ("admin", "deal_desk")
+MAX_BODY = 20 * 1024 * 1024
+
+
+class CatalogOut(BaseModel):
+    version: int
+    note: str
+    products: int
+    rules: int
+    price_books: list[str]
+
+
+class ItemIn(BaseModel):
+    selection: dict[str, Any] = Field(description="{sku, quantity, attributes, options: [...]}")
+    manual_discount_pct: str = "0"
+
+
+class PricingIn(BaseModel):
+    channel: str = "direct"
+    partner_tier: str | None = None
+    header_discount_pct: str = "0"
+    price_book: str | None = None
+    latest_catalog: bool = False
+
+
+def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+async def _text(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Invalid(f"the upload is over {MAX_BODY // (1024 * 1024)} MB", field="body")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("the upload is not UTF-8 text", field="body") from None
+
+
+def _catalog_out(session: SessionDep) -> CatalogOut:
+    row = catalog_service.active_version(session)
+    _, spec = catalog_service.spec_of(session, row.version)
+    return CatalogOut(version=row.version, note=row.note, products=len(spec.catalog.products),
+                      rules=len(spec.catalog.rules),
+                      price_books=[b.name for b in spec.prices.books])
+
+
+@router.get("/catalog", response_model=CatalogOut)
+def get_catalog(user: CurrentUser, session: SessionDep) -> CatalogOut:
+    return _catalog_out(session)
+
+
+@router.post("/catalog", response_model=CatalogOut, status_code=201,
+             dependencies=[require(*CATALOG_ADMINS)])
+async def load_catalog(request: Request, user: CurrentUser, session: SessionDep) -> CatalogOut:
+    """The whole catalog document as YAML (or JSON): a new version."""
+    source = await _text(request)
+    write_lock(session)
+    catalog_service.save_catalog(session, source, user, note="loaded through the API")
+    session.commit()
+    return _catalog_out(session)
+
+
+@router.get("/catalog/products.csv", response_class=PlainTextResponse)
+def export_products(user: CurrentUser, session: SessionDep) -> PlainTextResponse:
+    return PlainTextResponse(catalog_service.products_csv(catalog_service.active_version(
+        session)), media_type="text/csv")
+
+
+@router.put("/catalog/products.csv", response_model=CatalogOut,
+            dependencies=[require(*CATALOG_ADMINS)])
+async def import_products(request: Request, user: CurrentUser,
+                          session: SessionDep) -> CatalogOut:
+    data = await _text(request)
+    write_lock(session)
+    catalog_service.import_products(session, data, user)
+    session.commit()
+    return _catalog_out(session)
+
+
+@router.get("/price-books/{name}.csv", response_class=PlainTextResponse)
+def export_book(name: str, user: CurrentUser, session: SessionDep) -> PlainTextResponse:
+    return PlainTextResponse(catalog_service.price_book_csv(
+        catalog_service.active_version(session), name), media_type="text/csv")
+
+
+@router.put("/price-books/{name}.csv", response_model=CatalogOut,
+            dependencies=[require(*CATALOG_ADMINS)])
+async def import_book(name: str, request: Request, user: CurrentUser,
+                      session: SessionDep) -> CatalogOut:
+    data = await _text(request)
+    write_lock(session)
+    catalog_service.import_price_book(session, name, data, user)
+    session.commit()
+    return _catalog_out(session)
+
+
+def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
+    items = configurator.items_of(session, quote)
+    return {
+        "quote_id": quote.id, "version": quote.version, "currency": quote.currency,
+        "catalog_version": quote.catalog_version, "channel": quote.channel,
+        "partner_tier": quote.partner_tier, "header_discount_pct": quote.header_discount_pct,
+        "price_book": quote.price_book, "list_total": quote.list_amount,
+        "net_total": quote.net_amount, "cost_total": quote.cost_amount,
+        "discount_pct": quote.discount_pct, "margin_pct": quote.margin_pct,
+        "items": [{"position": it.position, "selection": it.selection,
+                   "manual_discount_pct": it.manual_discount_pct, "list_total": it.list_total,
+                   "net_total": it.net_total, **it.priced} for it in items],
+    }
+
+
+@router.get("/quotes/{quote_id}/items")
+def list_items(quote_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Items with every priced line's waterfall, the bill of materials and rule alerts."""
+    return _lines(session, _quote(session, quote_id, user))
+
+
+@router.post("/quotes/{quote_id}/configure")
+def preview(quote_id: int, body: ItemIn, user: CurrentUser,
+            session: SessionDep) -> dict[str, Any]:
+    """Check a configuration without saving it: rule findings, and prices when valid."""
+    quote = _quote(session, quote_id, user)
+    p = configurator.preview(session, quote, parse_selection(body.selection),
+                             parse_pct(body.manual_discount_pct, "manual_discount_pct"))
+    return {
+        "valid": p.configured.valid,
+        "selection": configurator.selection_json(p.configured.selection),
+        "violations": [f.__dict__ for f in p.configured.violations],
+        "alerts": [f.__dict__ for f in p.configured.alerts],
+        "applied": [f.__dict__ for f in p.configured.applied],
+        "net_total": p.priced.net_total if p.priced else None,
+        "bom": [r.__dict__ for r in p.bom],
+    }
+
+
+@router.post("/quotes/{quote_id}/items", status_code=201)
+def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
+              session: SessionDep) -> dict[str, Any]:
+    """One item, or a list of them (an RFQ's line list) in one transaction."""
+    bodies = body if isinstance(body, list) else [body]
+    parsed = [(parse_selection(b.selection, f"items[{i}].selection"),
+               parse_pct(b.manual_discount_pct, f"items[{i}].manual_discount_pct"))
+              for i, b in enumerate(bodies)]
+    write_lock(session)
+    quote = _quote(session, quote_id, user)
+    configurator.add_items(session, quote, user, parsed)
+    session.commit()
+    return _lines(session, quote)
+
+
+@router.put("/quotes/{quote_id}/items/{position}")
+def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
+                session: SessionDep) -> dict[str, Any]:
+    write_lock(session)
+    quote = _quote(session, quote_id, user)
+    configurator.change_item(session, quote, user, position, parse_selection(body.selection),
+                             parse_pct(body.manual_discount_pct, "manual_discount_pct"))
+    session.commit()
+    return _lines(session, quote)
+
+
+@router.delete("/quotes/{quote_id}/items/{position}")
+def remove_item(quote_id: int, position: int, user: CurrentUser,
+                session: SessionDep) -> dict[str, Any]:
+    write_lock(session)
+    quote = _quote(session, quote_id, user)
+    configurator.remove_item(session, quote, user, position)
+    session.commit()
+    return _lines(session, quote)
+
+
+@router.put("/quotes/{quote_id}/pricing")
+def set_pricing(quote_id: int, body: PricingIn, user: CurrentUser,
+                session: SessionDep) -> dict[str, Any]:
+    write_lock(session)
+    quote = _quote(session, quote_id, user)
+    configurator.set_pricing(
+        session, quote, user, channel=body.channel, partner_tier=body.partner_tier,
+        header_discount=parse_pct(body.header_discount_pct, "header_discount_pct"),
+        price_book=body.price_book, latest_catalog=body.latest_catalog)
+    session.commit()
+    return _lines(session, quote)
