@@ -221,17 +221,19 @@ def _matches(rule: ProductRule, sel: Selection) -> bool:
     return all(holds(c, sel) for c in rule.conditions)
 
 
-def configure(catalog: Catalog, sel: Selection) -> Configured:
-    """Apply defaults and selection rules, then check everything; never raises for a rule
-    violation (see :class:`Configured`), only for an unknown SKU."""
+def configure(catalog: Catalog, sel: Selection, *, defaults: bool = True) -> Configured:
+    """Apply defaults (unless ``defaults`` is off: a configuration someone already edited,
+    where a missing default option was removed on purpose) and selection rules, then check
+    everything; never raises for a rule violation (see :class:`Configured`), only for an
+    unknown SKU."""
     violations: list[Finding] = []
     alerts: list[Finding] = []
     applied: list[Finding] = []
-    done = _configure(catalog, sel, sel.sku, 0, violations, alerts, applied)
+    done = _configure(catalog, sel, sel.sku, 0, defaults, violations, alerts, applied)
     return Configured(done, tuple(violations), tuple(alerts), tuple(applied))
 
 
-def _configure(catalog: Catalog, sel: Selection, path: str, depth: int,
+def _configure(catalog: Catalog, sel: Selection, path: str, depth: int, defaults: bool,
                violations: list[Finding], alerts: list[Finding],
                applied: list[Finding]) -> Selection:
     product = catalog.product(sel.sku)
@@ -239,7 +241,8 @@ def _configure(catalog: Catalog, sel: Selection, path: str, depth: int,
         raise CatalogError(f"{path}: bundles nest deeper than {MAX_DEPTH} levels")
     if sel.quantity <= 0:
         violations.append(Finding("quantity", f"{sel.sku}: quantity must be at least 1", path))
-    sel = _with_defaults(product, sel)
+    if defaults:
+        sel = with_defaults(product, sel)
     sel = _run_selection_rules(catalog, sel, path, applied)
     _check_attributes(product, sel, path, violations)
     _check_options(catalog, product, sel, path, violations)
@@ -249,12 +252,13 @@ def _configure(catalog: Catalog, sel: Selection, path: str, depth: int,
     for rule in catalog.rules_for(sel.sku, "alert"):
         if _matches(rule, sel):
             alerts.append(Finding(rule.id, rule.message, path))
-    options = tuple(_configure(catalog, o, f"{path} › {o.sku}", depth + 1, violations, alerts,
-                               applied) for o in sel.options)
+    options = tuple(_configure(catalog, o, f"{path} › {o.sku}", depth + 1, defaults,
+                               violations, alerts, applied) for o in sel.options)
     return replace(sel, options=options)
 
 
-def _with_defaults(product: Product, sel: Selection) -> Selection:
+def with_defaults(product: Product, sel: Selection) -> Selection:
+    """Default attribute values, and required and default options not chosen yet."""
     attrs = dict(sel.attributes)
     for a in product.attributes:
         if a.name not in attrs and a.default is not None:

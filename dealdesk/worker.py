@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.approvals import ApprovalActivities
+from activities.billing import BillingActivities
 from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer, SmtpConfig
 from activities.webhooks import WebhookActivities, WebhookEndpoint
@@ -18,9 +19,10 @@ from documents.hsm import HsmSeal
 from documents.pki import Pki
 from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
 
-WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow]
+WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -53,6 +55,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                                    settings.tsa_url, tuple(settings.distribution_emails),
                                    seal_signer=hsm.signer if hsm else None)
     webhooks = WebhookActivities(webhook_endpoints(settings))
+    billing = BillingActivities(sessions, blobs, settings.org_name)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -62,7 +65,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     envelopes.prepare_envelope, envelopes.invite_recipients,
                     envelopes.apply_signature, envelopes.record_approval,
                     envelopes.seal_envelope, envelopes.record_outcome,
-                    webhooks.deliver_webhook],
+                    webhooks.deliver_webhook, billing.issue_invoice],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

@@ -30,8 +30,11 @@ from web.routes import (
     api,
     api_cpq,
     api_envelopes,
+    builder,
+    catalog,
     health,
     inbox,
+    invoices,
     pages,
     pki,
     policies,
@@ -128,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
                    admin.router, api.router, api_cpq.router, api_envelopes.router,
-                   pki.router):
+                   pki.router, invoices.pages, invoices.api, builder.router,
+                   catalog.router):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

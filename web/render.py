@@ -7,6 +7,7 @@ sets ``Vary: HX-Request`` so caches keep the two apart.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from cpq.money import major, minor_exponent
 from web.auth import csrf_token
 
 TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).parent / "templates"))
@@ -22,7 +24,20 @@ TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).parent / "templates"))
 def money(minor: int | None, currency: str = "") -> str:
     if minor is None:
         return "—"
-    return f"{minor / 100:,.2f} {currency}".strip()
+    if not currency:
+        return f"{minor / 100:,.2f}"
+    return f"{major(int(minor), currency)} {currency}"
+
+
+def unit_money(minor: str | Decimal | int, currency: str) -> str:
+    """An exact unit price in minor units (a waterfall step) in major units, e.g. 1,140.00;
+    fractions of a minor unit show as more decimals (96.6667)."""
+    exp = minor_exponent(currency)
+    value = Decimal(str(minor)).scaleb(-exp)
+    shown = value.quantize(Decimal(1).scaleb(-exp))
+    if shown != value:
+        shown = value.quantize(Decimal(1).scaleb(-exp - 2))
+    return f"{shown:,}"
 
 
 def when(value: dt.datetime | None) -> str:
@@ -51,7 +66,8 @@ def label(value: str | None) -> str:
     return (value or "").replace("_", " ")
 
 
-TEMPLATES.env.filters.update(money=money, when=when, due=due_label, label=label)
+TEMPLATES.env.filters.update(money=money, unit_money=unit_money, when=when, due=due_label,
+                             label=label)
 def has_role(user: Any, *roles: str) -> bool:
     return user is not None and bool(user.roles.intersection(roles))
 

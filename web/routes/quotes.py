@@ -9,12 +9,15 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from cpq.money import MoneyError, to_minor
+from store.commerce import Invoice
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, SettingsDep
 from web.errors import Forbidden, Invalid, NotFound
 from web.render import render
+from web.services import configurator
 from web.services import quotes as quote_service
 from web.services.quotes import QuoteFields
 
@@ -33,28 +36,33 @@ def _visible_quote(session: SessionDep, quote_id: int, user: User) -> Quote:
     return quote
 
 
-def _minor(value: str, field: str) -> int:
+def _minor(value: str, field: str, currency: str) -> int:
+    if not value.strip():
+        return 0
     try:
-        return round(float(value.replace(",", "").strip()) * 100)
-    except ValueError:
-        raise Invalid(f"{field.replace('_', ' ')}: {value!r} is not an amount",
-                      field=field) from None
+        return to_minor(value, currency)
+    except MoneyError as e:
+        raise Invalid(f"{field.replace('_', ' ')}: {e}", field=field) from None
 
 
 def quote_form(
     account_id: Annotated[int, Form()], title: Annotated[str, Form()],
-    currency: Annotated[str, Form()], list_amount: Annotated[str, Form()],
-    net_amount: Annotated[str, Form()], cost_amount: Annotated[str, Form()],
-    term_months: Annotated[int, Form()], nonstandard_terms: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()], term_months: Annotated[int, Form()],
+    list_amount: Annotated[str, Form()] = "", net_amount: Annotated[str, Form()] = "",
+    cost_amount: Annotated[str, Form()] = "", billing: Annotated[str, Form()] = "annual",
+    nonstandard_terms: Annotated[str, Form()] = "",
     product_families: Annotated[str, Form()] = "",
 ) -> QuoteFields:
-    """The quote form's fields (amounts in major units, lists comma-separated), validated."""
+    """The quote form's fields (amounts in major units, empty for a quote built from the
+    catalog; lists comma-separated), validated."""
+    cur = currency.strip().upper()
     try:
         return QuoteFields(
-            account_id=account_id, title=title.strip(), currency=currency.strip().upper(),
-            list_amount=_minor(list_amount, "list_amount"),
-            net_amount=_minor(net_amount, "net_amount"),
-            cost_amount=_minor(cost_amount, "cost_amount"), term_months=term_months,
+            account_id=account_id, title=title.strip(), currency=cur,
+            list_amount=_minor(list_amount, "list_amount", cur),
+            net_amount=_minor(net_amount, "net_amount", cur),
+            cost_amount=_minor(cost_amount, "cost_amount", cur), term_months=term_months,
+            billing=billing,  # type: ignore[arg-type]
             nonstandard_terms=nonstandard_terms.split(","),
             product_families=product_families.split(","))
     except ValidationError as e:
@@ -100,6 +108,8 @@ async def create_quote(
     write_lock(session)
     quote = quote_service.create_quote(session, user, fields)
     session.commit()
+    if quote.net_amount == 0:  # nothing typed in: build it from the catalog
+        return RedirectResponse(f"/quotes/{quote.id}/build", status_code=303)
     return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
 
 
@@ -111,7 +121,10 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
         tasks[req.id] = list(session.scalars(select(ApprovalTask).where(
             ApprovalTask.request_id == req.id).order_by(ApprovalTask.created_at,
                                                         ApprovalTask.id)).unique())
-    return {"quote": quote, "requests": requests, "tasks": tasks}
+    return {"quote": quote, "requests": requests, "tasks": tasks,
+            "items": configurator.items_of(session, quote),
+            "invoices": session.scalars(select(Invoice).where(Invoice.quote_id == quote.id)
+                                        .order_by(Invoice.installment)).unique().all()}
 
 
 @router.get("/quotes/{quote_id}")

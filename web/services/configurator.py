@@ -97,10 +97,11 @@ def _price(spec: CatalogSpec, quote: Quote, sel: Selection, discount: Decimal) -
     return Pricer(spec.catalog, spec.prices, deal_of(quote)).price(lines)
 
 
-def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal) -> Preview:
+def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal, *,
+            defaults: bool = True) -> Preview:
     _, spec = _spec(session, quote)
     try:
-        configured = configure(spec.catalog, sel)
+        configured = configure(spec.catalog, sel, defaults=defaults)
         priced = (_price(spec, quote, configured.selection, discount)
                   if configured.valid else None)
     except (CatalogError, PricingError) as e:
@@ -164,9 +165,9 @@ def _line_json(ln: Any) -> dict[str, Any]:
     return d
 
 
-def _valid_preview(session: Session, quote: Quote, sel: Selection,
-                   discount: Decimal) -> Preview:
-    p = preview(session, quote, sel, discount)
+def _valid_preview(session: Session, quote: Quote, sel: Selection, discount: Decimal,
+                   defaults: bool) -> Preview:
+    p = preview(session, quote, sel, discount, defaults=defaults)
     if not p.configured.valid:
         first = p.configured.violations[0]
         more = len(p.configured.violations) - 1
@@ -177,8 +178,10 @@ def _valid_preview(session: Session, quote: Quote, sel: Selection,
 
 
 def add_items(session: Session, quote: Quote, actor: User,
-              items: Sequence[tuple[Selection, Decimal]]) -> list[QuoteItem]:
-    """Add configured items (all valid, or none: the first broken one is refused by name)."""
+              items: Sequence[tuple[Selection, Decimal]], *,
+              defaults: bool = True) -> list[QuoteItem]:
+    """Add configured items (all valid, or none: the first broken one is refused by name).
+    ``defaults`` off: the selections were edited in the builder and are complete."""
     editable(session, quote, actor)
     if quote.catalog_version is None:
         quote.catalog_version = _spec(session, quote)[0]
@@ -189,7 +192,7 @@ def add_items(session: Session, quote: Quote, actor: User,
     added = []
     for n, (sel, discount) in enumerate(items, start=(last or 0) + 1):
         try:
-            p = _valid_preview(session, quote, sel, discount)
+            p = _valid_preview(session, quote, sel, discount, defaults)
         except Invalid as e:
             raise Invalid(f"item {n}: {e.message}" if len(items) > 1 else e.message,
                           field=e.field) from None
@@ -216,10 +219,10 @@ def _item(session: Session, quote: Quote, position: int) -> QuoteItem:
 
 
 def change_item(session: Session, quote: Quote, actor: User, position: int, sel: Selection,
-                discount: Decimal) -> QuoteItem:
+                discount: Decimal, *, defaults: bool = False) -> QuoteItem:
     editable(session, quote, actor)
     item = _item(session, quote, position)
-    p = _valid_preview(session, quote, sel, discount)
+    p = _valid_preview(session, quote, sel, discount, defaults)
     item.manual_discount_pct = str(discount)
     _store_priced(item, p)
     session.flush()
@@ -266,7 +269,7 @@ def reprice(session: Session, quote: Quote) -> None:
     for item in items_of(session, quote):
         sel = parse_selection(item.selection)
         _store_priced(item, _valid_preview(session, quote, sel,
-                                           Decimal(item.manual_discount_pct)))
+                                           Decimal(item.manual_discount_pct), False))
     session.flush()
     refresh_totals(session, quote)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
@@ -36,6 +37,8 @@ class QuoteFields(BaseModel):
                             "units")
     cost_amount: int = Field(default=0, ge=0, description="cost total, minor units")
     term_months: int = Field(gt=0, le=120)
+    billing: Literal["one_time", "annual"] = Field(
+        default="annual", description="once the deal is won: one invoice, or annual in advance")
     nonstandard_terms: list[str] = Field(default_factory=list, max_length=20)
     product_families: list[str] = Field(default_factory=list, max_length=20)
 

@@ -1,0 +1,225 @@
+"""The quote builder (htmx): find a product, configure it with the rules answering inline,
+watch each line's price waterfall and the quote's totals follow.
+
+Configuration form fields: ``sku``, ``qty`` and ``discount`` for the product, ``o:PATH`` for
+an option's quantity (``PATH`` is the SKUs from the product down, ``/``-separated: ``WS-BODY``,
+``WS-BODY/CPU-16``), ``a:PATH:NAME`` for an attribute, ``seen:PATH`` for every bundle the form
+showed (a bundle not seen before gets its default options), ``item`` when editing a line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from cpq.catalog import Catalog, CatalogError, Product, Selection, allowed_options, with_defaults
+from store.db import write_lock
+from store.models import Quote, User
+from web.auth import CurrentUser
+from web.deps import SessionDep
+from web.errors import Forbidden, Invalid, NotFound
+from web.render import render
+from web.routes.quotes import READ_ALL
+from web.services import configurator
+from web.services.catalog import spec_of
+from web.services.configurator import parse_pct
+
+router = APIRouter(include_in_schema=False)
+MAX_RESULTS = 30
+
+
+def _quote(session: SessionDep, quote_id: int, user: User, *, edit: bool = False) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    if edit and quote.owner_id != user.id:
+        raise Forbidden(f"only the quote's owner ({quote.owner.name}) can change it")
+    return quote
+
+
+def _catalog(session: SessionDep, quote: Quote) -> Catalog:
+    return spec_of(session, quote.catalog_version)[1].catalog
+
+
+def sellable(catalog: Catalog, currency: str, q: str = "") -> list[Product]:
+    """Products a rep can add: priced in the currency, not only a component or a bundled
+    part of something else."""
+    parts = {c.sku for p in catalog.products.values() for c in p.components}
+    parts |= {o.sku for p in catalog.products.values() for o in p.options if o.bundled}
+    needle = q.strip().lower()
+    return [p for p in catalog.products.values()
+            if p.active and currency in p.list_prices and p.sku not in parts
+            and (not needle or needle in p.sku.lower() or needle in p.name.lower()
+                 or needle in p.family.lower())][:MAX_RESULTS]
+
+
+def _context(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
+    version, spec = spec_of(session, quote.catalog_version)
+    latest = spec_of(session)[0]
+    items = configurator.items_of(session, quote)
+    return {"quote": quote, "items": items, "catalog": spec.catalog, "prices": spec.prices,
+            "products": sellable(spec.catalog, quote.currency), "q": "", "panel": None,
+            "catalog_version": version, "latest_version": latest,
+            "may_edit": quote.owner_id == user.id and quote.status not in (
+                "pending_approval", "won"),
+            "books": [b for b in spec.prices.books if b.currency == quote.currency],
+            "tiers": sorted({t for (c, t) in spec.prices.partner_discounts}),
+            "conflicts": sorted({s for it in items for s in it.priced.get("conflicts", [])}),
+            "alerts": [a for it in items for a in it.priced.get("alerts", [])]}
+
+
+@router.get("/quotes/{quote_id}/build")
+async def builder_page(request: Request, quote_id: int, user: CurrentUser,
+                       session: SessionDep) -> Response:
+    quote = _quote(session, quote_id, user)
+    return render(request, "builder.html", _context(session, quote, user))
+
+
+@router.get("/quotes/{quote_id}/build/products")
+async def search(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                 q: str = "") -> Response:
+    quote = _quote(session, quote_id, user)
+    return render(request, "builder.html", {
+        "quote": quote, "products": sellable(_catalog(session, quote), quote.currency, q),
+        "q": q}, block="products")
+
+
+def _selection(form: FormData, catalog: Catalog) -> Selection:
+    sku = str(form.get("sku", ""))
+    try:
+        qty = int(str(form.get("qty", "1")))
+    except ValueError:
+        raise Invalid("quantity must be a whole number", field="qty") from None
+    chosen: dict[str, int] = {}
+    for key, value in form.multi_items():
+        if key.startswith("o:") and str(value).strip():
+            try:
+                chosen[key[2:]] = int(str(value))
+            except ValueError:
+                raise Invalid(f"{key[2:]}: quantity must be a whole number", field=key) from None
+    seen = {str(v) for k, v in form.multi_items() if k == "seen"}
+
+    def build(product: Product, path: str, quantity: int) -> Selection:
+        attrs = {k.split(":", 2)[2]: str(v) for k, v in form.multi_items()
+                 if k.startswith(f"a:{path}:") and str(v)}
+        options = []
+        for opt in product.options:
+            p = f"{path}/{opt.sku}" if path else opt.sku
+            if chosen.get(p, 0) > 0:
+                options.append(build(catalog.product(opt.sku), p, chosen[p]))
+        sel = Selection(product.sku, quantity, attrs, tuple(options))
+        return sel if path in seen else with_defaults(product, sel)
+
+    try:
+        return build(catalog.product(sku), "", qty)
+    except CatalogError as e:
+        raise Invalid(str(e), field="sku") from None
+
+
+def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
+           discount: Decimal, item: int | None) -> dict[str, Any]:
+    p = configurator.preview(session, quote, sel, discount, defaults=False)
+    allowed: dict[str, set[str]] = {}
+
+    def walk(s: Selection, path: str) -> None:
+        allowed[path] = allowed_options(catalog, s)
+        for o in s.options:
+            walk(o, f"{path}/{o.sku}" if path else o.sku)
+    walk(p.configured.selection, "")
+    return {"preview": p, "sel": p.configured.selection, "allowed": allowed,
+            "discount": discount, "item": item}
+
+
+@router.get("/quotes/{quote_id}/build/configure")
+async def configure_new(request: Request, quote_id: int, user: CurrentUser,
+                        session: SessionDep, sku: str = "", item: int | None = None) -> Response:
+    quote = _quote(session, quote_id, user, edit=True)
+    catalog = _catalog(session, quote)
+    if item is not None:
+        row = next((it for it in configurator.items_of(session, quote) if it.position == item),
+                   None)
+        if row is None:
+            raise NotFound(f"no item {item}")
+        sel, discount = configurator.parse_selection(row.selection), Decimal(
+            row.manual_discount_pct)
+    else:
+        try:
+            sel = with_defaults(catalog.product(sku), Selection(sku))
+        except CatalogError as e:
+            raise Invalid(str(e), field="sku") from None
+        sel = _defaults_deep(catalog, sel)
+        discount = Decimal(0)
+    return render(request, "builder.html", {"quote": quote, "catalog": catalog,
+                                            "panel": _panel(session, quote, catalog, sel,
+                                                            discount, item)}, block="panel")
+
+
+def _defaults_deep(catalog: Catalog, sel: Selection) -> Selection:
+    sel = with_defaults(catalog.product(sel.sku), sel)
+    return Selection(sel.sku, sel.quantity, sel.attributes,
+                     tuple(_defaults_deep(catalog, o) for o in sel.options))
+
+
+@router.post("/quotes/{quote_id}/build/configure")
+async def configure_change(request: Request, quote_id: int, user: CurrentUser,
+                           session: SessionDep) -> Response:
+    quote = _quote(session, quote_id, user, edit=True)
+    catalog = _catalog(session, quote)
+    form = await request.form()
+    sel = _selection(form, catalog)
+    item = int(str(form["item"])) if form.get("item") else None
+    panel = _panel(session, quote, catalog, sel,
+                   parse_pct(form.get("discount", "0"), "discount"), item)
+    return render(request, "builder.html", {"quote": quote, "catalog": catalog,
+                                            "panel": panel}, block="panel")
+
+
+@router.post("/quotes/{quote_id}/build/items")
+async def save_item(request: Request, quote_id: int, user: CurrentUser,
+                    session: SessionDep) -> Response:
+    write_lock(session)
+    quote = _quote(session, quote_id, user, edit=True)
+    catalog = _catalog(session, quote)
+    form = await request.form()
+    sel = _selection(form, catalog)
+    discount = parse_pct(form.get("discount", "0"), "discount")
+    if form.get("item"):
+        configurator.change_item(session, quote, user, int(str(form["item"])), sel, discount)
+    else:
+        configurator.add_items(session, quote, user, [(sel, discount)], defaults=False)
+    session.commit()
+    return _workspace(request, session, quote, user)
+
+
+def _workspace(request: Request, session: SessionDep, quote: Quote, user: User) -> Response:
+    return render(request, "builder.html", _context(session, quote, user), block="workspace")
+
+
+@router.post("/quotes/{quote_id}/build/items/{position}/delete")
+async def delete_item(request: Request, quote_id: int, position: int, user: CurrentUser,
+                      session: SessionDep) -> Response:
+    write_lock(session)
+    quote = _quote(session, quote_id, user, edit=True)
+    configurator.remove_item(session, quote, user, position)
+    session.commit()
+    return _workspace(request, session, quote, user)
+
+
+@router.post("/quotes/{quote_id}/build/pricing")
+async def set_pricing(request: Request, quote_id: int, user: CurrentUser,
+                      session: SessionDep) -> Response:
+    write_lock(session)
+    quote = _quote(session, quote_id, user, edit=True)
+    form = await request.form()
+    configurator.set_pricing(
+        session, quote, user, channel=str(form.get("channel", "direct")),
+        partner_tier=str(form.get("partner_tier") or "") or None,
+        header_discount=parse_pct(form.get("header_discount", "0"), "header_discount"),
+        price_book=str(form.get("price_book") or "") or None,
+        latest_catalog=form.get("latest_catalog") == "1")
+    session.commit()
+    return _workspace(request, session, quote, user)

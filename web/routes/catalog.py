@@ -1,0 +1,84 @@
+"""Catalog admin: the active catalog (products, rules, price books), its versions, YAML
+editing, and CSV import and export of products and price books."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from store.commerce import CatalogVersion
+from store.db import write_lock
+from web.auth import CurrentUser, require
+from web.deps import SessionDep
+from web.errors import Invalid
+from web.render import render
+from web.services import catalog as catalog_service
+
+router = APIRouter(include_in_schema=False)
+ADMINS = ("admin", "deal_desk")
+MAX_CSV = 10 * 1024 * 1024
+
+
+@router.get("/catalog", dependencies=[require(*ADMINS)])
+async def catalog_page(request: Request, session: SessionDep) -> Response:
+    versions = session.scalars(select(CatalogVersion).order_by(
+        CatalogVersion.version.desc()).limit(30)).all()
+    spec = catalog_service.spec_of(session, versions[0].version)[1] if versions else None
+    return render(request, "catalog.html", {"versions": versions, "spec": spec})
+
+
+@router.get("/catalog/products.csv", dependencies=[require(*ADMINS)])
+async def products_csv(session: SessionDep) -> Response:
+    return Response(catalog_service.products_csv(catalog_service.active_version(session)),
+                    media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="products.csv"'})
+
+
+@router.get("/catalog/price-books/{name}.csv", dependencies=[require(*ADMINS)])
+async def book_csv(name: str, session: SessionDep) -> Response:
+    return Response(catalog_service.price_book_csv(catalog_service.active_version(session),
+                                                   name), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="price-book.csv"'})
+
+
+async def _csv(upload: UploadFile) -> str:
+    data = await upload.read(MAX_CSV + 1)
+    if len(data) > MAX_CSV:
+        raise Invalid(f"the CSV is over {MAX_CSV // (1024 * 1024)} MB", field="file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the CSV is not UTF-8 text (save it as CSV UTF-8)", field="file") from None
+
+
+@router.post("/catalog/products", dependencies=[require(*ADMINS)])
+async def import_products(request: Request, user: CurrentUser, session: SessionDep,
+                          file: Annotated[UploadFile, File()]) -> Response:
+    text = await _csv(file)
+    write_lock(session)
+    row = catalog_service.import_products(session, text, user)
+    session.commit()
+    return RedirectResponse(f"/catalog?saved={row.version}", status_code=303)
+
+
+@router.post("/catalog/price-books", dependencies=[require(*ADMINS)])
+async def import_book(request: Request, user: CurrentUser, session: SessionDep,
+                      name: Annotated[str, Form()], file: Annotated[UploadFile, File()]
+                      ) -> Response:
+    text = await _csv(file)
+    write_lock(session)
+    row = catalog_service.import_price_book(session, name, text, user)
+    session.commit()
+    return RedirectResponse(f"/catalog?saved={row.version}", status_code=303)
+
+
+@router.post("/catalog", dependencies=[require(*ADMINS)])
+async def save_yaml(request: Request, user: CurrentUser, session: SessionDep,
+                    source: Annotated[str, Form()]) -> Response:
+    write_lock(session)
+    row = catalog_service.save_catalog(session, source, user, note="edited in the catalog page")
+    session.commit()
+    return RedirectResponse(f"/catalog?saved={row.version}", status_code=303)

@@ -1,0 +1,109 @@
+"""Won deals and invoices: mark won, the invoice list (page, JSON, CSV) and each PDF."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from store.commerce import Invoice
+from store.models import Quote, User
+from web.auth import CurrentUser
+from web.deps import ClientDep, SessionDep, SettingsDep
+from web.errors import NotFound
+from web.render import render
+from web.routes.quotes import READ_ALL
+from web.services import invoices as invoice_service
+
+pages = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/v1", tags=["invoices"])
+
+
+class InvoiceOut(BaseModel):
+    id: int
+    number: str
+    quote_id: int
+    quote_version: int
+    installment: int
+    account: str
+    issued: dt.date
+    due: dt.date
+    currency: str
+    subtotal: int
+    tax: int
+    total: int
+    status: str
+    pdf_url: str | None
+
+    @classmethod
+    def of(cls, i: Invoice) -> InvoiceOut:
+        return cls(id=i.id, number=i.number, quote_id=i.quote_id, quote_version=i.quote_version,
+                   installment=i.installment, account=i.account.name, issued=i.issued,
+                   due=i.due, currency=i.currency, subtotal=i.subtotal, tax=i.tax,
+                   total=i.total, status=i.status,
+                   pdf_url=f"/invoices/{i.id}.pdf" if i.pdf_sha256 else None)
+
+
+def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+async def _won(session: SessionDep, client: ClientDep, settings: SettingsDep, quote_id: int,
+               user: User) -> Quote:
+    quote = _quote(session, quote_id, user)
+    await invoice_service.mark_won(session, client, quote, user, task_queue=settings.task_queue,
+                                   prefix=settings.workflow_prefix)
+    return quote
+
+
+@pages.post("/quotes/{quote_id}/won")
+async def won_form(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                   client: ClientDep, settings: SettingsDep) -> Response:
+    await _won(session, client, settings, quote_id, user)
+    return RedirectResponse(f"/quotes/{quote_id}", status_code=303)
+
+
+@api.post("/quotes/{quote_id}/won", status_code=202)
+async def won_api(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
+                  settings: SettingsDep) -> dict[str, object]:
+    quote = await _won(session, client, settings, quote_id, user)
+    return {"id": quote.id, "status": quote.status,
+            "billing_workflow": invoice_service.billing_workflow_id(settings.workflow_prefix,
+                                                                    quote.id)}
+
+
+@pages.get("/invoices")
+async def invoices_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    return render(request, "invoices.html",
+                  {"invoices": invoice_service.visible_invoices(session, user)})
+
+
+@pages.get("/invoices.csv")
+@api.get("/invoices.csv", response_class=PlainTextResponse)
+async def invoices_csv(user: CurrentUser, session: SessionDep) -> Response:
+    return Response(invoice_service.csv_of(invoice_service.visible_invoices(session, user,
+                                                                             limit=100_000)),
+                    media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="invoices.csv"'})
+
+
+@api.get("/invoices", response_model=list[InvoiceOut])
+def invoices_api(user: CurrentUser, session: SessionDep) -> list[InvoiceOut]:
+    return [InvoiceOut.of(i) for i in invoice_service.visible_invoices(session, user)]
+
+
+@pages.get("/invoices/{invoice_id}.pdf")
+async def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
+                      session: SessionDep) -> Response:
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.pdf_sha256 is None or not invoice_service.may_view(invoice,
+                                                                                    user):
+        raise NotFound(f"no invoice {invoice_id}")
+    data = request.app.state.blobs.get(invoice.pdf_sha256)
+    return Response(data, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{invoice.number}.pdf"'})

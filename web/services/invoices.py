@@ -1,0 +1,80 @@
+"""Won deals and their invoices: mark a deal won (which starts its BillingWorkflow), list
+invoices, export them as CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from documents.invoice import InvoiceListRow, invoices_csv
+from store import audit
+from store.commerce import Invoice
+from store.db import write_lock
+from store.invoicing import plan
+from store.models import Quote, User
+from web.errors import Conflict, Forbidden, Unavailable
+from workflows.billing import BillingInput, BillingWorkflow
+
+WINNERS = ("deal_desk", "finance", "admin")
+READERS = ("finance", "deal_desk", "cfo", "auditor", "admin")
+
+
+def billing_workflow_id(prefix: str, quote_id: int) -> str:
+    return f"{prefix}deal-{quote_id}"
+
+
+async def mark_won(session: Session, client: Client, quote: Quote, actor: User, *,
+                   task_queue: str, prefix: str = "") -> str:
+    """Close an approved quote as won and start invoicing it; returns the workflow id.
+    Idempotent: marking a won deal won again only makes sure its billing runs."""
+    if quote.owner_id != actor.id and not actor.roles.intersection(WINNERS):
+        raise Forbidden("only the quote's owner, the deal desk or finance can mark it won")
+    write_lock(session)
+    session.refresh(quote)
+    if quote.status not in ("approved", "won"):
+        raise Conflict(f"only an approved quote can be won; this one is "
+                       f"{quote.status.replace('_', ' ')}")
+    if quote.status == "approved":
+        quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
+    issue_dates = [i.issue_on.isoformat() for i in plan(session, quote)]
+    audit.append(session, event_key=f"quote-{quote.id}-won", actor=actor.email,
+                 action="quote.won", entity=f"quote-{quote.id}",
+                 data={"version": quote.version, "billing": quote.billing,
+                       "installments": issue_dates})
+    session.commit()
+    # Starting again is harmless (one workflow per deal), so a request that failed below
+    # can simply be retried.
+    wid = billing_workflow_id(prefix, quote.id)
+    try:
+        await client.start_workflow(BillingWorkflow.run, BillingInput(quote.id, issue_dates),
+                                    id=wid, task_queue=task_queue)
+    except WorkflowAlreadyStartedError:
+        pass  # a retried request: the deal's billing already runs
+    except RPCError as e:
+        raise Unavailable(f"the billing service is unavailable ({e.message}); the deal is "
+                          "won and its invoices start when you retry") from None
+    return wid
+
+
+def visible_invoices(session: Session, user: User, limit: int = 500) -> Sequence[Invoice]:
+    q = select(Invoice).order_by(Invoice.seq.desc()).limit(limit)
+    if not user.roles.intersection(READERS):
+        q = q.join(Quote, Quote.id == Invoice.quote_id).where(Quote.owner_id == user.id)
+    return session.scalars(q).unique().all()
+
+
+def may_view(invoice: Invoice, user: User) -> bool:
+    return bool(user.roles.intersection(READERS)) or invoice.quote.owner_id == user.id
+
+
+def csv_of(invoices: Sequence[Invoice]) -> str:
+    return invoices_csv(InvoiceListRow(
+        number=i.number, issued=i.issued, due=i.due, account=i.account.name,
+        quote_ref=f"Q-{i.quote_id} v{i.quote_version}", currency=i.currency,
+        subtotal=i.subtotal, tax=i.tax, total=i.total, status=i.status) for i in invoices)
