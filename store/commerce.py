@@ -88,3 +88,32 @@ class Invoice(Base):
 
     account: Mapped[Account] = relationship(lazy="joined")
     quote: Mapped[Quote] = relationship()
+
+
+class QuoteAttachment(Base):
+    """A spec sheet or drawing (PDF or image) appended to the quote document."""
+
+    __tablename__ = "quote_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(50))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class QuoteDocumentRow(Base):
+    """A generated quote document: the DOCX and its PDF, both kept by hash."""
+
+    __tablename__ = "quote_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    docx_sha256: Mapped[str] = mapped_column(String(64))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

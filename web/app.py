@@ -38,6 +38,7 @@ from web.routes import (
     pages,
     pki,
     policies,
+    quote_docs,
     quotes,
     verify,
 )
@@ -132,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
                    admin.router, api.router, api_cpq.router, api_envelopes.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
-                   catalog.router):
+                   catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

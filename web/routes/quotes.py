@@ -17,7 +17,7 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, SettingsDep
 from web.errors import Forbidden, Invalid, NotFound
 from web.render import render
-from web.services import configurator
+from web.services import configurator, quote_documents
 from web.services import quotes as quote_service
 from web.services.quotes import QuoteFields
 
@@ -123,6 +123,8 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
                                                         ApprovalTask.id)).unique())
     return {"quote": quote, "requests": requests, "tasks": tasks,
             "items": configurator.items_of(session, quote),
+            "attachments": quote_documents.attachments_of(session, quote),
+            "document": quote_documents.latest_document(session, quote),
             "invoices": session.scalars(select(Invoice).where(Invoice.quote_id == quote.id)
                                         .order_by(Invoice.installment)).unique().all()}
 

@@ -1,0 +1,98 @@
+"""Won deals are invoiced by BillingWorkflow: gap-free numbers under concurrency (SQLite and
+PostgreSQL), annual billing in advance, tax lines by region, the PDF and the CSV export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import subprocess
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.commerce import Invoice
+from store.models import Quote
+from tests.cpq_support import Cast, cast
+from tests.support import eventually
+from tests.web_support import token_client
+
+__all__ = ["cast"]
+
+
+def approved_quotes(sessions: sessionmaker[Session], c: Cast, n: int, **over: object
+                    ) -> list[int]:
+    """Quotes already through their approval chain (the chain has its own tests)."""
+    with sessions.begin() as s:
+        quotes = [Quote(account_id=c.account, owner_id=c.rep.id, title=f"Deal {i}",
+                        currency="USD", list_amount=1_000_000, net_amount=900_000 + i,
+                        cost_amount=300_000, term_months=12, status="approved",
+                        billing="one_time", **over) for i in range(n)]
+        s.add_all(quotes)
+        s.flush()
+        return [q.id for q in quotes]
+
+
+async def _win_concurrently(live_url: str, sessions: sessionmaker[Session], c: Cast) -> None:
+    ids = approved_quotes(sessions, c, 100)
+    rep = await token_client(live_url, c.rep)
+    answers = await asyncio.gather(*(rep.post(f"/api/v1/quotes/{i}/won") for i in ids))
+    assert [a.status_code for a in answers] == [202] * 100, answers[0].text
+
+    def issued() -> list[Invoice] | None:
+        with sessions() as s:
+            rows = list(s.scalars(select(Invoice).where(Invoice.pdf_sha256.is_not(None))))
+        return rows if len(rows) == 100 else None
+    invoices = await eventually(issued, timeout=120, interval=0.5)
+    numbers = sorted(int(i.number.rsplit("-", 1)[1]) for i in invoices)
+    assert numbers == list(range(1, 101))
+    assert sorted(i.quote_id for i in invoices) == sorted(ids)
+    again = await rep.post(f"/api/v1/quotes/{ids[0]}/won")  # a retry issues nothing new
+    assert again.status_code == 202
+    await asyncio.sleep(1)
+    with sessions() as s:
+        assert len(s.scalars(select(Invoice)).all()) == 100
+
+
+async def test_100_deals_won_at_once_get_100_consecutive_numbers(
+        live_url: str, sessions: sessionmaker[Session], cast: Cast) -> None:
+    await _win_concurrently(live_url, sessions, cast)
+
+
+@pytest.mark.postgres
+async def test_100_deals_won_at_once_on_postgres(
+        live_url: str, sessions: sessionmaker[Session], cast: Cast) -> None:
+    await _win_concurrently(live_url, sessions, cast)
+
+
+async def test_annual_billing_taxes_pdf_and_csv(live_url: str, sessions: sessionmaker[Session],
+                                                cast: Cast, tmp_path: object) -> None:
+    [qid] = approved_quotes(sessions, cast, 1)
+    with sessions.begin() as s:
+        q = s.get(Quote, qid)
+        assert q is not None
+        q.account_id, q.billing, q.term_months = cast.globex, "annual", 30
+        q.net_amount = 3_000_000
+    rep = await token_client(live_url, cast.rep)
+    assert (await rep.post(f"/api/v1/quotes/{qid}/won")).status_code == 202
+
+    async def first() -> dict[str, object] | None:
+        rows = (await rep.get("/api/v1/invoices")).json()
+        return rows[0] if rows and rows[0]["pdf_url"] else None
+    inv = await eventually(first, timeout=30, interval=0.3)
+    # 30 months, annual in advance: 12 + 12 + 6 months; the first year is 12/30 of the total.
+    assert inv["subtotal"] == 1_200_000
+    assert inv["tax"] == 252_000 and inv["total"] == 1_452_000  # EU: VAT 21%
+    pdf = await rep.get(str(inv["pdf_url"]))
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.content,
+                          capture_output=True, check=True).stdout.decode()
+    assert str(inv["number"]) in text and "Globex" in text and "VAT 21%" in text
+    assert "Year 3 of 3" in text and "scheduled" in text
+    rows = list(csv.reader(io.StringIO((await rep.get("/api/v1/invoices.csv")).text)))
+    assert rows[0][:3] == ["number", "issued", "due"]
+    assert rows[1][0] == inv["number"] and rows[1][-2] == "14520.00"
+    other = await token_client(live_url, cast.manager)  # not the owner, not finance
+    assert (await other.get("/api/v1/invoices")).json() == []
+    assert (await other.get(str(inv["pdf_url"]))).status_code == 404

@@ -1,0 +1,101 @@
+"""A quote's document (generate, download the PDF or DOCX) and its attachments."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import delete
+
+from documents.convert import ConversionFailed
+from store.commerce import QuoteAttachment
+from store.db import write_lock
+from store.models import Quote, User
+from web.auth import CurrentUser
+from web.deps import SessionDep, SettingsDep
+from web.errors import Forbidden, Invalid, NotFound
+from web.routes.quotes import READ_ALL
+from web.services import quote_documents as docs
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/v1", tags=["quote documents"])
+
+
+def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
+
+
+async def _generate(request: Request, session: SessionDep, settings: SettingsDep,
+                    quote: Quote, user: User) -> int:
+    if quote.owner_id != user.id and not user.roles.intersection(("deal_desk", "admin")):
+        raise Forbidden("only the quote's owner or the deal desk can generate its document")
+    try:
+        row = await asyncio.to_thread(docs.generate, session, quote, user, request.app.state.blobs,
+                                      settings.org_name, request.app.state.converter)
+    except ConversionFailed as e:
+        raise Invalid(f"the quote document could not be converted to PDF: {e.message}",
+                      field="document") from None
+    return row.id
+
+
+@router.post("/quotes/{quote_id}/document")
+async def generate_page(request: Request, quote_id: int, user: CurrentUser,
+                        session: SessionDep, settings: SettingsDep) -> Response:
+    await _generate(request, session, settings, _quote(session, quote_id, user), user)
+    return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
+
+
+@api.post("/quotes/{quote_id}/document", status_code=201)
+async def generate_api(request: Request, quote_id: int, user: CurrentUser,
+                       session: SessionDep, settings: SettingsDep) -> dict[str, object]:
+    quote = _quote(session, quote_id, user)
+    await _generate(request, session, settings, quote, user)
+    row = docs.latest_document(session, quote)
+    assert row is not None
+    return {"version": row.version, "pages": row.pages, "pdf_sha256": row.pdf_sha256,
+            "docx_sha256": row.docx_sha256, "pdf_url": f"/quotes/{quote_id}/document.pdf",
+            "docx_url": f"/quotes/{quote_id}/document.docx"}
+
+
+@router.get("/quotes/{quote_id}/document.{kind}")
+async def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
+                   session: SessionDep) -> Response:
+    quote = _quote(session, quote_id, user)
+    row = docs.latest_document(session, quote)
+    if row is None or kind not in ("pdf", "docx"):
+        raise NotFound("no quote document yet: generate it first")
+    media = ("application/pdf" if kind == "pdf" else
+             "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    data = request.app.state.blobs.get(row.pdf_sha256 if kind == "pdf" else row.docx_sha256)
+    return Response(data, media_type=media, headers={
+        "Content-Disposition": f'inline; filename="Quote Q-{quote.id} v{row.version}.{kind}"'})
+
+
+@router.post("/quotes/{quote_id}/attachments")
+async def attach(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                 file: Annotated[UploadFile, File()]) -> Response:
+    quote = _quote(session, quote_id, user)
+    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    write_lock(session)
+    docs.add_attachment(session, request.app.state.blobs, quote, user,
+                        file.filename or "attachment", file.content_type or "", data)
+    session.commit()
+    return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
+
+
+@router.post("/quotes/{quote_id}/attachments/{attachment_id}/delete")
+async def detach(quote_id: int, attachment_id: int, user: CurrentUser,
+                 session: SessionDep) -> Response:
+    quote = _quote(session, quote_id, user)
+    if quote.owner_id != user.id:
+        raise Forbidden("only the quote's owner can remove attachments")
+    write_lock(session)
+    session.execute(delete(QuoteAttachment).where(QuoteAttachment.id == attachment_id,
+                                                  QuoteAttachment.quote_id == quote.id))
+    session.commit()
+    return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)

@@ -1,0 +1,124 @@
+"""The quote document: the quote's lines, bill of materials and terms rendered into DOCX,
+converted to PDF with the quote's attachments (spec sheets, drawings) appended; both kept by
+hash for the version they were made from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable
+
+from pypdf import PdfReader
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from documents.quote_document import (
+    Attachment,
+    BomRow,
+    DocLine,
+    QuoteDocument,
+    QuoteDocumentError,
+    render_docx,
+    render_pdf,
+)
+from store import audit
+from store.blobs import BlobStore
+from store.commerce import QuoteAttachment, QuoteDocumentRow
+from store.db import write_lock
+from store.models import Quote, User
+from web.errors import Invalid, TooLarge
+from web.services import configurator
+
+VALID_DAYS = 30
+MAX_ATTACHMENT = 20 * 1024 * 1024
+MEDIA_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+STANDARD_TERMS = [
+    "Prices exclude taxes unless stated; invoices add the taxes of the buyer's region.",
+    "Payment is due within 30 days of the invoice date.",
+    "This quote is valid until the date on its cover and binds once both parties sign.",
+]
+
+
+def attachments_of(session: Session, quote: Quote) -> list[QuoteAttachment]:
+    return list(session.scalars(select(QuoteAttachment).where(
+        QuoteAttachment.quote_id == quote.id).order_by(QuoteAttachment.id)))
+
+
+def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User, name: str,
+                   media_type: str, data: bytes) -> QuoteAttachment:
+    if quote.owner_id != actor.id:
+        raise Invalid("only the quote's owner can attach files", field="file")
+    if media_type not in MEDIA_TYPES:
+        raise Invalid(f"{name}: attach a PDF, PNG or JPEG (this is {media_type or 'unknown'})",
+                      field="file")
+    if len(data) > MAX_ATTACHMENT:
+        raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
+    if not data:
+        raise Invalid(f"{name} is empty", field="file")
+    row = QuoteAttachment(quote_id=quote.id, name=name[:255], media_type=media_type,
+                          sha256=blobs.put(data), size=len(data))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def document_of(session: Session, quote: Quote, org_name: str,
+                blobs: BlobStore) -> QuoteDocument:
+    items = configurator.items_of(session, quote)
+    lines, bom = [], []
+    for it in items:
+        top = it.priced["lines"][0]
+        opts = [f"{ln['name']} × {ln['quantity'] // max(top['quantity'], 1)}"
+                for ln in it.priced["lines"][1:]]
+        attrs = it.selection.get("attributes") or {}
+        opts += [f"{k.capitalize()}: {v}" for k, v in sorted(attrs.items())]
+        lines.append(DocLine(it.position, top["sku"], top["name"], int(top["quantity"]),
+                             "each", int(top["list_unit"]),
+                             it.net_total // max(int(top["quantity"]), 1), it.net_total,
+                             float(it.max_discount_pct), opts))
+        bom += [BomRow(int(r["level"]), r["sku"], r["name"], int(r["quantity"]))
+                for r in it.priced.get("bom", [])]
+    if not items:
+        lines.append(DocLine(1, "—", quote.title, 1, "each", quote.list_amount,
+                             quote.net_amount, quote.net_amount, quote.discount_pct, []))
+    today = dt.datetime.now(dt.UTC).date()
+    return QuoteDocument(
+        org_name=org_name, number=f"Q-{quote.id} v{quote.version}", title=quote.title,
+        account_name=quote.account.name, prepared_by=quote.owner.name, issued=today,
+        valid_until=today + dt.timedelta(days=VALID_DAYS), currency=quote.currency,
+        channel=quote.channel, lines=lines, bom=bom, list_total=quote.list_amount,
+        net_total=quote.net_amount, term_months=quote.term_months,
+        terms=STANDARD_TERMS + [f"Agreed non-standard term: {t}."
+                                for t in quote.nonstandard_terms],
+        attachments=[Attachment(a.name, blobs.get(a.sha256), a.media_type)
+                     for a in attachments_of(session, quote)])
+
+
+def generate(session: Session, quote: Quote, actor: User, blobs: BlobStore, org_name: str,
+             convert: Callable[[bytes, str], bytes]) -> QuoteDocumentRow:
+    """Render, convert and store (blocking: call it on a worker thread)."""
+    doc = document_of(session, quote, org_name, blobs)
+    try:
+        docx = render_docx(doc)
+        pdf = render_pdf(docx, convert, doc.attachments)
+    except QuoteDocumentError as e:
+        raise Invalid(str(e), field="file") from None
+    pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    docx_sha, pdf_sha = blobs.put(docx), blobs.put(pdf)
+    write_lock(session)
+    row = QuoteDocumentRow(quote_id=quote.id, version=quote.version, docx_sha256=docx_sha,
+                           pdf_sha256=pdf_sha, pages=pages, created_by_id=actor.id)
+    session.add(row)
+    session.flush()
+    audit.append(session, event_key=f"quote-{quote.id}-document-{pdf_sha}",
+                 actor=actor.email, action="quote.document_generated",
+                 entity=f"quote-{quote.id}",
+                 data={"version": quote.version, "docx_sha256": docx_sha,
+                       "pdf_sha256": pdf_sha, "pages": pages})
+    session.commit()
+    return row
+
+
+def latest_document(session: Session, quote: Quote) -> QuoteDocumentRow | None:
+    return session.scalar(select(QuoteDocumentRow).where(
+        QuoteDocumentRow.quote_id == quote.id).order_by(QuoteDocumentRow.id.desc()).limit(1))
