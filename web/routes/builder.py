@@ -189,10 +189,14 @@ async def save_item(request: Request, quote_id: int, user: CurrentUser,
     discount = parse_pct(form.get("discount", "0"), "discount")
     if form.get("item"):
         configurator.change_item(session, quote, user, int(str(form["item"])), sel, discount)
-    else:
-        configurator.add_items(session, quote, user, [(sel, discount)], defaults=False)
+        session.commit()
+        return _workspace(request, session, quote, user)
+    [added] = configurator.add_items(session, quote, user, [(sel, discount)], defaults=False)
     session.commit()
-    return _workspace(request, session, quote, user)
+    if request.headers.get("HX-Target") != "lines-table":  # the first line: no table yet
+        return _workspace(request, session, quote, user)
+    # Only the new line and the totals: the cost stays flat however long the quote is.
+    return render(request, "builder.html", {"quote": quote, "added": added}, block="added")
 
 
 def _workspace(request: Request, session: SessionDep, quote: Quote, user: User) -> Response:
