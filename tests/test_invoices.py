@@ -86,8 +86,7 @@ async def test_annual_billing_taxes_pdf_and_csv(live_url: str, sessions: session
     assert inv["tax"] == 252_000 and inv["total"] == 1_452_000  # EU: VAT 21%
     pdf = await rep.get(str(inv["pdf_url"]))
     assert pdf.headers["content-type"] == "application/pdf"
-    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.content,
-                          capture_output=True, check=True).stdout.decode()
+    text = await pdf_text(pdf.content)
     assert str(inv["number"]) in text and "Globex" in text and "VAT 21%" in text
     assert "Year 3 of 3" in text and "scheduled" in text
     rows = list(csv.reader(io.StringIO((await rep.get("/api/v1/invoices.csv")).text)))
@@ -96,3 +95,9 @@ async def test_annual_billing_taxes_pdf_and_csv(live_url: str, sessions: session
     other = await token_client(live_url, cast.manager)  # not the owner, not finance
     assert (await other.get("/api/v1/invoices")).json() == []
     assert (await other.get(str(inv["pdf_url"]))).status_code == 404
+
+
+async def pdf_text(pdf: bytes) -> str:
+    done = await asyncio.to_thread(subprocess.run, ["pdftotext", "-layout", "-", "-"],
+                                   input=pdf, capture_output=True, check=True)
+    return str(done.stdout.decode())

@@ -3,6 +3,7 @@ the rules answering inline, add it, and find its bill of materials in the quote 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
 import pytest
@@ -67,9 +68,14 @@ async def test_configure_in_the_builder_and_the_bom_reaches_the_quote_pdf(
     data = bytes(await page.evaluate(  # downloaded with the browser's own session
         "async (u) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))",
         f"/quotes/{quote_id}/document.pdf"))
-    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True,
-                          check=True).stdout.decode()
+    text = await pdf_text(data)
     for sku in ("WS-9", "WS-BODY", "CPU-32", "GPU-PRO", "WS-PSU", "WS-FAN"):
         assert sku in text, sku
     fan_line = next(ln for ln in text.splitlines() if "WS-FAN" in ln)
     assert "6" in fan_line.split("WS-FAN", 1)[1]  # 3 workstations × 1 PSU × 2 fans
+
+
+async def pdf_text(pdf: bytes) -> str:
+    done = await asyncio.to_thread(subprocess.run, ["pdftotext", "-layout", "-", "-"],
+                                   input=pdf, capture_output=True, check=True)
+    return str(done.stdout.decode())
