@@ -26,7 +26,7 @@ from store.blobs import BlobStore
 from store.commerce import QuoteAttachment, QuoteDocumentRow
 from store.db import write_lock
 from store.models import Quote, User
-from web.errors import Invalid, TooLarge
+from web.errors import Forbidden, Invalid, TooLarge
 from web.services import configurator
 
 VALID_DAYS = 30
@@ -47,7 +47,7 @@ def attachments_of(session: Session, quote: Quote) -> list[QuoteAttachment]:
 def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User, name: str,
                    media_type: str, data: bytes) -> QuoteAttachment:
     if quote.owner_id != actor.id:
-        raise Invalid("only the quote's owner can attach files", field="file")
+        raise Forbidden("only the quote's owner can attach files")
     if media_type not in MEDIA_TYPES:
         raise Invalid(f"{name}: attach a PDF, PNG or JPEG (this is {media_type or 'unknown'})",
                       field="file")
