@@ -16,12 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -29,14 +27,12 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
     Frame,
     KeepTogether,
-    LongTable,
     PageTemplate,
     Paragraph,
     Spacer,
@@ -44,18 +40,30 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from documents.pdf_common import (
+    ACCENT,
+    BUILD_LOCK,
+    DEJAVU_DIR,
+    INK,
+    MUTED,
+    RULE,
+    ZEBRA,
+    Fonts,
+    fit,
+    grid,
+    load_fonts,
+    numbered_canvas,
+    text,
+)
+
 RecipientRole = Literal["signer", "approver", "cc"]
 AuthMethod = Literal["none", "access_code", "email_otp"]
 RecipientStatus = Literal["sent", "delivered", "signed", "approved", "declined"]
 
-DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
 _AUTH_LABELS: dict[str, str] = {
     "none": "None", "access_code": "Access code", "email_otp": "Email one-time code"}
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# reportlab's font registry and per-document font state are process-wide: one build at a time.
-_BUILD_LOCK = threading.Lock()
 
 
 class CertificateError(ValueError):
@@ -144,8 +152,8 @@ def render_certificate(record: CompletionRecord, *,
     renders); without them, or with ``None``, the PDF falls back to Helvetica.
     """
     _check(record)
-    with _BUILD_LOCK:
-        fonts = _fonts(font_dir)
+    with BUILD_LOCK:
+        fonts = load_fonts(font_dir)
         buf = io.BytesIO()
         doc = BaseDocTemplate(
             buf, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=24 * mm,
@@ -160,7 +168,7 @@ def render_certificate(record: CompletionRecord, *,
         doc.addPageTemplates([PageTemplate(id="page", frames=[frame],
                                            onPage=_page_decorator(record, fonts))])
         doc.build(_story(record, fonts, doc.width),
-                  canvasmaker=_canvas_class(fonts, record.completed_at))
+                  canvasmaker=numbered_canvas(fonts, record.completed_at))
         return buf.getvalue()
 
 
@@ -210,40 +218,10 @@ def _member(field: str, value: str, choices: Any) -> None:
 
 # --- fonts and styles -----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Fonts:
-    regular: str
-    bold: str
-    mono: str
 
 
-def _fonts(font_dir: Path | None) -> _Fonts:
-    files = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf",
-             "mono": "DejaVuSansMono.ttf"}
-    if font_dir is None or not all((font_dir / f).is_file() for f in files.values()):
-        return _Fonts("Helvetica", "Helvetica-Bold", "Courier")
-    registered = set(pdfmetrics.getRegisteredFontNames())
-    names = {}
-    for key, file in files.items():
-        name = f"Dealdesk-{Path(file).stem}"
-        if name not in registered:
-            pdfmetrics.registerFont(TTFont(name, str(font_dir / file)))
-        names[key] = name
-    # <b> inside a paragraph must find the bold face of the embedded family.
-    pdfmetrics.registerFontFamily(names["regular"], normal=names["regular"],
-                                  bold=names["bold"], italic=names["regular"],
-                                  boldItalic=names["bold"])
-    return _Fonts(**names)
 
-
-INK = colors.HexColor("#1d2733")
-MUTED = colors.HexColor("#5b6675")
-ACCENT = colors.HexColor("#1f4e79")
-RULE = colors.HexColor("#c9d1db")
-ZEBRA = colors.HexColor("#f3f6f9")
-
-
-def _styles(f: _Fonts) -> dict[str, ParagraphStyle]:
+def _styles(f: Fonts) -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("base", fontName=f.regular, fontSize=9, leading=12, textColor=INK)
     return {
         "title": ParagraphStyle("title", base, fontName=f.bold, fontSize=18, leading=22,
@@ -268,26 +246,19 @@ def _styles(f: _Fonts) -> dict[str, ParagraphStyle]:
 
 # --- story ----------------------------------------------------------------------------------
 
-def _text(value: str, limit: int = 300) -> str:
-    """A user-supplied string made safe for paragraph markup: escaped, one line, and cut at
-    ``limit`` characters so that no table row can outgrow a page (reportlab would fail)."""
-    value = _CONTROL.sub(" ", value)
-    return escape(value if len(value) <= limit else value[:limit - 1] + "…")
-
-
 def _utc(value: dt.datetime, sep: str = " ") -> str:
     return value.astimezone(dt.UTC).strftime(f"%Y-%m-%d{sep}%H:%M:%S UTC")
 
 
-def _story(record: CompletionRecord, f: _Fonts, width: float) -> list[Any]:
+def _story(record: CompletionRecord, f: Fonts, width: float) -> list[Any]:
     st = _styles(f)
     return [
         Paragraph("Certificate of Completion", st["title"]),
-        Paragraph(_text(record.title, 1000), st["subtitle"]),
+        Paragraph(text(record.title, 1000), st["subtitle"]),
         Paragraph(
             "This certificate records the completion of the envelope below: its documents "
             "and their SHA-256 fingerprints, every recipient and every event in the order "
-            f"recorded. All times are in UTC. It is sealed by {_text(record.issuer)}; any "
+            f"recorded. All times are in UTC. It is sealed by {text(record.issuer)}; any "
             "change to this file invalidates the seal.", st["intro"]),
         Paragraph("Envelope", st["h2"]),
         _summary(record, st, f, width),
@@ -299,21 +270,21 @@ def _story(record: CompletionRecord, f: _Fonts, width: float) -> list[Any]:
         Paragraph(f"Events ({len(record.events)})", st["h2"]),
         _events(record, st, f, width),
         Spacer(1, 8),
-        Paragraph(f"End of certificate for envelope {_text(record.envelope_id)}.",
+        Paragraph(f"End of certificate for envelope {text(record.envelope_id)}.",
                   st["small"]),
     ]
 
 
-def _summary(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
+def _summary(r: CompletionRecord, st: dict[str, ParagraphStyle], f: Fonts,
              width: float) -> Table:
     def kv(key: str, value: str) -> list[Paragraph]:
         return [Paragraph(key, st["key"]), Paragraph(value, st["value"])]
 
     pages = sum(d.pages for d in r.documents)
-    sender = f"{_text(r.sender_name)}<br/>{_text(r.sender_email)}"
+    sender = f"{text(r.sender_name)}<br/>{text(r.sender_email)}"
     rows = [
-        kv("Envelope ID", _text(r.envelope_id)) + kv("Status", "Completed"),
-        kv("Sender", sender) + kv("Issued by", _text(r.issuer)),
+        kv("Envelope ID", text(r.envelope_id)) + kv("Status", "Completed"),
+        kv("Sender", sender) + kv("Issued by", text(r.issuer)),
         kv("Created", _utc(r.created_at)) + kv("Completed", _utc(r.completed_at)),
         kv("Documents", str(len(r.documents))) + kv("Recipients", str(len(r.recipients))),
         kv("Pages", str(pages)) + kv("Events", str(len(r.events))),
@@ -333,34 +304,11 @@ def _summary(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
     return table
 
 
-def _grid(rows: list[list[Any]], widths: list[float], font: str, *,
-          padding: float = 4) -> Table:
-    """A data table whose header row repeats on every page it spans; rows never split.
-
-    Style commands cover whole ranges (no per-row commands, no spans): reportlab re-applies
-    them at every page break, so per-row ones would make long tables quadratic.
-    """
-    table = LongTable(rows, colWidths=widths, repeatRows=1)
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("FONTNAME", (0, 0), (-1, -1), font),  # for the empty cells; the rest are paragraphs
-        ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA]),
-        ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE),
-        ("BOX", (0, 0), (-1, -1), 0.5, RULE),
-        ("LEFTPADDING", (0, 0), (-1, -1), padding),
-        ("RIGHTPADDING", (0, 0), (-1, -1), padding),
-        ("TOPPADDING", (0, 0), (-1, -1), 3 if padding else 0),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3 if padding else 0),
-    ]))
-    return table
-
-
 def _head(st: dict[str, ParagraphStyle], *labels: str) -> list[Paragraph]:
     return [Paragraph(label, st["head"]) for label in labels]
 
 
-def _documents(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
+def _documents(r: CompletionRecord, st: dict[str, ParagraphStyle], f: Fonts,
                width: float) -> Table:
     # The hash column is as wide as a hash, so no fingerprint is ever broken across lines.
     hash_w = pdfmetrics.stringWidth("0" * 64, f.mono, 7) + 10
@@ -372,13 +320,13 @@ def _documents(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
             f'<font name="{f.mono}" size="7">{d.sha256_original.lower()}</font><br/>'
             f'<font size="6.5" color="#5b6675">After sealing</font><br/>'
             f'<font name="{f.mono}" size="7">{d.sha256_sealed.lower()}</font>')
-        rows.append([Paragraph(_text(d.name), st["cell"]),
+        rows.append([Paragraph(text(d.name), st["cell"]),
                      Paragraph(str(d.pages), st["num"]),
                      Paragraph(fingerprints, st["cell"])])
-    return _grid(rows, [width - pages_w - hash_w, pages_w, hash_w], f.regular)
+    return grid(rows, [width - pages_w - hash_w, pages_w, hash_w], f.regular)
 
 
-def _recipients(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
+def _recipients(r: CompletionRecord, st: dict[str, ParagraphStyle], f: Fonts,
                 width: float) -> Table:
     rows: list[list[Any]] = [_head(st, "Order", "Recipient", "Role", "Authentication",
                                    "Status", "Time (UTC)")]
@@ -386,8 +334,8 @@ def _recipients(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
     for _, rec in ordered:
         rows.append([
             Paragraph(str(rec.routing_order), st["num"]),
-            Paragraph(f"{_text(rec.name)}<br/>"
-                      f'<font size="6.5" color="#5b6675">{_text(rec.email)}</font>',
+            Paragraph(f"{text(rec.name)}<br/>"
+                      f'<font size="6.5" color="#5b6675">{text(rec.email)}</font>',
                       st["cell"]),
             Paragraph(rec.role.capitalize() if rec.role != "cc" else "Copy (cc)", st["cell"]),
             Paragraph(_AUTH_LABELS[rec.auth_method], st["cell"]),
@@ -396,10 +344,10 @@ def _recipients(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
         ])
     fixed = [13 * mm, 20 * mm, 30 * mm, 20 * mm, 24 * mm]
     widths = [fixed[0], width - sum(fixed), *fixed[1:]]
-    return _grid(rows, widths, f.regular)
+    return grid(rows, widths, f.regular)
 
 
-def _events(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
+def _events(r: CompletionRecord, st: dict[str, ParagraphStyle], f: Fonts,
             width: float) -> Table:
     # One row per event, so an event never splits across pages: the row's one cell holds
     # the facts (an inner table with the columns) and, below them, the long user agent.
@@ -420,29 +368,29 @@ def _events(r: CompletionRecord, st: dict[str, ParagraphStyle], f: _Fonts,
     rows: list[list[Any]] = [[columns(_head(st, "#", "When (UTC)", "Who", "What",
                                              "Authentication", "IP address"))]]
     for n, e in enumerate(r.events, start=1):
-        who = _text(e.actor)
+        who = text(e.actor)
         if e.actor_email:
-            who += f'<br/><font size="6.5" color="#5b6675">{_text(e.actor_email)}</font>'
-        what = _text(e.action)
+            who += f'<br/><font size="6.5" color="#5b6675">{text(e.actor_email)}</font>'
+        what = text(e.action)
         if e.detail:
-            what += f'<br/><font size="6.5" color="#5b6675">{_text(e.detail)}</font>'
+            what += f'<br/><font size="6.5" color="#5b6675">{text(e.detail)}</font>'
         cell: list[Any] = [columns([
             Paragraph(str(n), st["num"]),
             Paragraph(_utc(e.at, "<br/>"), st["cell"]),
             Paragraph(who, st["cell"]),
             Paragraph(what, st["cell"]),
             Paragraph(_AUTH_LABELS[e.auth_method] if e.auth_method else "—", st["cell"]),
-            Paragraph(_text(e.ip_address) or "—", st["cell"]),
+            Paragraph(text(e.ip_address) or "—", st["cell"]),
         ])]
         if e.user_agent:
-            cell.append(Paragraph(f"User agent: {_text(e.user_agent, 600)}", st["agent"]))
+            cell.append(Paragraph(f"User agent: {text(e.user_agent, 600)}", st["agent"]))
         rows.append([cell])
-    return _grid(rows, [width], f.regular, padding=0)
+    return grid(rows, [width], f.regular, padding=0)
 
 
 # --- page furniture -------------------------------------------------------------------------
 
-def _page_decorator(record: CompletionRecord, f: _Fonts) -> Callable[[Canvas, Any], None]:
+def _page_decorator(record: CompletionRecord, f: Fonts) -> Callable[[Canvas, Any], None]:
     def decorate(canvas: Canvas, doc: Any) -> None:
         w, h = doc.pagesize
         left, right = doc.leftMargin, w - doc.rightMargin
@@ -450,11 +398,11 @@ def _page_decorator(record: CompletionRecord, f: _Fonts) -> Callable[[Canvas, An
         canvas.saveState()
         canvas.setFillColor(ACCENT)
         canvas.setFont(f.bold, 9)
-        canvas.drawString(left, top, _fit(record.issuer, f.bold, 9, (right - left) / 2))
+        canvas.drawString(left, top, fit(record.issuer, f.bold, 9, (right - left) / 2))
         canvas.setFillColor(MUTED)
         canvas.setFont(f.regular, 8)
         label = f"Certificate of Completion · Envelope {record.envelope_id}"
-        canvas.drawRightString(right, top, _fit(label, f.regular, 8, (right - left) / 2))
+        canvas.drawRightString(right, top, fit(label, f.regular, 8, (right - left) / 2))
         canvas.setStrokeColor(RULE)
         canvas.setLineWidth(0.5)
         canvas.line(left, top - 3 * mm, right, top - 3 * mm)
@@ -463,45 +411,3 @@ def _page_decorator(record: CompletionRecord, f: _Fonts) -> Callable[[Canvas, An
         canvas.restoreState()
 
     return decorate
-
-
-def _fit(text: str, font: str, size: float, width: float) -> str:
-    """``text`` cut with an ellipsis to fit ``width`` (one line of page furniture)."""
-    whole = len(text) <= 200
-    text = _CONTROL.sub(" ", text[:200])
-    if whole and pdfmetrics.stringWidth(text, font, size) <= width:
-        return text
-    while text and pdfmetrics.stringWidth(text + "…", font, size) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def _canvas_class(f: _Fonts, completed_at: dt.datetime) -> type[Canvas]:
-    """A canvas that numbers pages "Page n of N" and dates the PDF at completion time."""
-    stamp = completed_at.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%S+00'00'")
-
-    class NumberedCanvas(Canvas):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.setDateFormatter(lambda *_: stamp)  # CreationDate and ModDate
-            self._saved_pages: list[dict[str, Any]] = []
-
-        def showPage(self) -> None:
-            # Hold each page until the total is known.
-            self._saved_pages.append(dict(self.__dict__))
-            self._startPage()
-
-        def save(self) -> None:
-            total = len(self._saved_pages)
-            for number, state in enumerate(self._saved_pages, start=1):
-                self.__dict__.update(state)
-                w, _ = self._pagesize
-                self.saveState()
-                self.setFont(f.regular, 8)
-                self.setFillColor(MUTED)
-                self.drawRightString(w - 16 * mm, 8 * mm, f"Page {number} of {total}")
-                self.restoreState()
-                super().showPage()
-            super().save()
-
-    return NumberedCanvas

@@ -46,8 +46,20 @@ from reportlab.platypus import (
 # The certificate's embedded fonts, page numbering, table look and build lock, borrowed so both
 # documents look alike; the lock must be the same one, as reportlab's font state is global.
 from cpq.money import MoneyError, format_money, major, minor_exponent
-from documents import certificate as _cert
-from documents.certificate import ACCENT, INK, MUTED, RULE, _Fonts, _text
+from documents.pdf_common import (
+    ACCENT,
+    BUILD_LOCK,
+    DEJAVU_DIR,
+    INK,
+    MUTED,
+    RULE,
+    Fonts,
+    fit,
+    grid,
+    load_fonts,
+    numbered_canvas,
+    text,
+)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = ("number", "issued", "due", "account", "quote", "currency", "subtotal", "tax",
@@ -148,8 +160,8 @@ class InvoiceListRow:
 def render_invoice(doc: InvoiceDocument) -> bytes:
     """The invoice as A4 PDF bytes; identical documents give identical bytes."""
     _check(doc)
-    with _cert._BUILD_LOCK:
-        fonts = _cert._fonts(_cert.DEJAVU_DIR)
+    with BUILD_LOCK:
+        fonts = load_fonts(DEJAVU_DIR)
         buf = io.BytesIO()
         pdf = BaseDocTemplate(
             buf, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=20 * mm,
@@ -162,7 +174,7 @@ def render_invoice(doc: InvoiceDocument) -> bytes:
         pdf.addPageTemplates([PageTemplate(id="page", frames=[frame],
                                            onPage=_page_decorator(doc, fonts))])
         issued = dt.datetime.combine(doc.issued, dt.time(), dt.UTC)
-        pdf.build(_story(doc, fonts, pdf.width), canvasmaker=_cert._canvas_class(fonts, issued))
+        pdf.build(_story(doc, fonts, pdf.width), canvasmaker=numbered_canvas(fonts, issued))
         return buf.getvalue()
 
 
@@ -189,7 +201,7 @@ def _check(doc: InvoiceDocument) -> None:
                            "pass their sum")
 
 
-def _styles(f: _Fonts) -> dict[str, ParagraphStyle]:
+def _styles(f: Fonts) -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("base", fontName=f.regular, fontSize=9, leading=12, textColor=INK)
     return {
         "seller": ParagraphStyle("seller", base, fontName=f.bold, fontSize=12, leading=15),
@@ -212,10 +224,10 @@ def _styles(f: _Fonts) -> dict[str, ParagraphStyle]:
 
 
 def _lines_of(values: Iterable[str], limit: int = 300) -> str:
-    return "<br/>".join(_text(v, limit) for v in values)
+    return "<br/>".join(text(v, limit) for v in values)
 
 
-def _story(doc: InvoiceDocument, f: _Fonts, width: float) -> list[Any]:
+def _story(doc: InvoiceDocument, f: Fonts, width: float) -> list[Any]:
     st = _styles(f)
 
     def money(amount: int) -> str:
@@ -225,19 +237,19 @@ def _story(doc: InvoiceDocument, f: _Fonts, width: float) -> list[Any]:
                         ("FONTNAME", (0, 0), (-1, -1), f.regular),
                         ("LEFTPADDING", (0, 0), (-1, -1), 0),
                         ("RIGHTPADDING", (0, 0), (-1, -1), 0)])
-    seller = [Paragraph(_text(doc.org_name), st["seller"]),
+    seller = [Paragraph(text(doc.org_name), st["seller"]),
               Paragraph(_lines_of(doc.org_address), st["cell"])]
-    heading = [Paragraph("INVOICE", st["title"]), Paragraph(_text(doc.number), st["right"])]
+    heading = [Paragraph("INVOICE", st["title"]), Paragraph(text(doc.number), st["right"])]
     top = Table([[seller, heading]], colWidths=[width * 0.6, width * 0.4], style=plain)
 
     def kv(key: str, value: str) -> list[Paragraph]:
         return [Paragraph(key, st["key"]), Paragraph(value, st["cell"])]
 
-    facts = Table([kv("Invoice number", _text(doc.number)), kv("Issue date", str(doc.issued)),
-                   kv("Due date", str(doc.due)), kv("Quote", _text(doc.quote_ref)),
+    facts = Table([kv("Invoice number", text(doc.number)), kv("Issue date", str(doc.issued)),
+                   kv("Due date", str(doc.due)), kv("Quote", text(doc.quote_ref)),
                    kv("Currency", doc.currency)], colWidths=[28 * mm, 50 * mm], style=plain)
     bill_to = [Paragraph("BILL TO", st["key"]),
-               Paragraph(f"<b>{_text(doc.bill_to[0])}</b>", st["cell"]),
+               Paragraph(f"<b>{text(doc.bill_to[0])}</b>", st["cell"]),
                Paragraph(_lines_of(doc.bill_to[1:]), st["cell"])]
     parties = Table([[bill_to, facts]], colWidths=[width - 78 * mm, 78 * mm], style=plain)
 
@@ -247,18 +259,18 @@ def _story(doc: InvoiceDocument, f: _Fonts, width: float) -> list[Any]:
                               Paragraph("Unit price", st["headnum"]),
                               Paragraph("Amount", st["headnum"])]]
     for line in doc.lines:
-        rows.append([Paragraph(_text(line.description, 1500), st["cell"]),
+        rows.append([Paragraph(text(line.description, 1500), st["cell"]),
                      Paragraph(f"{line.quantity:,}", st["num"]),
                      Paragraph(money(line.unit_price), st["num"]),
                      Paragraph(money(line.amount), st["num"])])
-    line_table = _cert._grid(rows, [width - sum(fixed), *fixed], f.regular)
+    line_table = grid(rows, [width - sum(fixed), *fixed], f.regular)
 
     sums: list[list[Any]] = [[Paragraph("Subtotal", st["right"]),
                               Paragraph(money(doc.subtotal), st["right"])]]
     for tax in doc.taxes:
         rate = f"{tax.rate_pct.normalize():f}%"
         named = re.search(rf"(?<![\d.]){re.escape(rate)}", tax.name)  # not "9%" in "19%"
-        label = _text(tax.name) + ("" if named else f" {rate}")
+        label = text(tax.name) + ("" if named else f" {rate}")
         sums.append([Paragraph(f'{label}<br/><font size="7" color="#5b6675">on '
                                f"{money(tax.base)}</font>", st["right"]),
                      Paragraph(money(tax.amount), st["right"])])
@@ -279,7 +291,7 @@ def _story(doc: InvoiceDocument, f: _Fonts, width: float) -> list[Any]:
     return story
 
 
-def _schedule(doc: InvoiceDocument, st: dict[str, ParagraphStyle], f: _Fonts,
+def _schedule(doc: InvoiceDocument, st: dict[str, ParagraphStyle], f: Fonts,
               width: float) -> Table:
     fixed = [22 * mm, 34 * mm, 56 * mm]
     rows: list[list[Any]] = [[Paragraph("Instalment", st["head"]), Paragraph("Due", st["head"]),
@@ -289,17 +301,17 @@ def _schedule(doc: InvoiceDocument, st: dict[str, ParagraphStyle], f: _Fonts,
         if row.invoice_number is None:
             invoice = '<font color="#5b6675">scheduled</font>'
         elif row.invoice_number == doc.number:  # the customer is reading this one
-            invoice = f"<b>{_text(row.invoice_number)}</b> (this invoice)"
+            invoice = f"<b>{text(row.invoice_number)}</b> (this invoice)"
         else:
-            invoice = _text(row.invoice_number)
-        rows.append([Paragraph(_text(row.label), st["cell"]),
+            invoice = text(row.invoice_number)
+        rows.append([Paragraph(text(row.label), st["cell"]),
                      Paragraph(str(row.due), st["cell"]),
                      Paragraph(format_money(row.amount, doc.currency), st["num"]),
                      Paragraph(invoice, st["cell"])])
-    return _cert._grid(rows, [width - sum(fixed), *fixed], f.regular)
+    return grid(rows, [width - sum(fixed), *fixed], f.regular)
 
 
-def _page_decorator(doc: InvoiceDocument, f: _Fonts) -> Callable[[Canvas, Any], None]:
+def _page_decorator(doc: InvoiceDocument, f: Fonts) -> Callable[[Canvas, Any], None]:
     # The certificate's canvas class adds "Page n of m" on the right once the count is known.
     footer = f"{doc.org_name} · Invoice {doc.number}"
 
@@ -311,7 +323,7 @@ def _page_decorator(doc: InvoiceDocument, f: _Fonts) -> Callable[[Canvas, Any], 
         canvas.line(pdf.leftMargin, 12 * mm, w - pdf.rightMargin, 12 * mm)
         canvas.setFont(f.regular, 8)
         canvas.setFillColor(MUTED)
-        canvas.drawString(pdf.leftMargin, 8 * mm, _cert._fit(footer, f.regular, 8, pdf.width * 0.7))
+        canvas.drawString(pdf.leftMargin, 8 * mm, fit(footer, f.regular, 8, pdf.width * 0.7))
         canvas.restoreState()
 
     return decorate
