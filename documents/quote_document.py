@@ -16,9 +16,7 @@ or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors
   discount net_unit net_total options``(list); ``bom`` of ``level``(int) ``indent`` (one em
   space a level) ``sku name quantity``; ``terms``; ``attachments`` (file names). Money reads
   ``USD 1,234.50`` with a no-break space, so a table cell never splits it.
-- **The PDF stays plain, so it can be signed later**: encrypted attachments and attachments
-  with form fields or signatures are refused; other annotations of attached PDFs (links,
-  comments) are dropped, their page content kept; no ``/AcroForm`` is left.
+- **The PDF stays plain, so it can be signed later** (see ``documents.attachments``).
 - **Stable**: equal input gives equal DOCX bytes (fixed zip times, dates from ``issued``).
 """
 
@@ -43,22 +41,15 @@ from docxtpl import DocxTemplate
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from PIL import Image, ImageOps
-from pypdf import PdfReader, PdfWriter
-from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 
 from cpq.money import major
+from documents.attachments import Attachment, AttachmentError, append_pages, pages_of
 from documents.convert import ConversionFailed, check_docx
 
 NBSP, EM_SPACE = "\u00a0", "\u2003"
-_IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
 _CHANNELS = {"direct": "Direct", "web": "Web", "reseller": "Reseller",
              "distributor": "Distributor"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML; \t and \n are kept
-_MAX_PIXELS = 40_000_000  # a larger image is refused before Pillow decodes it
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 
@@ -87,13 +78,6 @@ class BomRow:
     sku: str
     name: str
     quantity: int  # total quantity for the whole quote
-
-
-@dataclass(frozen=True)
-class Attachment:
-    name: str  # file name shown, e.g. "WS-9 spec sheet.pdf"
-    content: bytes
-    media_type: str  # "application/pdf", "image/png" or "image/jpeg"; the content must match
 
 
 @dataclass(frozen=True)
@@ -155,16 +139,11 @@ def render_pdf(docx: bytes, convert: Callable[[bytes, str], bytes],
 
     Attachments are checked before ``convert`` runs, so a bad one costs no conversion.
     """
-    appended = [_pdf_attachment(a) if a.media_type == "application/pdf" else
-                PdfReader(io.BytesIO(_image_page(a))) for a in attachments]
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(convert(docx, "quote.docx"))))
-    for reader in appended:
-        for page in reader.pages:
-            writer.add_page(page, excluded_keys=("/Annots", "/AA"))
-    writer.root_object.pop("/AcroForm", None)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    try:
+        appended = [pages_of(a) for a in attachments]
+    except AttachmentError as e:
+        raise QuoteDocumentError(str(e)) from e
+    return append_pages(convert(docx, "quote.docx"), appended)
 
 
 @functools.cache
@@ -327,75 +306,4 @@ def _stable_zip(data: bytes) -> bytes:
         for info in src.infolist():
             dst.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)),
                          src.read(info), compress_type=zipfile.ZIP_DEFLATED)
-    return out.getvalue()
-
-
-# -- attachments ---------------------------------------------------------------------------
-
-
-def _pdf_attachment(att: Attachment) -> PdfReader:
-    unreadable = QuoteDocumentError(f"{att.name} is not a readable PDF; open it, save or print "
-                                    "it as a new PDF and attach that")
-    if b"%PDF-" not in att.content[:1024]:
-        raise unreadable
-    try:
-        reader = PdfReader(io.BytesIO(att.content))
-        if reader.is_encrypted:
-            raise QuoteDocumentError(f"{att.name} is password-protected (encrypted); save an "
-                                     "unprotected copy (e.g. print it to PDF) and attach that")
-        widgets = [annot for page in reader.pages for annot in page.get("/Annots") or ()
-                   if annot.get_object().get("/Subtype") == "/Widget"]
-    except QuoteDocumentError:
-        raise
-    except Exception as e:  # untrusted input through pypdf, which raises many types
-        raise unreadable from e
-    if not reader.pages:
-        raise QuoteDocumentError(f"{att.name} has no pages; attach a PDF with content")
-    if widgets:
-        raise QuoteDocumentError(f"{att.name} has form fields or signatures, which would stay "
-                                 "editable in the quote; print it to a new PDF (which flattens "
-                                 "them) and attach that")
-    return reader
-
-
-def _image_page(att: Attachment) -> bytes:
-    """One A4 page (landscape for a wide image) with the image fitted inside 15 mm margins."""
-    expected = _IMAGE_FORMATS.get(att.media_type)
-    if expected is None:
-        raise QuoteDocumentError(f"{att.name} is of type {att.media_type!r}; only PDF, PNG and "
-                                 "JPEG files can be attached to a quote")
-    try:
-        with Image.open(io.BytesIO(att.content)) as im:
-            if im.format != expected:
-                found = f"a {im.format} image" if im.format else "not an image"
-                raise QuoteDocumentError(f"{att.name} is declared as {expected} but is {found}; "
-                                         "attach it again with the right file type")
-            if im.width * im.height > _MAX_PIXELS:
-                raise QuoteDocumentError(f"{att.name} is {im.width} × {im.height} pixels, over "
-                                         f"the {_MAX_PIXELS // 1_000_000} megapixel limit; "
-                                         "scale it down and attach it again")
-            im.load()
-            dpi = min(max(float(im.info.get("dpi", (96, 96))[0]), 72.0), 600.0)
-            if expected == "JPEG" and im.mode in ("RGB", "L") \
-                    and im.getexif().get(0x0112, 1) == 1:  # upright: embed the JPEG as is
-                source, size = ImageReader(io.BytesIO(att.content)), im.size
-            else:
-                upright = ImageOps.exif_transpose(im).convert("RGBA")
-                flat = Image.new("RGB", upright.size, "white")
-                flat.paste(upright, mask=upright.getchannel("A"))
-                source, size = ImageReader(flat), flat.size
-    except QuoteDocumentError:
-        raise
-    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, ... on bad data
-        raise QuoteDocumentError(f"{att.name} is not a readable {expected} image; open it, "
-                                 "save it again and attach the new file") from e
-    width, height = size
-    page_w, page_h = landscape(A4) if width > height else A4
-    scale = min((page_w - 30 * mm) / width, (page_h - 30 * mm) / height, 72 / dpi)
-    out = io.BytesIO()
-    canvas = Canvas(out, pagesize=(page_w, page_h), invariant=1)
-    canvas.drawImage(source, (page_w - width * scale) / 2, (page_h - height * scale) / 2,
-                     width * scale, height * scale)
-    canvas.showPage()
-    canvas.save()
     return out.getvalue()

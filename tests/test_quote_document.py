@@ -17,10 +17,10 @@ from PIL import Image
 from pypdf import PageObject, PdfReader, PdfWriter
 from reportlab.pdfgen import canvas
 
+from documents.attachments import Attachment
 from documents.convert import DEFAULT_UNO_VENV, ConversionFailed, Converter
 from documents.intake import accept_pdf
 from documents.quote_document import (
-    Attachment,
     BomRow,
     DocLine,
     QuoteDocument,

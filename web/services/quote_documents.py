@@ -12,8 +12,8 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from documents.attachments import Attachment
 from documents.quote_document import (
-    Attachment,
     BomRow,
     DocLine,
     QuoteDocument,
