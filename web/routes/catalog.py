@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from documents.quote_document import default_template
 from store.commerce import CatalogVersion
 from store.db import write_lock
 from web.auth import CurrentUser, require
@@ -16,6 +17,7 @@ from web.deps import SessionDep
 from web.errors import Invalid
 from web.render import render
 from web.services import catalog as catalog_service
+from web.services import quote_documents as docs
 
 router = APIRouter(include_in_schema=False)
 ADMINS = ("admin", "deal_desk")
@@ -27,7 +29,34 @@ async def catalog_page(request: Request, session: SessionDep) -> Response:
     versions = session.scalars(select(CatalogVersion).order_by(
         CatalogVersion.version.desc()).limit(30)).all()
     spec = catalog_service.spec_of(session, versions[0].version)[1] if versions else None
-    return render(request, "catalog.html", {"versions": versions, "spec": spec})
+    return render(request, "catalog.html", {"versions": versions, "spec": spec,
+                                            "template": docs.active_template(session)})
+
+
+@router.get("/catalog/quote-template.docx", dependencies=[require(*ADMINS)])
+async def template_download(request: Request, session: SessionDep) -> Response:
+    row = docs.active_template(session)
+    data = request.app.state.blobs.get(row.sha256) if row else default_template()
+    return Response(data, media_type="application/vnd.openxmlformats-officedocument."
+                    "wordprocessingml.document",
+                    headers={"Content-Disposition": 'attachment; filename="quote-template.docx"'})
+
+
+@router.post("/catalog/quote-template", dependencies=[require(*ADMINS)])
+async def template_upload(request: Request, user: CurrentUser, session: SessionDep,
+                          file: Annotated[UploadFile, File()]) -> Response:
+    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    docs.upload_template(session, request.app.state.blobs, user, file.filename or "template",
+                         data)
+    session.commit()
+    return RedirectResponse("/catalog?template=1", status_code=303)
+
+
+@router.post("/catalog/quote-template/reset", dependencies=[require(*ADMINS)])
+async def template_reset(user: CurrentUser, session: SessionDep) -> Response:
+    docs.reset_template(session, user)
+    session.commit()
+    return RedirectResponse("/catalog?template=1", status_code=303)
 
 
 @router.get("/catalog/products.csv", dependencies=[require(*ADMINS)])

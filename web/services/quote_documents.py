@@ -23,7 +23,7 @@ from documents.quote_document import (
 )
 from store import audit
 from store.blobs import BlobStore
-from store.commerce import QuoteAttachment, QuoteDocumentRow
+from store.commerce import QuoteAttachment, QuoteDocumentRow, QuoteTemplate
 from store.db import write_lock
 from store.models import Quote, User
 from web.errors import Forbidden, Invalid, TooLarge
@@ -94,12 +94,61 @@ def document_of(session: Session, quote: Quote, org_name: str,
                      for a in attachments_of(session, quote)])
 
 
+def active_template(session: Session) -> QuoteTemplate | None:
+    return session.scalar(select(QuoteTemplate).where(QuoteTemplate.active)
+                          .order_by(QuoteTemplate.id.desc()).limit(1))
+
+
+def _sample() -> QuoteDocument:
+    """A quote with every part filled, to try an uploaded template on."""
+    today = dt.date(2026, 1, 15)
+    return QuoteDocument(
+        org_name="Sample Org", number="Q-1 v1", title="Template check", account_name="Acme",
+        prepared_by="Sam Sample", issued=today, valid_until=today, currency="USD",
+        channel="direct", lines=[DocLine(1, "SKU-1", "Product", 2, "each", 10_000, 9_000,
+                                         18_000, 10.0, ["Option × 1"])],
+        bom=[BomRow(0, "SKU-1", "Product", 2), BomRow(1, "PART-1", "Part", 4)],
+        list_total=20_000, net_total=18_000, term_months=12, terms=list(STANDARD_TERMS))
+
+
+def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
+                    data: bytes) -> QuoteTemplate:
+    """Check an uploaded .docx template by rendering a sample quote with it (in the sandbox),
+    then make it the one quote documents use."""
+    if len(data) > MAX_ATTACHMENT:
+        raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
+    try:
+        render_docx(_sample(), data)
+    except QuoteDocumentError as e:
+        raise Invalid(f"{name}: {e}", field="file") from None
+    write_lock(session)
+    row = QuoteTemplate(name=name[:255], sha256=blobs.put(data), created_by_id=actor.id)
+    session.add(row)
+    session.flush()
+    audit.append(session, event_key=f"quote-template-{row.id}", actor=actor.email,
+                 action="quote_template.uploaded", entity="quote-template",
+                 data={"name": row.name, "sha256": row.sha256})
+    return row
+
+
+def reset_template(session: Session, actor: User) -> None:
+    """Back to the built-in template."""
+    write_lock(session)
+    for row in session.scalars(select(QuoteTemplate).where(QuoteTemplate.active)):
+        row.active = False
+    audit.append(session, event_key=f"quote-template-reset-{dt.datetime.now(dt.UTC)}",
+                 actor=actor.email, action="quote_template.reset", entity="quote-template",
+                 data={})
+
+
 def generate(session: Session, quote: Quote, actor: User, blobs: BlobStore, org_name: str,
              convert: Callable[[bytes, str], bytes]) -> QuoteDocumentRow:
-    """Render, convert and store (blocking: call it on a worker thread)."""
+    """Render (with the uploaded template, if any), convert and store (blocking: call it on
+    a worker thread)."""
     doc = document_of(session, quote, org_name, blobs)
+    template = active_template(session)
     try:
-        docx = render_docx(doc)
+        docx = render_docx(doc, blobs.get(template.sha256) if template else None)
         pdf = render_pdf(docx, convert, doc.attachments)
     except QuoteDocumentError as e:
         raise Invalid(str(e), field="file") from None

@@ -116,6 +116,17 @@ def upgrade() -> None:
     with op.batch_alter_table('quote_documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quote_documents_quote_id'), ['quote_id'], unique=False)
 
+    op.create_table('quote_templates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+
     with op.batch_alter_table('quotes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('channel', sa.String(length=20), nullable=False, server_default='direct'))
         batch_op.add_column(sa.Column('partner_tier', sa.String(length=40), nullable=True))
@@ -148,6 +159,7 @@ def downgrade() -> None:
 
     op.drop_table('quote_items')
     op.drop_table('quote_documents')
+    op.drop_table('quote_templates')
     op.drop_table('quote_attachments')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_quote_id'))

@@ -1,0 +1,95 @@
+"""Quote documents through the app: the built-in template, an uploaded one (sandboxed, checked
+on upload), attachments appended, and who may do what. Real LibreOffice, real pdftotext."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+
+import docx
+from PIL import Image
+from pypdf import PdfReader
+
+from tests.cpq_support import Cast, cast
+from tests.web_support import browser_session, token_client
+
+__all__ = ["cast"]
+
+
+def template(*paragraphs: str) -> bytes:
+    d = docx.Document()
+    for p in paragraphs:
+        d.add_paragraph(p)
+    out = io.BytesIO()
+    d.save(out)
+    return out.getvalue()
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (800, 400), "steelblue").save(out, "PNG")
+    return out.getvalue()
+
+
+async def pdf_text(pdf: bytes) -> str:
+    done = await asyncio.to_thread(subprocess.run, ["pdftotext", "-layout", "-", "-"],
+                                   input=pdf, capture_output=True, check=True)
+    return str(done.stdout.decode())
+
+
+async def test_template_attachments_and_permissions(live_url: str, cast: Cast) -> None:
+    rep = await token_client(live_url, cast.rep)
+    r = await rep.post("/api/v1/quotes", json={"account_id": cast.account, "term_months": 12,
+                                               "title": "Hub & seats <pilot>", "currency": "USD"})
+    qid = r.json()["id"]
+    assert (await rep.post(f"/api/v1/quotes/{qid}/items",
+                           json={"selection": {"sku": "ANL-HUB"}})).status_code == 201
+
+    r = await rep.post(f"/api/v1/quotes/{qid}/document")
+    assert r.status_code == 201, r.text
+    built_in = (await rep.get(r.json()["pdf_url"])).content
+    text = await pdf_text(built_in)
+    assert "Hub & seats <pilot>" in text and "ANL-SEAT" in text and "SVC-ONBOARD" in text
+    pages = len(PdfReader(io.BytesIO(built_in)).pages)
+
+    browser, csrf = await browser_session(live_url, cast.rep)
+    r = await browser.post(f"/quotes/{qid}/attachments", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("drawing.png", png(), "image/png")})
+    assert r.status_code == 303, r.text
+    r = await browser.post(f"/quotes/{qid}/attachments", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert r.status_code == 422 and "attach a PDF, PNG or JPEG" in r.text
+
+    admin, admin_csrf = await browser_session(live_url, cast.admin)
+    evil = template("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    r = await admin.post("/catalog/quote-template", headers={"X-CSRF-Token": admin_csrf},
+                         files={"file": ("evil.docx", evil, "application/octet-stream")})
+    assert r.status_code == 422 and "evil.docx" in r.text
+    r = await browser.post("/catalog/quote-template", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("mine.docx", template("x"), "application/x")})
+    assert r.status_code == 403  # reps don't set the company's template
+    custom = template("Custom quote {{ number }}: {{ title }} for {{ account_name }}",
+                      "{% for l in lines %}{{ l.sku }} ×{{ l.quantity }}{% endfor %}")
+    r = await admin.post("/catalog/quote-template", headers={"X-CSRF-Token": admin_csrf},
+                         files={"file": ("ours.docx", custom, "application/octet-stream")})
+    assert r.status_code == 303, r.text
+
+    r = await rep.post(f"/api/v1/quotes/{qid}/document")
+    assert r.status_code == 201, r.text
+    pdf = (await rep.get(r.json()["pdf_url"])).content
+    text = await pdf_text(pdf)
+    assert f"Custom quote Q-{qid} v1: Hub & seats <pilot> for Initech" in text
+    assert "ANL-HUB ×1" in text
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == 2  # one page of template + the drawing
+    docx_file = (await rep.get(f"/quotes/{qid}/document.docx")).content
+    assert b"word/document.xml" in docx_file
+
+    other = await token_client(live_url, cast.manager)
+    assert (await other.post(f"/api/v1/quotes/{qid}/document")).status_code == 403
+    assert (await other.get(f"/quotes/{qid}/document.pdf")).status_code == 200  # approvers read
+    r = await admin.post("/catalog/quote-template/reset", headers={"X-CSRF-Token": admin_csrf})
+    assert r.status_code == 303
+    r = await rep.post(f"/api/v1/quotes/{qid}/document")
+    again = (await rep.get(r.json()["pdf_url"])).content
+    assert len(PdfReader(io.BytesIO(again)).pages) == pages + 1  # built-in again + drawing
