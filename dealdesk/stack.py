@@ -109,7 +109,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
 
 
 def _seed_demo(settings: Settings) -> None:
-    from dealdesk.demo import seed_envelopes, seed_quotes, seed_records
+    from dealdesk.demo import seed_configured, seed_envelopes, seed_quotes, seed_records
     from dealdesk.runtime import connect
 
     engine = make_engine(settings.database_url)
@@ -120,6 +120,7 @@ def _seed_demo(settings: Settings) -> None:
         async def workflows() -> None:
             client = await connect(settings)
             await seed_quotes(sessions, client, settings)
+            await seed_configured(sessions, client, settings)
             await seed_envelopes(sessions, client, settings)
 
         asyncio.run(workflows())

@@ -94,6 +94,13 @@ def test_up_demo_then_restart_resumes(stack: Stack) -> None:
     manager = _token(stack.url, "manager@demo.test")
     inbox = httpx.get(f"{stack.url}/api/v1/inbox", headers=manager).json()
     assert len(inbox) >= 3
+    # The demo's catalog quotes: the fleet at 25% waits for the manager; the hub was won.
+    quotes = httpx.get(f"{stack.url}/api/v1/quotes", headers=manager).json()
+    fleet = next(q for q in quotes if q["title"] == "Initech engineering fleet")
+    assert fleet["status"] == "pending_approval" and fleet["discount_pct"] > 25  # + volume
+    finance = _token(stack.url, "finance@demo.test")
+    _wait(lambda: [i for i in httpx.get(f"{stack.url}/api/v1/invoices", headers=finance).json()
+                   if i["account"] == "Hooli" and i["number"].startswith("INV-")])
     acme = next(t for t in inbox if t["account"] == "Acme Corporation")
     r = httpx.post(f"{stack.url}/api/v1/tasks/{acme['id']}/decision", headers=manager,
                    json={"decision": "approve", "comment": "fine"})

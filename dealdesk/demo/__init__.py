@@ -1,9 +1,11 @@
-"""Demo data: users for every role, accounts, the standard policy, quotes in several inboxes,
-and envelopes out for signature."""
+"""Demo data: users for every role, accounts, the standard policy and catalog, quotes in
+several inboxes (two built from the catalog, one of them won and invoiced), and envelopes out
+for signature."""
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,10 +16,12 @@ from dealdesk.demo.contract import contract_pdf
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
 from store.db import write_lock
-from store.models import Account, ApprovalTask, EnvelopeRecipient, User, UserRole
+from store.models import Account, ApprovalTask, EnvelopeRecipient, Quote, User, UserRole
 from web.auth import hash_password
 from web.services.catalog import save_catalog
+from web.services.configurator import add_items, parse_selection
 from web.services.envelopes import EnvelopeIn, RecipientIn, create_envelope, sign
+from web.services.invoices import mark_won
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote, submit_quote
 from web.services.tasks import decide
@@ -102,6 +106,44 @@ async def seed_quotes(sessions: sessionmaker[Session], client: Client,
                              "Strategic account; discount justified by volume.")
 
 
+async def seed_configured(sessions: sessionmaker[Session], client: Client,
+                          settings: Settings) -> None:
+    """Two quotes built from the catalog: a workstation fleet at 25% off, waiting for the
+    sales manager and the deal desk; an analytics hub at list price, approved at once (no
+    rule needs anyone), won and invoiced."""
+    with sessions() as s:
+        rep = s.scalar(select(User).where(User.email == "rep@demo.test"))
+        assert rep
+        for title, account, selection, discount, billing in (
+                ("Initech engineering fleet", "Initech",
+                 {"sku": "WS-9", "quantity": 12, "options": [
+                     {"sku": "WS-BODY", "options": [{"sku": "CPU-32"}, {"sku": "GPU-PRO"}]},
+                     {"sku": "SVC-ONSITE"}]}, "25", "one_time"),
+                ("Hooli analytics hub", "Hooli",
+                 {"sku": "ANL-HUB", "options": [{"sku": "ANL-SEAT", "quantity": 40}]}, "0",
+                 "annual")):
+            write_lock(s)
+            acc = s.scalar(select(Account).where(Account.name == account))
+            assert acc is not None
+            quote = create_quote(s, rep, QuoteFields(
+                account_id=acc.id, title=title, currency="USD", term_months=36,
+                billing=billing))  # type: ignore[arg-type]
+            add_items(s, quote, rep, [(parse_selection(selection), Decimal(discount))])
+            s.commit()
+            await submit_quote(s, client, quote, rep, task_queue=settings.task_queue,
+                               prefix=settings.workflow_prefix)
+            s.commit()
+        hub = s.scalar(select(Quote).where(Quote.title == "Hooli analytics hub"))
+        assert hub is not None
+        for _ in range(200):
+            s.expire_all()
+            if s.get(Quote, hub.id).status == "approved":  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.05)
+        await mark_won(s, client, hub, rep, task_queue=settings.task_queue,
+                       prefix=settings.workflow_prefix)
+
+
 async def seed_envelopes(sessions: sessionmaker[Session], client: Client,
                          settings: Settings) -> None:
     """Two envelopes: one waiting for both customer signers, one where the first customer
@@ -156,4 +198,4 @@ async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> st
     raise RuntimeError(f"no task appeared for quote {quote_id}; is the worker running?")
 
 
-__all__ = ["PASSWORD", "seed_envelopes", "seed_quotes", "seed_records"]
+__all__ = ["PASSWORD", "seed_configured", "seed_envelopes", "seed_quotes", "seed_records"]
