@@ -92,6 +92,14 @@ async def test_annual_billing_taxes_pdf_and_csv(live_url: str, sessions: session
     rows = list(csv.reader(io.StringIO((await rep.get("/api/v1/invoices.csv")).text)))
     assert rows[0][:3] == ["number", "issued", "due"]
     assert rows[1][0] == inv["number"] and rows[1][-2] == "14520.00"
+    url = f"/api/v1/invoices/{inv['id']}/status"
+    assert (await rep.post(url, json={"status": "paid"})).status_code == 403
+    admin = await token_client(live_url, cast.admin)
+    r = await admin.post(url, json={"status": "void"})
+    assert r.status_code == 422 and "say why" in r.json()["detail"]
+    r = await admin.post(url, json={"status": "paid"})
+    assert r.status_code == 200 and r.json()["status"] == "paid"
+    assert (await admin.post(url, json={"status": "void", "note": "x"})).status_code == 409
     other = await token_client(live_url, cast.manager)  # not the owner, not finance
     assert (await other.get("/api/v1/invoices")).json() == []
     assert (await other.get(str(inv["pdf_url"]))).status_code == 404

@@ -60,6 +60,9 @@ async def test_template_attachments_and_permissions(live_url: str, cast: Cast) -
     r = await browser.post(f"/quotes/{qid}/attachments", headers={"X-CSRF-Token": csrf},
                            files={"file": ("notes.txt", b"hello", "text/plain")})
     assert r.status_code == 422 and "attach a PDF, PNG or JPEG" in r.text
+    r = await browser.post(f"/quotes/{qid}/attachments", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("fake.png", b"GIF89a not really", "image/png")})
+    assert r.status_code == 422 and "fake.png is not a readable PNG image" in r.text
 
     admin, admin_csrf = await browser_session(live_url, cast.admin)
     evil = template("{{ ''.__class__.__mro__[1].__subclasses__() }}")

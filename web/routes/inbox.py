@@ -15,6 +15,7 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep
 from web.errors import AppError, Invalid, NotFound
 from web.render import render
+from web.services import configurator
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter
@@ -121,7 +122,8 @@ def _task_context(session: SessionDep, task: ApprovalTask, user: User,
         panel = Panel.of_result(result.task)
         can_act = panel.can_act(user, result.task.assignee_id, result.task.claimed_by_id)
     return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
-            "p": panel, "can_act": can_act}
+            "p": panel, "can_act": can_act,
+            "items": configurator.items_at(session, task.quote_id, task.quote_version)}
 
 
 def may_view_task(task: ApprovalTask, user: User) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
@@ -107,3 +108,33 @@ async def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
     data = request.app.state.blobs.get(invoice.pdf_sha256)
     return Response(data, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{invoice.number}.pdf"'})
+
+
+def _invoice(session: SessionDep, invoice_id: int, user: User) -> Invoice:
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or not invoice_service.may_view(invoice, user):
+        raise NotFound(f"no invoice {invoice_id}")
+    return invoice
+
+
+@pages.post("/invoices/{invoice_id}/status")
+async def status_form(invoice_id: int, user: CurrentUser, session: SessionDep,
+                      status: Annotated[str, Form()], note: Annotated[str, Form()] = ""
+                      ) -> Response:
+    invoice_service.set_status(session, _invoice(session, invoice_id, user), user, status, note)
+    session.commit()
+    return RedirectResponse("/invoices", status_code=303)
+
+
+class StatusIn(BaseModel):
+    status: str
+    note: str = ""
+
+
+@api.post("/invoices/{invoice_id}/status", response_model=InvoiceOut)
+def status_api(invoice_id: int, body: StatusIn, user: CurrentUser,
+               session: SessionDep) -> InvoiceOut:
+    invoice = _invoice(session, invoice_id, user)
+    invoice_service.set_status(session, invoice, user, body.status, body.note)
+    session.commit()
+    return InvoiceOut.of(invoice)

@@ -111,8 +111,12 @@ def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal, *
 
 
 def items_of(session: Session, quote: Quote) -> list[QuoteItem]:
+    return items_at(session, quote.id, quote.version)
+
+
+def items_at(session: Session, quote_id: int, version: int) -> list[QuoteItem]:
     return list(session.scalars(select(QuoteItem).where(
-        QuoteItem.quote_id == quote.id, QuoteItem.version == quote.version)
+        QuoteItem.quote_id == quote_id, QuoteItem.version == version)
         .order_by(QuoteItem.position)))
 
 

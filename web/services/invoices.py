@@ -18,7 +18,7 @@ from store.commerce import Invoice
 from store.db import write_lock
 from store.invoicing import plan
 from store.models import Quote, User
-from web.errors import Conflict, Forbidden, Unavailable
+from web.errors import Conflict, Forbidden, Invalid, Unavailable
 from workflows.billing import BillingInput, BillingWorkflow
 
 WINNERS = ("deal_desk", "finance", "admin")
@@ -67,6 +67,28 @@ def visible_invoices(session: Session, user: User, limit: int = 500) -> Sequence
     if not user.roles.intersection(READERS):
         q = q.join(Quote, Quote.id == Invoice.quote_id).where(Quote.owner_id == user.id)
     return session.scalars(q).unique().all()
+
+
+STATUS_CHANGES = {"issued": ("paid", "void"), "paid": (), "void": ()}
+ACCOUNTANTS = ("finance", "admin")
+
+
+def set_status(session: Session, invoice: Invoice, actor: User, status: str,
+               note: str = "") -> None:
+    """Record a payment or void an invoice; a voided invoice keeps its number (numbers are
+    never reused, so the sequence stays gap-free for the auditors)."""
+    if not actor.roles.intersection(ACCOUNTANTS):
+        raise Forbidden("only finance can record payments or void invoices")
+    if status not in STATUS_CHANGES.get(invoice.status, ()):
+        raise Conflict(f"invoice {invoice.number} is {invoice.status}; it can't become "
+                       f"{status}")
+    if status == "void" and not note.strip():
+        raise Invalid("say why the invoice is void", field="note")
+    write_lock(session)
+    invoice.status = status
+    audit.append(session, event_key=f"invoice-{invoice.id}-{status}", actor=actor.email,
+                 action=f"invoice.{status}", entity=f"quote-{invoice.quote_id}",
+                 data={"number": invoice.number, "note": note[:500]})
 
 
 def may_view(invoice: Invoice, user: User) -> bool:

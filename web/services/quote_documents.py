@@ -12,7 +12,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from documents.attachments import Attachment
+from documents.attachments import Attachment, AttachmentError, pages_of
 from documents.quote_document import (
     BomRow,
     DocLine,
@@ -55,6 +55,10 @@ def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User
         raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
     if not data:
         raise Invalid(f"{name} is empty", field="file")
+    try:
+        pages_of(Attachment(name, data, media_type))  # refuse it now, not at generation
+    except AttachmentError as e:
+        raise Invalid(str(e), field="file") from None
     row = QuoteAttachment(quote_id=quote.id, name=name[:255], media_type=media_type,
                           sha256=blobs.put(data), size=len(data))
     session.add(row)
