@@ -35,7 +35,7 @@ from documents.certificate import (
 )
 from documents.pki import Pki
 from documents.timestamps import timestamper
-from store import audit
+from store import audit, invoicing
 from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import (
@@ -43,8 +43,10 @@ from store.models import (
     EnvelopeEvent,
     EnvelopeRecipient,
     OutboxMessage,
+    Quote,
     SignatureApplication,
 )
+from workflows.billing import BillingInput
 from workflows.envelope_messages import (
     ApplySignatureInput,
     InviteInput,
@@ -318,9 +320,11 @@ class EnvelopeActivities:
 
     # ------------------------------------------------------------ outcomes
     @activity.defn(name="record_outcome")
-    def record_outcome(self, inp: OutcomeInput) -> None:
+    def record_outcome(self, inp: OutcomeInput) -> BillingInput | None:
         """The envelope's end (completed, declined, voided, expired): status, events, audit
-        and the mail that goes with it, once."""
+        and the mail that goes with it, once. A completed envelope sent for an approved quote
+        wins the deal in the same transaction; the billing to start is returned (again on a
+        retry: starting it twice is harmless)."""
         queued: list[int] = []
         with self._sessions() as s:
             write_lock(s)
@@ -328,7 +332,9 @@ class EnvelopeActivities:
             r = _recipient(env, inp.recipient_id) if inp.recipient_id else None
             if not add_event(s, env, inp.status, inp.actor, key=f"outcome:{inp.status}",
                              recipient=r, detail={"reason": inp.reason or None}):
-                return
+                won = _won_deal(s, env) if inp.status == "completed" else None
+                s.commit()
+                return won
             now = dt.datetime.now(dt.UTC)
             env.status = inp.status
             env.completed_at = now
@@ -341,9 +347,11 @@ class EnvelopeActivities:
                 s.add(msg)
                 s.flush()
                 queued.append(msg.id)
+            won = _won_deal(s, env) if inp.status == "completed" else None
             s.commit()
         for mid in queued:
             self._mailer.deliver(mid)
+        return won
 
     def _outcome_mail(self, env: Envelope, inp: OutcomeInput) -> list[Mail]:
         base = f"envelope-{env.id}:outcome"
@@ -402,3 +410,17 @@ def _recipient(env: Envelope, recipient_id: int) -> EnvelopeRecipient:
         if r.id == recipient_id:
             return r
     raise LookupError(f"envelope {env.id} has no recipient {recipient_id}")
+
+
+def _won_deal(s: Session, env: Envelope) -> BillingInput | None:
+    """The signed envelope's quote, won (if it was approved), and its billing plan."""
+    quote = s.get(Quote, env.quote_id) if env.quote_id else None
+    if quote is None or quote.status not in ("approved", "won"):
+        return None
+    if quote.status == "approved":
+        quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
+        audit.append(s, event_key=f"quote-{quote.id}-won", actor=f"envelope-{env.id}",
+                     action="quote.won", entity=f"quote-{quote.id}",
+                     data={"version": quote.version, "billing": quote.billing,
+                           "envelope": env.id, "signed": env.final_sha256})
+    return BillingInput(quote.id, [i.issue_on.isoformat() for i in invoicing.plan(s, quote)])

@@ -11,12 +11,18 @@ import subprocess
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 
+from dealdesk.settings import Settings
+from store.blobs import BlobStore
 from store.commerce import Invoice
-from store.models import Quote
+from store.models import Quote, User
 from tests.cpq_support import Cast, cast
+from tests.envelope_support import act, recipients
+from tests.pdfs import contract_pdf
 from tests.support import eventually
 from tests.web_support import token_client
+from web.services import envelopes as svc
 
 __all__ = ["cast"]
 
@@ -109,3 +115,37 @@ async def pdf_text(pdf: bytes) -> str:
     done = await asyncio.to_thread(subprocess.run, ["pdftotext", "-layout", "-", "-"],
                                    input=pdf, capture_output=True, check=True)
     return str(done.stdout.decode())
+
+
+async def test_a_signed_quote_envelope_wins_the_deal_and_invoices_it(
+        live_url: str, sessions: sessionmaker[Session], cast: Cast, client: Client,
+        settings: Settings) -> None:
+    [qid] = approved_quotes(sessions, cast, 1)
+    with sessions() as s:
+        rep = s.get(User, cast.rep.id)
+        assert rep is not None
+        env = await svc.create_envelope(s, client, settings, BlobStore(settings.blob_dir), rep,
+                                        svc.EnvelopeIn(
+            title="Deal 0 — quote", document_name="quote.pdf", document=contract_pdf(2),
+            message="Please sign.", quote_id=qid,
+            recipients=[svc.RecipientIn("Ann Buyer", "ann@initech.test", routing_order=1)]))
+    await eventually(lambda: recipients(sessions, env.id)["ann@initech.test"] == "sent")
+    with sessions() as s:  # still approved: the deal is won by the signature, not before
+        assert (s.get(Quote, qid) or Quote()).status == "approved"
+    await act(sessions, client, env.id, "ann@initech.test")
+
+    def invoiced() -> Invoice | None:
+        with sessions() as s:
+            return s.scalar(select(Invoice).where(Invoice.quote_id == qid,
+                                                  Invoice.pdf_sha256.is_not(None)))
+    invoice = await eventually(invoiced, timeout=60, interval=0.3)
+    assert invoice.total == 900_000  # one-time billing, no tax in the account's region
+    with sessions() as s:
+        quote = s.get(Quote, qid)
+        assert quote is not None and quote.status == "won" and quote.won_at is not None
+    # Marking it won by hand afterwards changes nothing: one deal, one billing, one invoice.
+    rep_api = await token_client(live_url, cast.rep)
+    assert (await rep_api.post(f"/api/v1/quotes/{qid}/won")).status_code == 202
+    await asyncio.sleep(1)
+    with sessions() as s:
+        assert len(s.scalars(select(Invoice).where(Invoice.quote_id == qid)).all()) == 1

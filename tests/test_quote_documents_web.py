@@ -10,7 +10,9 @@ import subprocess
 import docx
 from PIL import Image
 from pypdf import PdfReader
+from sqlalchemy.orm import Session, sessionmaker
 
+from store.models import Quote
 from tests.cpq_support import Cast, cast
 from tests.web_support import browser_session, token_client
 
@@ -38,7 +40,8 @@ async def pdf_text(pdf: bytes) -> str:
     return str(done.stdout.decode())
 
 
-async def test_template_attachments_and_permissions(live_url: str, cast: Cast) -> None:
+async def test_template_attachments_and_permissions(live_url: str, cast: Cast,
+                                                    sessions: sessionmaker[Session]) -> None:
     rep = await token_client(live_url, cast.rep)
     r = await rep.post("/api/v1/quotes", json={"account_id": cast.account, "term_months": 12,
                                                "title": "Hub & seats <pilot>", "currency": "USD"})
@@ -88,6 +91,16 @@ async def test_template_attachments_and_permissions(live_url: str, cast: Cast) -
     docx_file = (await rep.get(f"/quotes/{qid}/document.docx")).content
     assert b"word/document.xml" in docx_file
 
+    # Send for signature: only once approved; the form comes with the quote's PDF kept.
+    r = await browser.get(f"/envelopes/new?quote_id={qid}")
+    assert r.status_code == 409 and "only an approved quote" in r.text
+    with sessions.begin() as s:
+        quote = s.get(Quote, qid)
+        assert quote is not None
+        quote.status = "approved"
+    r = await browser.get(f"/envelopes/new?quote_id={qid}")
+    assert r.status_code == 200
+    assert f'name="quote_id" value="{qid}"' in r.text and f"Quote Q-{qid} v1.pdf" in r.text
     other = await token_client(live_url, cast.manager)
     assert (await other.post(f"/api/v1/quotes/{qid}/document")).status_code == 403
     assert (await other.get(f"/quotes/{qid}/document.pdf")).status_code == 200  # approvers read

@@ -21,9 +21,10 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.billing import BillingInput, BillingWorkflow
     from workflows.envelope_messages import (
         ApplySignatureInput,
         DeclineInput,
@@ -128,14 +129,27 @@ class EnvelopeWorkflow:
                 retry_policy=_RETRY)
         self._document = sealed.final_sha256
         self._status = "completed"
-        await workflow.execute_activity(
+        won: BillingInput | None = await workflow.execute_activity(
             "record_outcome", OutcomeInput(self._in.envelope_id, "completed",
                                            final_sha256=sealed.final_sha256,
                                            certificate_sha256=sealed.certificate_sha256),
+            result_type=BillingInput | None,  # type: ignore[arg-type]
             start_to_close_timeout=_SEAL_TIMEOUT, retry_policy=_RETRY)
+        if won is not None and workflow.patched("bill-won-deals"):
+            await self._start_billing(won)
         await self._webhook("envelope.completed", {"document_sha256": sealed.final_sha256,
                                                    "certificate_sha256":
                                                    sealed.certificate_sha256})
+
+    async def _start_billing(self, won: BillingInput) -> None:
+        """The signed quote's deal is won: its invoicing runs on, on its own (``deal-{id}``,
+        with this envelope's workflow-id prefix), after this workflow ends."""
+        prefix = workflow.info().workflow_id.removesuffix(f"envelope-{self._in.envelope_id}")
+        # Someone may have marked the deal won by hand first: then its billing already runs.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                BillingWorkflow.run, won, id=f"{prefix}deal-{won.quote_id}",
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON)
 
     async def _invite(self, recipient_ids: list[int], kind: str, round_key: str) -> None:
         if not recipient_ids:

@@ -28,13 +28,14 @@ from activities.envelopes import EVENT_WORDS
 from dealdesk.settings import Settings
 from documents.convert import ConversionError
 from store.blobs import BlobMissing, BlobStore
-from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, User, UserRole
+from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, Quote, User, UserRole
 from web.auth import CurrentUser
 from web.deps import SessionDep, SettingsDep
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from web.render import is_htmx, render
 from web.services import envelopes as service
 from web.services import signer
+from web.services.quote_documents import latest_document
 from workflows.envelope_messages import Client as ClientInfo
 
 router = APIRouter(include_in_schema=False)
@@ -206,12 +207,34 @@ def _field(error: AppError, where: list[int]) -> str:
     return "countersigner" if row < 0 else f"rows.{row}.{SERVICE_FIELDS.get(m.group(2), 'name')}"
 
 
+def _signable_quote(session: Session, user: User, quote_id: str) -> tuple[Quote, str]:
+    """An approved quote of this user's with a generated document, and that PDF's hash."""
+    quote = session.get(Quote, int(quote_id)) if quote_id.isdigit() else None
+    if quote is None or quote.owner_id != user.id:
+        raise NotFound(f"no quote {quote_id} of yours")
+    if quote.status != "approved":
+        raise Conflict(f"only an approved quote goes out for signature; this one is "
+                       f"{quote.status.replace('_', ' ')}")
+    doc = latest_document(session, quote)
+    if doc is None or doc.version != quote.version:
+        raise Conflict(f"generate the document of quote v{quote.version} first")
+    return quote, doc.pdf_sha256
+
+
 @router.get("/envelopes/new")
 async def new_envelope_page(request: Request, user: CurrentUser, session: SessionDep,
-                            settings: SettingsDep) -> Response:
+                            settings: SettingsDep, quote_id: str = "") -> Response:
     if not _may_create(user):
         raise Forbidden("auditors read envelopes but don't send them")
-    return _form_page(request, session, settings)
+    if not quote_id:
+        return _form_page(request, session, settings)
+    quote, sha = _signable_quote(session, user, quote_id)
+    name = f"Quote Q-{quote.id} v{quote.version}.pdf"
+    return _form_page(request, session, settings, values={
+        "title": f"{quote.title} — quote Q-{quote.id} v{quote.version}", "expires": "30",
+        "remind": "3", "quote_id": str(quote.id),
+        "message": f"Please review and sign our quote for {quote.account.name}."},
+        kept={"sha": sha, "name": name, "sig": _kept_sig(settings, user, sha, name)})
 
 
 @router.post("/envelopes/new", dependencies=[Depends(limit_upload)])
@@ -222,7 +245,8 @@ async def create_envelope(request: Request, user: CurrentUser, session: SessionD
     form = await request.form()  # parsed once already by the CSRF check
     rows = _rows(form)
     values = {k: _str(form, k) for k in ("title", "message", "expires", "remind",
-                                         "countersigner")}
+                                         "countersigner", "quote_id")}
+    quote = _signable_quote(session, user, values["quote_id"])[0] if values["quote_id"] else None
     blobs = BlobStore(settings.blob_dir)
     limit = settings.max_upload_mb * 1024 * 1024
     kept: dict[str, str] | None = None
@@ -266,7 +290,8 @@ async def create_envelope(request: Request, user: CurrentUser, session: SessionD
             session, _temporal(request), settings, blobs, user,
             service.EnvelopeIn(title=values["title"], document_name=name, document=data,
                                recipients=recipients, message=values["message"],
-                               expires_in_days=expires, remind_every_days=remind or None),
+                               expires_in_days=expires, remind_every_days=remind or None,
+                               quote_id=quote.id if quote else None),
             convert=getattr(request.app.state, "converter", None))
     except (Invalid, TooLarge) as e:
         session.rollback()
