@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         DeclineInput,
         EnvelopeInput,
         InviteInput,
+        InviteKind,
         OutcomeInput,
         RecipientSpec,
         SealResult,
@@ -115,7 +116,7 @@ class EnvelopeWorkflow:
             if self._status != "sent" or self._group_done(group):
                 break
             if self._remind_now or workflow.now() < self._in.expires_at:
-                kind = "resend" if self._remind_now else "reminder"
+                kind: InviteKind = "resend" if self._remind_now else "reminder"
                 self._remind_now = False
                 rounds += 1
                 pending = [r for r in group if self._state[r] == "sent"]
@@ -151,16 +152,17 @@ class EnvelopeWorkflow:
                 BillingWorkflow.run, won, id=f"{prefix}deal-{won.quote_id}",
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON)
 
-    async def _invite(self, recipient_ids: list[int], kind: str, round_key: str) -> None:
+    async def _invite(self, recipient_ids: list[int], kind: InviteKind,
+                      round_key: str) -> None:
         if not recipient_ids:
             return
         # Their turn starts now: a click racing the invitation mail is not "out of turn".
         for rid in recipient_ids:
             if self._state[rid] == "created":
                 self._state[rid] = "sent"
+        invite = InviteInput(self._in.envelope_id, recipient_ids, kind, round_key)
         await workflow.execute_activity(
-            "invite_recipients", InviteInput(self._in.envelope_id, recipient_ids,
-                                             kind, round_key),  # type: ignore[arg-type]
+            "invite_recipients", invite,
             start_to_close_timeout=timedelta(seconds=60), retry_policy=_RETRY)
 
     async def _webhook(self, event_type: str, data: dict[str, object]) -> None:

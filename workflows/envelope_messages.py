@@ -91,11 +91,14 @@ class ApplySignatureInput:
     drawn_sha256: str = ""
 
 
+InviteKind = Literal["invite", "reminder", "resend"]
+
+
 @dataclass(frozen=True)
 class InviteInput:
     envelope_id: int
     recipient_ids: list[int]
-    kind: Literal["invite", "reminder", "resend"]
+    kind: InviteKind
     round_key: str
     """Makes the mail idempotent: the same (recipient, round_key) is sent once."""
 
