@@ -178,6 +178,7 @@ async def test_catalog_csv_round_trip_and_admin_only(live_url: str, cast: Cast) 
     assert "WS-9,WS-9 Engineering Workstation,hardware,each,USD,1200.00,520.00" in csv_text
     r = await rep.put("/api/v1/catalog/products.csv", content=csv_text)
     assert r.status_code == 403
+    assert (await rep.get("/api/v1/catalog/products.csv")).status_code == 403  # costs inside
     changed = csv_text.replace("USD,1200.00,520.00", "USD,1250.00,520.00")
     r = await admin.put("/api/v1/catalog/products.csv", content=changed)
     assert r.status_code == 200 and r.json()["version"] == 2

@@ -21,6 +21,8 @@ from web.services.configurator import parse_pct, parse_selection
 
 router = APIRouter(prefix="/api/v1", tags=["cpq"])
 CATALOG_ADMINS = ("admin", "deal_desk")
+# Costs and every account's contracted prices: not for reps.
+CATALOG_READERS = (*CATALOG_ADMINS, "finance", "cfo", "auditor")
 MAX_BODY = 20 * 1024 * 1024
 
 
@@ -86,7 +88,8 @@ async def load_catalog(request: Request, user: CurrentUser, session: SessionDep)
     return _catalog_out(session)
 
 
-@router.get("/catalog/products.csv", response_class=PlainTextResponse)
+@router.get("/catalog/products.csv", response_class=PlainTextResponse,
+            dependencies=[require(*CATALOG_READERS)])
 def export_products(user: CurrentUser, session: SessionDep) -> PlainTextResponse:
     return PlainTextResponse(catalog_service.products_csv(catalog_service.active_version(
         session)), media_type="text/csv")
@@ -103,7 +106,8 @@ async def import_products(request: Request, user: CurrentUser,
     return _catalog_out(session)
 
 
-@router.get("/price-books/{name}.csv", response_class=PlainTextResponse)
+@router.get("/price-books/{name}.csv", response_class=PlainTextResponse,
+            dependencies=[require(*CATALOG_READERS)])
 def export_book(name: str, user: CurrentUser, session: SessionDep) -> PlainTextResponse:
     return PlainTextResponse(catalog_service.price_book_csv(
         catalog_service.active_version(session), name), media_type="text/csv")

@@ -66,7 +66,8 @@ def _context(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
             "catalog_version": version, "latest_version": latest,
             "may_edit": quote.owner_id == user.id and quote.status not in (
                 "pending_approval", "won"),
-            "books": [b for b in spec.prices.books if b.currency == quote.currency],
+            "books": [b for b in spec.prices.books if b.currency == quote.currency
+                      and (b.kind == "channel" or b.account_id == quote.account_id)],
             "tiers": sorted({t for (c, t) in spec.prices.partner_discounts}),
             "conflicts": sorted({s for it in items for s in it.priced.get("conflicts", [])}),
             "alerts": [a for it in items for a in it.priced.get("alerts", [])]}
