@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Quote
 from tests.cpq_support import Cast, cast
+from tests.pdfs import contract_pdf
 from tests.web_support import browser_session, token_client
 
 __all__ = ["cast"]
@@ -109,3 +110,29 @@ async def test_template_attachments_and_permissions(live_url: str, cast: Cast,
     r = await rep.post(f"/api/v1/quotes/{qid}/document")
     again = (await rep.get(r.json()["pdf_url"])).content
     assert len(PdfReader(io.BytesIO(again)).pages) == pages + 1  # built-in again + drawing
+
+
+async def test_spec_sheets_follow_the_products_a_quote_sells(live_url: str, cast: Cast) -> None:
+    admin, csrf = await browser_session(live_url, cast.admin)
+    for sku, pages in (("ANL-SEAT", 2), ("WS-9", 3)):
+        r = await admin.post("/catalog/product-documents", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku},
+                             files={"file": (f"{sku} sheet.pdf", contract_pdf(pages),
+                                             "application/pdf")})
+        assert r.status_code == 303, r.text
+    r = await admin.post("/catalog/product-documents", headers={"X-CSRF-Token": csrf},
+                         data={"sku": "NOPE"},
+                         files={"file": ("x.pdf", contract_pdf(1), "application/pdf")})
+    assert r.status_code == 422 and "no product" in r.text
+    rep = await token_client(live_url, cast.rep)
+    r = await rep.post("/api/v1/quotes", json={"account_id": cast.account, "term_months": 12,
+                                               "title": "Seats", "currency": "USD"})
+    qid = r.json()["id"]
+    await rep.post(f"/api/v1/quotes/{qid}/items", json={"selection": {"sku": "ANL-HUB"}})
+    bare = await rep.post(f"/api/v1/quotes/{qid}/document")
+    text = await pdf_text((await rep.get(bare.json()["pdf_url"])).content)
+    # The hub sells seats (an option): the seat sheet's 2 pages are appended, the
+    # workstation's aren't.
+    assert text.count("ANL-SEAT") >= 1 and "clause 7 as written" in text
+    reader = PdfReader(io.BytesIO((await rep.get(bare.json()["pdf_url"])).content))
+    assert sum("clause 7 as written" in (p.extract_text() or "") for p in reader.pages) == 2

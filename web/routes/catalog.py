@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from documents.quote_document import default_template
-from store.commerce import CatalogVersion
+from store.commerce import CatalogVersion, ProductDocument
 from store.db import write_lock
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
@@ -30,7 +30,27 @@ async def catalog_page(request: Request, session: SessionDep) -> Response:
         CatalogVersion.version.desc()).limit(30)).all()
     spec = catalog_service.spec_of(session, versions[0].version)[1] if versions else None
     return render(request, "catalog.html", {"versions": versions, "spec": spec,
-                                            "template": docs.active_template(session)})
+                                            "template": docs.active_template(session),
+                                            "sheets": docs.product_documents(session)})
+
+
+@router.post("/catalog/product-documents", dependencies=[require(*ADMINS)])
+async def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
+                    sku: Annotated[str, Form()], file: Annotated[UploadFile, File()]
+                    ) -> Response:
+    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    docs.add_product_document(session, request.app.state.blobs, user, sku,
+                              file.filename or "spec sheet", file.content_type or "", data)
+    session.commit()
+    return RedirectResponse("/catalog#spec-sheets", status_code=303)
+
+
+@router.post("/catalog/product-documents/{doc_id}/delete", dependencies=[require(*ADMINS)])
+async def remove_sheet(doc_id: int, session: SessionDep) -> Response:
+    write_lock(session)
+    session.execute(delete(ProductDocument).where(ProductDocument.id == doc_id))
+    session.commit()
+    return RedirectResponse("/catalog#spec-sheets", status_code=303)
 
 
 @router.get("/catalog/quote-template.docx", dependencies=[require(*ADMINS)])

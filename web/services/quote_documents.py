@@ -23,11 +23,12 @@ from documents.quote_document import (
 )
 from store import audit
 from store.blobs import BlobStore
-from store.commerce import QuoteAttachment, QuoteDocumentRow, QuoteTemplate
+from store.commerce import ProductDocument, QuoteAttachment, QuoteDocumentRow, QuoteTemplate
 from store.db import write_lock
 from store.models import Quote, User
 from web.errors import Forbidden, Invalid, TooLarge
 from web.services import configurator
+from web.services.catalog import spec_of
 
 VALID_DAYS = 30
 MAX_ATTACHMENT = 20 * 1024 * 1024
@@ -48,6 +49,15 @@ def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User
                    media_type: str, data: bytes) -> QuoteAttachment:
     if quote.owner_id != actor.id:
         raise Forbidden("only the quote's owner can attach files")
+    _checked(name, media_type, data)
+    row = QuoteAttachment(quote_id=quote.id, name=name[:255], media_type=media_type,
+                          sha256=blobs.put(data), size=len(data))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _checked(name: str, media_type: str, data: bytes) -> None:
     if media_type not in MEDIA_TYPES:
         raise Invalid(f"{name}: attach a PDF, PNG or JPEG (this is {media_type or 'unknown'})",
                       field="file")
@@ -59,11 +69,49 @@ def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User
         pages_of(Attachment(name, data, media_type))  # refuse it now, not at generation
     except AttachmentError as e:
         raise Invalid(str(e), field="file") from None
-    row = QuoteAttachment(quote_id=quote.id, name=name[:255], media_type=media_type,
-                          sha256=blobs.put(data), size=len(data))
+
+
+def add_product_document(session: Session, blobs: BlobStore, actor: User, sku: str,
+                         name: str, media_type: str, data: bytes) -> ProductDocument:
+    """A spec sheet or drawing for a product: every quote document selling it appends it."""
+    if sku not in spec_of(session)[1].catalog.products:
+        raise Invalid(f"no product {sku!r} in the catalog", field="sku")
+    _checked(name, media_type, data)
+    write_lock(session)
+    row = ProductDocument(sku=sku, name=name[:255], media_type=media_type,
+                          sha256=blobs.put(data), size=len(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
+    audit.append(session, event_key=f"product-document-{row.id}", actor=actor.email,
+                 action="product_document.added", entity=f"product-{sku}",
+                 data={"name": row.name, "sha256": row.sha256})
     return row
+
+
+def product_documents(session: Session, skus: list[str] | None = None
+                      ) -> list[ProductDocument]:
+    q = select(ProductDocument).order_by(ProductDocument.sku, ProductDocument.id)
+    if skus is not None:
+        q = q.where(ProductDocument.sku.in_(skus))
+    return list(session.scalars(q))
+
+
+def _spec_sheets(session: Session, quote: Quote) -> list[ProductDocument]:
+    """The spec sheets of the products the quote sells, in line order, each once."""
+    skus: list[str] = []
+    for it in configurator.items_of(session, quote):
+        skus += [ln["sku"] for ln in it.priced.get("lines", []) if ln["sku"] not in skus]
+    by_sku: dict[str, list[ProductDocument]] = {}
+    for doc in product_documents(session, skus):
+        by_sku.setdefault(doc.sku, []).append(doc)
+    seen: set[str] = set()
+    out = []
+    for sku in skus:
+        for doc in by_sku.get(sku, []):
+            if doc.sha256 not in seen:
+                seen.add(doc.sha256)
+                out.append(doc)
+    return out
 
 
 def document_of(session: Session, quote: Quote, org_name: str,
@@ -94,8 +142,10 @@ def document_of(session: Session, quote: Quote, org_name: str,
         net_total=quote.net_amount, term_months=quote.term_months,
         terms=STANDARD_TERMS + [f"Agreed non-standard term: {t}."
                                 for t in quote.nonstandard_terms],
-        attachments=[Attachment(a.name, blobs.get(a.sha256), a.media_type)
-                     for a in attachments_of(session, quote)])
+        attachments=[*(Attachment(a.name, blobs.get(a.sha256), a.media_type)
+                       for a in _spec_sheets(session, quote)),
+                     *(Attachment(a.name, blobs.get(a.sha256), a.media_type)
+                       for a in attachments_of(session, quote))])
 
 
 def active_template(session: Session) -> QuoteTemplate | None:

@@ -116,6 +116,21 @@ def upgrade() -> None:
     with op.batch_alter_table('quote_documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quote_documents_quote_id'), ['quote_id'], unique=False)
 
+    op.create_table('product_documents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sku', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('media_type', sa.String(length=50), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('product_documents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_product_documents_sku'), ['sku'], unique=False)
+
     op.create_table('quote_templates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -160,6 +175,7 @@ def downgrade() -> None:
     op.drop_table('quote_items')
     op.drop_table('quote_documents')
     op.drop_table('quote_templates')
+    op.drop_table('product_documents')
     op.drop_table('quote_attachments')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_quote_id'))
