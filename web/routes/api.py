@@ -25,11 +25,10 @@ from web.auth import CurrentUser, Unauthenticated, authenticate, issue_api_token
 from web.deps import ClientDep, SessionDep, SettingsDep
 from web.errors import Forbidden, Invalid, NotFound
 from web.routes.inbox import may_view_task
-from web.routes.quotes import READ_ALL
 from web.services import policies as policy_service
 from web.services import quotes as quote_service
 from web.services import tasks as task_service
-from web.services.quotes import QuoteFields
+from web.services.quotes import READ_ALL, QuoteFields, visible_quote
 from web.services.tasks import InboxFilter
 from workflows.messages import TaskResult
 
@@ -266,12 +265,6 @@ async def delegate(task_id: str, body: DelegateIn, user: CurrentUser, session: S
 
 
 # ------------------------------------------------------------------ quotes
-def _quote(session: SessionDep, quote_id: int, user: CurrentUser) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
-        raise NotFound(f"no quote {quote_id}")
-    return quote
-
 
 @router.get("/quotes", response_model=list[QuoteOut])
 def list_quotes(user: CurrentUser, session: SessionDep, status: str | None = None
@@ -296,14 +289,14 @@ def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep) -> Q
 
 @router.get("/quotes/{quote_id}", response_model=QuoteOut)
 def get_quote(quote_id: int, user: CurrentUser, session: SessionDep) -> QuoteOut:
-    return QuoteOut.of(_quote(session, quote_id, user))
+    return QuoteOut.of(visible_quote(session, quote_id, user))
 
 
 @router.put("/quotes/{quote_id}", response_model=QuoteOut)
 def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
                  session: SessionDep) -> QuoteOut:
     write_lock(session)
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     quote_service.edit_quote(session, quote, user, body)
     session.commit()
     return QuoteOut.of(quote)
@@ -312,7 +305,7 @@ def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
 @router.post("/quotes/{quote_id}/submit", response_model=QuoteOut, status_code=202)
 async def submit(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
                  settings: SettingsDep) -> QuoteOut:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user, task_queue=settings.task_queue,
                                      prefix=settings.workflow_prefix)
     session.commit()
@@ -322,16 +315,16 @@ async def submit(quote_id: int, user: CurrentUser, session: SessionDep, client: 
 @router.post("/quotes/{quote_id}/recall", response_model=QuoteOut)
 async def recall(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
                  settings: SettingsDep) -> QuoteOut:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await quote_service.recall_quote(session, client, quote, user, comment="",
                                      prefix=settings.workflow_prefix)
     session.expire_all()
-    return QuoteOut.of(_quote(session, quote_id, user))
+    return QuoteOut.of(visible_quote(session, quote_id, user))
 
 
 @router.get("/quotes/{quote_id}/approvals", response_model=list[ChainOut])
 def approvals(quote_id: int, user: CurrentUser, session: SessionDep) -> list[ChainOut]:
-    _quote(session, quote_id, user)
+    visible_quote(session, quote_id, user)
     out = []
     for req in session.scalars(select(ApprovalRequest).where(
             ApprovalRequest.quote_id == quote_id).order_by(ApprovalRequest.id)):

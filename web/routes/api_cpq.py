@@ -10,14 +10,14 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from store.db import write_lock
-from store.models import Quote, User
+from store.models import Quote
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
-from web.errors import Invalid, NotFound
-from web.routes.quotes import READ_ALL
+from web.errors import Invalid
 from web.services import catalog as catalog_service
 from web.services import configurator
 from web.services.configurator import parse_pct, parse_selection
+from web.services.quotes import visible_quote
 
 router = APIRouter(prefix="/api/v1", tags=["cpq"])
 CATALOG_ADMINS = ("admin", "deal_desk")
@@ -46,12 +46,6 @@ class PricingIn(BaseModel):
     price_book: str | None = None
     latest_catalog: bool = False
 
-
-def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
-        raise NotFound(f"no quote {quote_id}")
-    return quote
 
 
 async def _text(request: Request) -> str:
@@ -142,14 +136,14 @@ def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
 @router.get("/quotes/{quote_id}/items")
 def list_items(quote_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Items with every priced line's waterfall, the bill of materials and rule alerts."""
-    return _lines(session, _quote(session, quote_id, user))
+    return _lines(session, visible_quote(session, quote_id, user))
 
 
 @router.post("/quotes/{quote_id}/configure")
 def preview(quote_id: int, body: ItemIn, user: CurrentUser,
             session: SessionDep) -> dict[str, Any]:
     """Check a configuration without saving it: rule findings, and prices when valid."""
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     p = configurator.preview(session, quote, parse_selection(body.selection),
                              parse_pct(body.manual_discount_pct, "manual_discount_pct"))
     return {
@@ -172,7 +166,7 @@ def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
                parse_pct(b.manual_discount_pct, f"items[{i}].manual_discount_pct"))
               for i, b in enumerate(bodies)]
     write_lock(session)
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     configurator.add_items(session, quote, user, parsed)
     session.commit()
     return _lines(session, quote)
@@ -182,7 +176,7 @@ def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
 def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     configurator.change_item(session, quote, user, position, parse_selection(body.selection),
                              parse_pct(body.manual_discount_pct, "manual_discount_pct"))
     session.commit()
@@ -193,7 +187,7 @@ def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
 def remove_item(quote_id: int, position: int, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     configurator.remove_item(session, quote, user, position)
     session.commit()
     return _lines(session, quote)
@@ -203,7 +197,7 @@ def remove_item(quote_id: int, position: int, user: CurrentUser,
 def set_pricing(quote_id: int, body: PricingIn, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     configurator.set_pricing(
         session, quote, user, channel=body.channel, partner_tier=body.partner_tier,
         header_discount=parse_pct(body.header_discount_pct, "header_discount_pct"),

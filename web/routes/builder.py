@@ -23,19 +23,17 @@ from web.auth import CurrentUser
 from web.deps import SessionDep
 from web.errors import Forbidden, Invalid, NotFound
 from web.render import render
-from web.routes.quotes import READ_ALL
 from web.services import configurator
 from web.services.catalog import spec_of
 from web.services.configurator import parse_pct
+from web.services.quotes import visible_quote
 
 router = APIRouter(include_in_schema=False)
 MAX_RESULTS = 30
 
 
 def _quote(session: SessionDep, quote_id: int, user: User, *, edit: bool = False) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
-        raise NotFound(f"no quote {quote_id}")
+    quote = visible_quote(session, quote_id, user)
     if edit and quote.owner_id != user.id:
         raise Forbidden(f"only the quote's owner ({quote.owner.name}) can change it")
     return quote

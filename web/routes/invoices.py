@@ -15,8 +15,8 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, SettingsDep
 from web.errors import NotFound
 from web.render import render
-from web.routes.quotes import READ_ALL
 from web.services import invoices as invoice_service
+from web.services.quotes import visible_quote
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["invoices"])
@@ -47,16 +47,10 @@ class InvoiceOut(BaseModel):
                    pdf_url=f"/invoices/{i.id}.pdf" if i.pdf_sha256 else None)
 
 
-def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
-        raise NotFound(f"no quote {quote_id}")
-    return quote
-
 
 async def _won(session: SessionDep, client: ClientDep, settings: SettingsDep, quote_id: int,
                user: User) -> Quote:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await invoice_service.mark_won(session, client, quote, user, task_queue=settings.task_queue,
                                    prefix=settings.workflow_prefix)
     return quote

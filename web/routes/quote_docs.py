@@ -16,18 +16,12 @@ from store.models import Quote, User
 from web.auth import CurrentUser
 from web.deps import SessionDep, SettingsDep
 from web.errors import Forbidden, Invalid, NotFound
-from web.routes.quotes import READ_ALL
 from web.services import quote_documents as docs
+from web.services.quotes import visible_quote
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["quote documents"])
 
-
-def _quote(session: SessionDep, quote_id: int, user: User) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
-        raise NotFound(f"no quote {quote_id}")
-    return quote
 
 
 async def _generate(request: Request, session: SessionDep, settings: SettingsDep,
@@ -46,14 +40,14 @@ async def _generate(request: Request, session: SessionDep, settings: SettingsDep
 @router.post("/quotes/{quote_id}/document")
 async def generate_page(request: Request, quote_id: int, user: CurrentUser,
                         session: SessionDep, settings: SettingsDep) -> Response:
-    await _generate(request, session, settings, _quote(session, quote_id, user), user)
+    await _generate(request, session, settings, visible_quote(session, quote_id, user), user)
     return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
 
 
 @api.post("/quotes/{quote_id}/document", status_code=201)
 async def generate_api(request: Request, quote_id: int, user: CurrentUser,
                        session: SessionDep, settings: SettingsDep) -> dict[str, object]:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await _generate(request, session, settings, quote, user)
     row = docs.latest_document(session, quote)
     assert row is not None
@@ -65,7 +59,7 @@ async def generate_api(request: Request, quote_id: int, user: CurrentUser,
 @router.get("/quotes/{quote_id}/document.{kind}")
 async def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
                    session: SessionDep) -> Response:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     row = docs.latest_document(session, quote)
     if row is None or kind not in ("pdf", "docx"):
         raise NotFound("no quote document yet: generate it first")
@@ -79,7 +73,7 @@ async def download(request: Request, quote_id: int, kind: str, user: CurrentUser
 @router.post("/quotes/{quote_id}/attachments")
 async def attach(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                  file: Annotated[UploadFile, File()]) -> Response:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     data = await file.read(docs.MAX_ATTACHMENT + 1)
     write_lock(session)
     docs.add_attachment(session, request.app.state.blobs, quote, user,
@@ -91,7 +85,7 @@ async def attach(request: Request, quote_id: int, user: CurrentUser, session: Se
 @router.post("/quotes/{quote_id}/attachments/{attachment_id}/delete")
 async def detach(quote_id: int, attachment_id: int, user: CurrentUser,
                  session: SessionDep) -> Response:
-    quote = _quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:
         raise Forbidden("only the quote's owner can remove attachments")
     write_lock(session)

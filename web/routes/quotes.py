@@ -12,30 +12,16 @@ from sqlalchemy import select
 from cpq.money import MoneyError, to_minor
 from store.commerce import Invoice
 from store.db import write_lock
-from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User
+from store.models import Account, ApprovalRequest, ApprovalTask, Quote
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, SettingsDep
-from web.errors import Forbidden, Invalid, NotFound
+from web.errors import Forbidden, Invalid
 from web.render import render
 from web.services import configurator, quote_documents
 from web.services import quotes as quote_service
-from web.services.quotes import QuoteFields
+from web.services.quotes import READ_ALL, QuoteFields, visible_quote
 
 router = APIRouter(include_in_schema=False)
-READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", "admin")
-
-
-def _may_view(quote: Quote, user: User) -> bool:
-    return quote.owner_id == user.id or bool(user.roles.intersection(READ_ALL))
-
-
-def _visible_quote(session: SessionDep, quote_id: int, user: User) -> Quote:
-    quote = session.get(Quote, quote_id)
-    if quote is None or not _may_view(quote, user):
-        raise NotFound(f"no quote {quote_id}")
-    return quote
-
-
 def _minor(value: str, field: str, currency: str) -> int:
     if not value.strip():
         return 0
@@ -132,14 +118,14 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
 @router.get("/quotes/{quote_id}")
 async def quote_page(request: Request, quote_id: int, user: CurrentUser,
                      session: SessionDep) -> Response:
-    quote = _visible_quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     return render(request, "quote.html", _chain_context(session, quote), block="chain")
 
 
 @router.get("/quotes/{quote_id}/edit")
 async def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
                           session: SessionDep) -> Response:
-    quote = _visible_quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:
         raise Forbidden("only the quote's owner can edit it")
     return render(request, "quote_form.html", _form_context(session, quote))
@@ -151,7 +137,7 @@ async def edit_quote(
     fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
     write_lock(session)
-    quote = _visible_quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     quote_service.edit_quote(session, quote, user, fields)
     session.commit()
     return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
@@ -160,7 +146,7 @@ async def edit_quote(
 @router.post("/quotes/{quote_id}/submit")
 async def submit_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                        client: ClientDep, settings: SettingsDep) -> Response:
-    quote = _visible_quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user,
                                      task_queue=settings.task_queue,
                                      prefix=settings.workflow_prefix)
@@ -172,7 +158,7 @@ async def submit_quote(request: Request, quote_id: int, user: CurrentUser, sessi
 async def recall_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                        client: ClientDep, settings: SettingsDep,
                        comment: Annotated[str, Form()] = "") -> Response:
-    quote = _visible_quote(session, quote_id, user)
+    quote = visible_quote(session, quote_id, user)
     await quote_service.recall_quote(session, client, quote, user, comment=comment,
                                      prefix=settings.workflow_prefix)
     return RedirectResponse(f"/quotes/{quote.id}", status_code=303)

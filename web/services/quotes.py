@@ -23,6 +23,8 @@ from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import Actor, ChainInput, PriorApproval, QuoteFacts, RecallInput
 
 EDITABLE = ("draft", "approved", "rejected", "changes_requested")
+READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", "admin")
+"""Roles that read every quote; anyone else reads their own."""
 
 
 class QuoteFields(BaseModel):
@@ -58,6 +60,14 @@ def actor_of(user: User) -> Actor:
 
 def workflow_id(prefix: str, quote_id: int, version: int) -> str:
     return f"{prefix}quote-{quote_id}-v{version}"
+
+
+def visible_quote(session: Session, quote_id: int, user: User) -> Quote:
+    """The quote if this user may read it; otherwise it doesn't exist for them (404)."""
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == user.id or user.roles.intersection(READ_ALL)):
+        raise NotFound(f"no quote {quote_id}")
+    return quote
 
 
 def get_quote(session: Session, quote_id: int) -> Quote:
