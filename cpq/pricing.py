@@ -176,10 +176,6 @@ class PricedQuote:
     """SKUs whose partner price undercuts the direct price beyond the channel's band."""
     warnings: tuple[str, ...]
 
-    @property
-    def discount_pct(self) -> float:
-        return 0.0 if not self.list_total else 100 * (1 - self.net_total / self.list_total)
-
 
 def round_minor(value: Decimal, rule: Rounding) -> int:
     if rule.mode not in _ROUNDING:

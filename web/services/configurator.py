@@ -305,8 +305,3 @@ def _audit(session: Session, quote: Quote, actor: User, action: str,
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-{action}-"
                  f"{dt.datetime.now(dt.UTC).timestamp()}", actor=actor.email, action=action,
                  entity=f"quote-{quote.id}", data={"version": quote.version, **data})
-
-
-def priced_lines(items: Sequence[QuoteItem]) -> list[dict[str, Any]]:
-    """Every priced line of the items, in order, with its item's position."""
-    return [{"item": it.position, **ln} for it in items for ln in it.priced.get("lines", [])]
