@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cpq.billing import PAYMENT_TERMS_DAYS, Charge, Installment, schedule, tax_amount
-from cpq.loader import CatalogSpec, parse_catalog
 from store import audit
-from store.commerce import CatalogVersion, Invoice, InvoiceSequence, QuoteItem
+from store.catalogs import load_spec
+from store.commerce import Invoice, InvoiceSequence, QuoteItem
 from store.db import write_lock
-from store.models import Account, Quote
+from store.models import Quote
 
 
 def charges_of(session: Session, quote: Quote) -> list[Charge]:
@@ -44,19 +44,6 @@ def plan(session: Session, quote: Quote) -> list[Installment]:
     return schedule(charges_of(session, quote), quote.billing, quote.term_months, won)
 
 
-def _spec(session: Session, quote: Quote) -> CatalogSpec | None:
-    q = select(CatalogVersion).order_by(CatalogVersion.version.desc()).limit(1)
-    if quote.catalog_version is not None:
-        q = select(CatalogVersion).where(CatalogVersion.version == quote.catalog_version)
-    row = session.scalar(q)
-    if row is None:
-        return None
-
-    def account_id(name: str) -> int | None:
-        return session.scalar(select(Account.id).where(Account.name == name))
-    return parse_catalog(row.document, account_id)
-
-
 def issue(session: Session, quote_id: int, installment: int) -> Invoice:
     """The installment's invoice, issued now if it wasn't yet (commits)."""
     write_lock(session)
@@ -70,8 +57,8 @@ def issue(session: Session, quote_id: int, installment: int) -> Invoice:
         raise LookupError(f"quote {quote_id} is not a won deal")
     installments = plan(session, quote)
     inst = installments[installment - 1]
-    spec = _spec(session, quote)
-    rates = spec.taxes.get(quote.account.region, []) if spec else []
+    loaded = load_spec(session, quote.catalog_version)
+    rates = loaded[1].taxes.get(quote.account.region, []) if loaded else []
     taxes = [{"name": f"{r.name} {r.pct.normalize()}%", "rate_pct": str(r.pct),
               "base": inst.subtotal, "amount": tax_amount(inst.subtotal, Decimal(r.pct))}
              for r in rates]

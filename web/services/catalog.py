@@ -1,6 +1,5 @@
 """The catalog: save each change as a new version (YAML, or a CSV import into the active
-version), read the active one, export CSV. Parsed versions are cached per process and store:
-a version never changes once saved."""
+version), read the active one (parsed once: ``store.catalogs``), export CSV."""
 
 from __future__ import annotations
 
@@ -17,22 +16,15 @@ from cpq.catalog import CatalogError
 from cpq.loader import CatalogSpec, parse_catalog
 from cpq.money import MoneyError, major, to_minor
 from store import audit
+from store.catalogs import account_resolver, load_spec
 from store.commerce import CatalogVersion
-from store.models import Account, User
+from store.models import User
 from web.errors import Invalid, NotFound
 
 PRODUCT_COLUMNS = ("sku", "name", "family", "unit", "currency", "list_price", "cost")
 BOOK_COLUMNS = ("sku", "price")
 MAX_CSV_ROWS = 50_000
-_SPECS: dict[tuple[str, int], CatalogSpec] = {}  # (store URL, version)
-
-
-def _resolver(session: Session) -> Any:
-    def account_id(name: str) -> int | None:
-        return session.scalar(select(Account.id).where(func.lower(Account.name) == name.lower()))
-    return account_id
-
-
+NO_CATALOG = "no catalog is loaded yet: an admin must load one first"
 def _load_yaml(source: str) -> Any:
     try:
         return yaml.safe_load(source)
@@ -48,7 +40,7 @@ def save_catalog(session: Session, source: str, actor: User | None, note: str = 
     """Check the whole document and store it as the next version (caller's transaction)."""
     doc = document if document is not None else _load_yaml(source)
     try:
-        spec = parse_catalog(doc, _resolver(session))
+        spec = parse_catalog(doc, account_resolver(session))
     except CatalogError as e:
         raise Invalid(f"catalog: {e}", field="source") from None
     stored: dict[str, Any] = json.loads(json.dumps(doc, default=str))  # dates → ISO text
@@ -72,25 +64,18 @@ def save_catalog(session: Session, source: str, actor: User | None, note: str = 
 def active_version(session: Session) -> CatalogVersion:
     row = session.scalar(select(CatalogVersion).order_by(CatalogVersion.version.desc()).limit(1))
     if row is None:
-        raise Invalid("no catalog is loaded yet: an admin must load one first", field="catalog")
+        raise Invalid(NO_CATALOG, field="catalog")
     return row
 
 
 def spec_of(session: Session, version: int | None = None) -> tuple[int, CatalogSpec]:
     """A catalog version's parsed spec (the active one if ``version`` is None)."""
-    store = session.get_bind().engine.url.render_as_string(hide_password=True)
-    if version is not None and (store, version) in _SPECS:
-        return version, _SPECS[store, version]
-    if version is None:
-        row = active_version(session)
-    else:
-        found = session.scalar(select(CatalogVersion).where(CatalogVersion.version == version))
-        if found is None:
-            raise NotFound(f"no catalog version {version}")
-        row = found
-    if (store, row.version) not in _SPECS:
-        _SPECS[store, row.version] = parse_catalog(row.document, _resolver(session))
-    return row.version, _SPECS[store, row.version]
+    loaded = load_spec(session, version)
+    if loaded is None:
+        if version is None:
+            raise Invalid(NO_CATALOG, field="catalog")
+        raise NotFound(f"no catalog version {version}")
+    return loaded
 
 
 # --- CSV --------------------------------------------------------------------------------
