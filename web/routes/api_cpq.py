@@ -13,7 +13,6 @@ from store.db import write_lock
 from store.models import Quote
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
-from web.errors import Invalid
 from web.services import catalog as catalog_service
 from web.services import configurator
 from web.services.configurator import parse_pct, parse_selection
@@ -23,7 +22,6 @@ router = APIRouter(prefix="/api/v1", tags=["cpq"])
 CATALOG_ADMINS = ("admin", "deal_desk")
 # Costs and every account's contracted prices: not for reps.
 CATALOG_READERS = (*CATALOG_ADMINS, "finance", "cfo", "auditor")
-MAX_BODY = 20 * 1024 * 1024
 
 
 class CatalogOut(BaseModel):
@@ -50,12 +48,7 @@ class PricingIn(BaseModel):
 
 async def _text(request: Request) -> str:
     body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Invalid(f"the upload is over {MAX_BODY // (1024 * 1024)} MB", field="body")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Invalid("the upload is not UTF-8 text", field="body") from None
+    return catalog_service.upload_text(body, "body")
 
 
 def _catalog_out(session: SessionDep) -> CatalogOut:

@@ -14,14 +14,12 @@ from store.commerce import CatalogVersion, ProductDocument
 from store.db import write_lock
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
-from web.errors import Invalid
 from web.render import render
 from web.services import catalog as catalog_service
 from web.services import quote_documents as docs
 
 router = APIRouter(include_in_schema=False)
 ADMINS = ("admin", "deal_desk")
-MAX_CSV = 10 * 1024 * 1024
 
 
 @router.get("/catalog", dependencies=[require(*ADMINS)])
@@ -94,13 +92,7 @@ async def book_csv(name: str, session: SessionDep) -> Response:
 
 
 async def _csv(upload: UploadFile) -> str:
-    data = await upload.read(MAX_CSV + 1)
-    if len(data) > MAX_CSV:
-        raise Invalid(f"the CSV is over {MAX_CSV // (1024 * 1024)} MB", field="file")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Invalid("the CSV is not UTF-8 text (save it as CSV UTF-8)", field="file") from None
+    return catalog_service.upload_text(await upload.read(catalog_service.MAX_UPLOAD + 1), "file")
 
 
 @router.post("/catalog/products", dependencies=[require(*ADMINS)])

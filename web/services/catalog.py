@@ -80,6 +80,20 @@ def spec_of(session: Session, version: int | None = None) -> tuple[int, CatalogS
 
 # --- CSV --------------------------------------------------------------------------------
 
+MAX_UPLOAD = 20 * 1024 * 1024
+
+
+def upload_text(data: bytes, field: str) -> str:
+    """An uploaded catalog or CSV as text: UTF-8 (a byte-order mark is fine), bounded."""
+    if len(data) > MAX_UPLOAD:
+        raise Invalid(f"the upload is over {MAX_UPLOAD // (1024 * 1024)} MB", field=field)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the upload is not UTF-8 text (save it as UTF-8, e.g. CSV UTF-8)",
+                      field=field) from None
+
+
 def products_csv(row: CatalogVersion) -> str:
     out = io.StringIO()
     w = csv.writer(out)
