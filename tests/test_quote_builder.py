@@ -4,6 +4,7 @@ the rules answering inline, add it, and find its bill of materials in the quote 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 
 import pytest
@@ -71,8 +72,8 @@ async def test_configure_in_the_builder_and_the_bom_reaches_the_quote_pdf(
     text = await pdf_text(data)
     for sku in ("WS-9", "WS-BODY", "CPU-32", "GPU-PRO", "WS-PSU", "WS-FAN"):
         assert sku in text, sku
-    fan_line = next(ln for ln in text.splitlines() if "WS-FAN" in ln)
-    assert "6" in fan_line.split("WS-FAN", 1)[1]  # 3 workstations × 1 PSU × 2 fans
+    # The BoM row: level 3, 3 workstations × 1 PSU × 2 fans.
+    assert re.search(r"^\s*3\s+WS-FAN\s+Fan 120 mm\s+6\s*$", text, re.M), text
 
 
 async def pdf_text(pdf: bytes) -> str:
