@@ -8,19 +8,9 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import eventually
-from tests.web_support import People, quote_body, seed_people, token_client
+from tests.web_support import People, browser_login, quote_body, seed_people, token_client
 
 pytestmark = pytest.mark.browser
-
-
-async def login(browser: Browser, base: str, email: str) -> Page:
-    page = await (await browser.new_context()).new_page()
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", "pw")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/inbox")
-    return page
 
 
 async def test_approve_from_inbox_moves_task_to_next_queue(
@@ -34,7 +24,7 @@ async def test_approve_from_inbox_moves_task_to_next_queue(
         assert (await rep.post(f"/api/v1/quotes/{qid}/submit")).status_code == 202
     await rep.aclose()
 
-    manager = await login(browser, live_url, people.manager.email)
+    manager = await browser_login(browser, live_url, people.manager.email)
     rows = manager.locator("#inbox-table tr.task:not(.done)")
     await eventually(lambda: _reload_until(manager, rows, 2), timeout=30)
     await expect(manager.locator("#badge .badge")).to_have_text("2")
@@ -53,7 +43,7 @@ async def test_approve_from_inbox_moves_task_to_next_queue(
     await manager.keyboard.press("a")
     await expect(rows).to_have_count(0)
 
-    finance = await login(browser, live_url, people.finance.email)
+    finance = await browser_login(browser, live_url, people.finance.email)
     frows = finance.locator("#inbox-table tr.task")
     await eventually(lambda: _reload_until(finance, frows, 2), timeout=30)
     await expect(finance.locator("#inbox-table")).to_contain_text(titles[0])

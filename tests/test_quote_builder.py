@@ -12,6 +12,7 @@ from playwright.async_api import Browser, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.cpq_support import Cast, cast
+from tests.web_support import browser_login
 
 pytestmark = pytest.mark.browser
 __all__ = ["cast"]
@@ -19,11 +20,7 @@ __all__ = ["cast"]
 
 async def test_configure_in_the_builder_and_the_bom_reaches_the_quote_pdf(
         live_url: str, sessions: sessionmaker[Session], cast: Cast, browser: Browser) -> None:
-    page = await (await browser.new_context()).new_page()
-    await page.goto(f"{live_url}/login")
-    await page.fill("input[name=email]", cast.rep.email)
-    await page.fill("input[name=password]", "pw")
-    await page.click("button[type=submit]")
+    page = await browser_login(browser, live_url, cast.rep.email)
     await page.goto(f"{live_url}/quotes/new")
     await page.fill("input[name=title]", "Engineering fleet")
     await page.select_option("select[name=account_id]", label="Initech")

@@ -18,21 +18,11 @@ from store.blobs import BlobStore
 from store.models import EnvelopeRecipient, OutboxMessage, User
 from tests.pdfs import contract_pdf
 from tests.support import eventually
-from tests.web_support import seed_people
+from tests.web_support import browser_login, seed_people
 from web.services import envelopes as svc
 
 SHOTS = Path("/tmp/shots")
 pytestmark = pytest.mark.browser
-
-
-async def login(browser: Browser, base: str, email: str, width: int = 1280) -> Page:
-    page = await (await browser.new_context(viewport={"width": width, "height": 900})).new_page()
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", "pw")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base}/inbox")
-    return page
 
 
 async def no_sideways_scroll(page: Page) -> None:
@@ -81,7 +71,7 @@ async def test_signer_signs_on_a_phone_while_the_sender_watches(
 
     path = await eventually(link, timeout=20)
 
-    sender = await login(browser, live_url, people.rep.email)
+    sender = await browser_login(browser, live_url, people.rep.email)
     await sender.goto(f"{live_url}/envelopes/{eid}")
     ann_row = sender.locator("#recipients tr", has_text="Ann Buyer")
     await expect(ann_row).to_contain_text("sent")

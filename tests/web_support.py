@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import httpx
+from playwright.async_api import Browser, Page
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import User
@@ -91,3 +92,14 @@ def quote_body(account_id: int, net: int = 8_000_000, **over: object) -> dict[st
                                "cost_amount": 3_000_000, "term_months": 12}
     body.update(over)
     return body
+
+
+async def browser_login(browser: Browser, base: str, email: str, width: int = 1280) -> Page:
+    """A fresh Chromium context logged in as ``email`` (password "pw"), on its inbox."""
+    page = await (await browser.new_context(viewport={"width": width, "height": 900})).new_page()
+    await page.goto(f"{base}/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", "pw")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/inbox")
+    return page
