@@ -156,8 +156,12 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
                 group_index=task.group_index, seat=task.seat, created_at=task.created_at)
             s.add(row)
         _copy_task(row, task)
+    # A chain only moves the quote it was started for, and only while that version is still
+    # waiting on it: a later fact (the deal won, the quote edited into a new version) wins
+    # over a snapshot that arrives after it, so the projection never moves a quote backwards.
     quote = s.get(Quote, facts.quote_id, options=[lazyload("*")])
-    if quote is not None and quote.version == facts.version:
+    if quote is not None and quote.version == facts.version \
+            and quote.status == "pending_approval":
         quote.status = QUOTE_STATUS.get(snap.status, quote.status)
 
 

@@ -10,21 +10,25 @@ gets exactly one signature per signer.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from pyhanko.sign.signers import Signer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import Mailer
+from dealdesk.faults import crash_point
 from documents import signing
 from documents.certificate import (
     CompletionRecord,
@@ -33,7 +37,10 @@ from documents.certificate import (
     RecipientLine,
     render_certificate,
 )
+from documents.convert import ConversionFailed, ConverterUnavailable
+from documents.intake import AnchorSearchFailed, DocumentRefused, accept_pdf, find_anchors
 from documents.pki import Pki
+from documents.placement import FieldRequest, PlacementError, place_fields
 from documents.timestamps import timestamper
 from store import audit, invoicing
 from store.blobs import BlobStore
@@ -47,6 +54,7 @@ from store.models import (
     SignatureApplication,
 )
 from workflows.billing import BillingInput
+from workflows.envelope import DOCUMENT_REFUSED
 from workflows.envelope_messages import (
     ApplySignatureInput,
     InviteInput,
@@ -62,7 +70,10 @@ EVENT_WORDS = {
     "signed": "Signed", "approved": "Approved", "declined": "Declined",
     "voided": "Voided the envelope", "expired": "Envelope expired",
     "sealed": "Sealed with a document timestamp", "completed": "Completed",
+    "converted": "Converted the Word document to PDF",
+    "failed": "The document could not be prepared",
 }
+
 
 
 def token_hash(token: str) -> str:
@@ -109,7 +120,9 @@ class EnvelopeActivities:
     def __init__(self, sessions: sessionmaker[Session], mailer: Mailer, blobs: BlobStore,
                  pki: Pki, base_url: str, tsa_url: str = "",
                  departments: tuple[str, ...] = (),
-                 seal_signer: Callable[[], Signer] | None = None) -> None:
+                 seal_signer: Callable[[], Signer] | None = None,
+                 convert_docx: Callable[[bytes, str], bytes] | None = None,
+                 max_upload_bytes: int = 25 * 1024 * 1024) -> None:
         self._sessions = sessions
         self._mailer = mailer
         self._blobs = blobs
@@ -120,16 +133,30 @@ class EnvelopeActivities:
         self._departments = departments
         # The organisation seal: the file key by default, or a PKCS#11 token (documents/hsm).
         self._seal_signer = seal_signer or (lambda: signing.signer_for(pki.seal, self._chain))
+        self._convert_docx = convert_docx
+        self._max_bytes = max_upload_bytes
 
     # ------------------------------------------------------------ preparation
     @activity.defn(name="prepare_envelope")
     def prepare_envelope(self, envelope_id: int) -> str:
-        """Every signer's field, before the first signature; returns the prepared hash."""
+        """The document ready to sign: a Word upload converted to PDF, checked and its fields
+        placed; then every signer's field added, before the first signature. Returns the
+        prepared document's hash. A document that can't be used fails for good
+        (``DocumentRefused``, with the reason a person can act on)."""
+        with heartbeating():
+            return self._prepare(envelope_id)
+
+    def _prepare(self, envelope_id: int) -> str:
         key = f"envelope-{envelope_id}:prepare"
         with self._sessions() as s:
             done = _applied(s, key)
             if done is not None:
                 return done.output_sha256
+            converted = _envelope(s, envelope_id).page_count > 0
+        if not converted:
+            self._convert(envelope_id)
+        self._progress(envelope_id, "Adding the signature fields")
+        with self._sessions() as s:
             env = _envelope(s, envelope_id)
             specs = [signing.FieldSpec(r.field_name, r.field_page or 0,
                                        (r.field_box[0], r.field_box[1], r.field_box[2],
@@ -143,9 +170,71 @@ class EnvelopeActivities:
             write_lock(s)
             env = _envelope(s, envelope_id)
             env.current_sha256 = sha
+            env.progress = None
+            if env.status == "preparing":
+                env.status = "sent"
             s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
                                        input_sha256=source, output_sha256=sha))
             return self._commit_or_existing(s, key, sha)
+
+    def _convert(self, envelope_id: int) -> None:
+        """A Word upload becomes the envelope's PDF: converted by the warm LibreOffice (with
+        heartbeats, so a dead worker's attempt is retried within seconds, not after the long
+        conversion timeout), checked like any upload, and each signer's field placed."""
+        with self._sessions() as s:
+            env = _envelope(s, envelope_id)
+            assert env.upload_sha256 is not None
+            upload, name = env.upload_sha256, env.upload_name or env.document_name
+            requests = {r.id: FieldRequest(r.name, r.anchor or "",
+                                           None if r.field_page is None else r.field_page + 1,
+                                           _box(r.field_box))
+                        for r in env.recipients if r.role == "signer"}
+        self._progress(envelope_id, "Converting the Word document to PDF")
+        if self._convert_docx is None:
+            raise ApplicationError("this worker cannot convert Word documents (no LibreOffice)",
+                                   type="ConverterUnavailable")
+        pdf_name = str(PurePath(name).with_suffix(".pdf"))
+        try:
+            pdf = self._convert_docx(self._blobs.get(upload), name)
+        except ConversionFailed as e:
+            raise _refused(e.message) from None
+        except ConverterUnavailable as e:  # an operator problem: retried until it's fixed
+            raise ApplicationError(f"LibreOffice is not available: {e}",
+                                   type="ConverterUnavailable") from None
+        self._progress(envelope_id, "Checking the document and placing the fields")
+        try:
+            doc = accept_pdf(pdf, filename=pdf_name, max_bytes=self._max_bytes)
+            anchors = (find_anchors(doc.data) if any(r.anchor for r in requests.values())
+                       else [])
+            placed = place_fields(requests, doc, anchors)
+        except DocumentRefused as e:
+            raise _refused(e.reason) from None
+        except AnchorSearchFailed:
+            raise _refused(f"{pdf_name}: the [[sign:…]] anchors could not be read; place the "
+                           "signature fields by page and position instead") from None
+        except PlacementError as e:
+            raise _refused(str(e)) from None
+        sha = self._blobs.put(doc.data)
+        with self._sessions() as s:
+            write_lock(s)
+            env = _envelope(s, envelope_id)
+            env.original_sha256 = env.current_sha256 = sha
+            env.page_count, env.document_name = doc.page_count, pdf_name
+            for r in env.recipients:
+                if r.id in placed:
+                    r.field_page, box = placed[r.id]
+                    r.field_box, r.field_name = list(box), f"sig-r{r.id}"
+            add_event(s, env, "converted", "system", key="converted",
+                      detail={"document": pdf_name, "sha256": sha, "pages": doc.page_count,
+                              "from": name, "from_sha256": upload})
+            s.commit()
+
+    def _progress(self, envelope_id: int, text: str) -> None:
+        with self._sessions() as s:
+            s.execute(update(Envelope).where(Envelope.id == envelope_id,
+                                             Envelope.status == "preparing")
+                      .values(progress=text))
+            s.commit()
 
     # ------------------------------------------------------------ invitations
     @activity.defn(name="invite_recipients")
@@ -349,6 +438,7 @@ class EnvelopeActivities:
                 queued.append(msg.id)
             won = _won_deal(s, env) if inp.status == "completed" else None
             s.commit()
+        crash_point("record_outcome:after-commit")
         for mid in queued:
             self._mailer.deliver(mid)
         return won
@@ -371,7 +461,9 @@ class EnvelopeActivities:
                     for addr in to]
         words = {"declined": f"was declined. Reason: {inp.reason}",
                  "voided": f"was voided by the sender. Reason: {inp.reason}",
-                 "expired": "expired before everyone signed."}[inp.status]
+                 "expired": "expired before everyone signed.",
+                 "failed": f"was not sent: its document could not be prepared. {inp.reason}"
+                 }[inp.status]
         mail: list[Mail] = [(f"{base}:{env.sender.email}", env.sender.email,
                              f"{inp.status.capitalize()}: {env.title}",
                              f"{env.title!r} {words}\n\n{link}", [])]
@@ -390,6 +482,36 @@ class EnvelopeActivities:
             assert done is not None
             return done.output_sha256
         return sha
+
+
+def _refused(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type=DOCUMENT_REFUSED, non_retryable=True)
+
+
+def _box(value: list[object] | None) -> tuple[int, int, int, int] | None:
+    if not value:
+        return None
+    x1, y1, x2, y2 = (int(str(v)) for v in value)
+    return x1, y1, x2, y2
+
+
+@contextlib.contextmanager
+def heartbeating(every: float = 2.0) -> Iterator[None]:
+    """Heartbeat from a helper thread while the activity's thread is busy in one long call."""
+    stop = threading.Event()
+    context = contextvars.copy_context()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            context.run(activity.heartbeat)
+
+    helper = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    helper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        helper.join()
 
 
 def _applied(s: Session, key: str) -> SignatureApplication | None:

@@ -61,6 +61,11 @@ class TemporalDevServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        """True while the server we started is alive (False once it exited or was stopped)."""
+        return self._proc is not None and self._proc.poll() is None
+
     def command(self) -> list[str]:
         cmd = [
             temporal_binary(), "server", "start-dev", "--ip", self.host,

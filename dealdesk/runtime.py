@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
 from temporalio.client import Client
 
+from dealdesk.housekeeping import Housekeeping
 from dealdesk.settings import Settings
-from dealdesk.worker import build_worker
+from dealdesk.worker import build_worker, open_converter
 from store.db import make_engine, make_session_factory
 
 log = logging.getLogger("dealdesk.worker")
@@ -30,14 +32,25 @@ async def connect(settings: Settings, attempts: int = 60) -> Client:
 async def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
     client = await connect(settings)
-    worker = build_worker(client, settings, make_session_factory(engine))
+    converter = open_converter(settings)
+    worker = build_worker(client, settings, sessions, converter=converter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info("polling task queue %r on %s", settings.task_queue, settings.temporal_address)
-        await stop.wait()
-        log.info("stopping")
-    engine.dispose()
+    housekeeping = asyncio.create_task(
+        Housekeeping(client, sessions, settings.task_queue).run())
+    try:
+        async with worker:
+            log.info("polling task queue %r on %s", settings.task_queue,
+                     settings.temporal_address)
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
+        await asyncio.to_thread(converter.close)
+        engine.dispose()

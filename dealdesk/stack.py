@@ -1,8 +1,11 @@
-"""``dealdesk up``: the whole stack on one machine, as child processes.
+"""``dealdesk up``: the whole stack on one machine, as supervised child processes.
 
 Temporal dev server (state in var/temporal.db) → migrations → worker → web (→ demo data).
-Ctrl-C stops the children in reverse order. Running it again resumes every in-flight
-workflow, because the dev server's SQLite file and the store survive.
+A child that dies (a worker killed by the OOM killer, a crashed web process, even the dev
+server) is started again with back-off, and the rest of the stack stays up: in-flight
+workflows carry on as soon as a worker polls again. Ctrl-C stops the children in reverse
+order. Running it again resumes every in-flight workflow, because the dev server's SQLite
+file and the store survive.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -25,25 +30,97 @@ from store.migrate import upgrade
 
 console = Console()
 
-
-def _spawn(command: str, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")  # noqa: SIM115 - lives as long as the child
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "dealdesk", command], stdout=out, stderr=subprocess.STDOUT)
+BACKOFF_MAX = 30.0
+STEADY = 60.0
+"""A child that ran this long before dying is restarted at once (its back-off resets)."""
 
 
-def _wait_healthy(url: str, children: list[subprocess.Popen[bytes]], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(c.poll() is not None for c in children):
-            return False
+@dataclass
+class Child:
+    """One supervised process: ``dealdesk worker`` or ``dealdesk web``."""
+
+    command: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    backoff: float = 0.0
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def spawn(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "dealdesk", self.command], stdout=out,
+            stderr=subprocess.STDOUT)
+        out.close()  # the child has its own copy
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
+        if self.proc is None:
+            return
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    return False
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Supervisor:
+    """Keeps the children (and the dev server we started) running until :meth:`stop`."""
+
+    children: list[Child]
+    server: TemporalDevServer | None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def tick(self, now: float) -> None:
+        for child in self.children:
+            proc = child.proc
+            if proc is None or proc.poll() is None:
+                continue
+            if child.restart_at is None:
+                ran = now - child.started
+                child.backoff = 0.0 if ran >= STEADY else min(max(child.backoff * 2, 1.0),
+                                                              BACKOFF_MAX)
+                child.restart_at = now + child.backoff
+                console.print(f"[yellow]dealdesk {child.command} exited with code "
+                              f"{proc.returncode}; starting it again"
+                              f"{f' in {child.backoff:.0f} s' if child.backoff else ''} "
+                              f"(see {child.log})[/yellow]")
+            elif now >= child.restart_at and not self.stopping.is_set():
+                child.restarts += 1
+                child.spawn()
+        if self.server is not None and not self.server.running and not self.stopping.is_set():
+            console.print("[yellow]the Temporal dev server exited; starting it again[/yellow]")
+            try:
+                self.server.start()
+            except RuntimeError as e:
+                console.print(f"[red]{e}[/red]")
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.3):
+            self.tick(time.monotonic())
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for child in reversed(self.children):
+            child.stop()
+        for child in reversed(self.children):
+            child.wait()
+        if self.server is not None:
+            self.server.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def run_stack(settings: Settings, *, demo: bool) -> int:
@@ -61,21 +138,28 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
         console.print("Starting the Temporal dev server…")
         server.start()
     upgrade(settings.database_url)
-    children = [_spawn("worker", var / "worker.log"), _spawn("web", var / "web.log")]
-    stopping = False
+    children = [Child("worker", var / "worker.log"), Child("web", var / "web.log")]
+    for child in children:
+        child.spawn()
+    supervisor = Supervisor(children, server)
+    watcher = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
+    watcher.start()
+    stop = threading.Event()
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = 0
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
-        if not _wait_healthy(settings.base_url, children, timeout=60):
-            console.print(f"[red]dealdesk did not become healthy; see {var}/web.log and "
-                          f"{var}/worker.log[/red]")
-            return 1
+        deadline = time.monotonic() + 90
+        while not _healthy(settings.base_url):
+            if stop.wait(0.3):
+                return 0
+            if time.monotonic() > deadline:
+                console.print(f"[red]dealdesk did not become healthy; see {var}/web.log and "
+                              f"{var}/worker.log ({settings.base_url}/healthz says why)[/red]")
+                return 1
         if demo:
             _seed_demo(settings)
         console.print(f"\n[bold]dealdesk is running[/bold]\n"
@@ -86,26 +170,12 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
                       ("  Demo logins:  manager@demo.test, dealdesk@demo.test, rep@demo.test, "
                        "admin@demo.test … password 'demo'\n" if demo else "") +
                       "Press Ctrl-C to stop.")
-        while not stopping:
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                console.print(f"[red]a child process exited ({dead[0].args!r}); stopping[/red]")
-                code = 1
-                break
-            time.sleep(0.3)
+        stop.wait()
+        return 0
     finally:
         console.print("Stopping…")
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in reversed(children):
-            try:
-                child.wait(20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if server is not None:
-            server.stop()
-    return code
+        supervisor.stop()
+        watcher.join(5)
 
 
 def _seed_demo(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer, SmtpConfig
 from activities.webhooks import WebhookActivities, WebhookEndpoint
 from dealdesk.settings import Settings
+from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.hsm import HsmSeal
 from documents.pki import Pki
 from store.blobs import BlobStore
@@ -23,6 +25,7 @@ from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
 
 WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow]
+CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -44,19 +47,32 @@ def webhook_endpoints(settings: Settings) -> list[WebhookEndpoint]:
             for n, url in enumerate(settings.webhook_urls, start=1)]
 
 
+def open_converter(settings: Settings) -> Converter:
+    """A warm LibreOffice of this process's own (its profile in a private temp dir, so several
+    workers on one machine never share one); started on the first conversion."""
+    return Converter(uno_venv=settings.uno_venv or DEFAULT_UNO_VENV,
+                     convert_timeout=CONVERT_TIMEOUT_S)
+
+
 def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Session],
-                 task_queue: str | None = None) -> Worker:
+                 task_queue: str | None = None, converter: Converter | None = None) -> Worker:
+    """The worker with every workflow and activity. Without a ``converter`` it makes one,
+    closed when the worker is garbage collected."""
+    own_converter = converter is None
+    converter = converter or open_converter(settings)
     blobs = BlobStore(settings.blob_dir)
     mailer = Mailer(sessions, smtp_config(settings), blobs)
     approvals = ApprovalActivities(sessions, mailer, settings.base_url)
     pki = open_pki(settings)
     hsm = HsmSeal(pki, settings.hsm) if settings.hsm else None
-    envelopes = EnvelopeActivities(sessions, mailer, blobs, pki, settings.base_url,
-                                   settings.tsa_url, tuple(settings.distribution_emails),
-                                   seal_signer=hsm.signer if hsm else None)
+    envelopes = EnvelopeActivities(
+        sessions, mailer, blobs, pki, settings.base_url, settings.tsa_url,
+        tuple(settings.distribution_emails), seal_signer=hsm.signer if hsm else None,
+        convert_docx=lambda data, name: converter.convert(data, filename=name),
+        max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
-    return Worker(
+    worker = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
@@ -73,3 +89,6 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
+    if own_converter:
+        weakref.finalize(worker, converter.close)
+    return worker

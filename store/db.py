@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 WRITE_OPTION = "dealdesk_write"
 
@@ -58,3 +64,38 @@ def write_lock(session: Session) -> Session:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _transaction(session: Session, fn: Callable[Concatenate[Session, P], T],
+                 *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        result = fn(session, *args, **kwargs)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
+
+
+async def in_session(session: Session, fn: Callable[Concatenate[Session, P], T], /,
+                     *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(session, …)`` on a worker thread, committed there (rolled back if it raises).
+
+    For async code: store access never blocks the event loop, and no transaction (so no
+    SQLite write lock) stays open while the caller goes on to await something else. Objects
+    it returns stay readable (sessions don't expire on commit); don't lazy-load anything new
+    from them on the event loop.
+    """
+    return await anyio.to_thread.run_sync(
+        functools.partial(_transaction, session, fn, *args, **kwargs))
+
+
+async def in_new_session(sessions: sessionmaker[Session],
+                         fn: Callable[Concatenate[Session, P], T], /,
+                         *args: P.args, **kwargs: P.kwargs) -> T:
+    """Like :func:`in_session`, in a session of its own (closed on the thread too)."""
+    def work() -> T:
+        with sessions() as session:
+            return _transaction(session, fn, *args, **kwargs)
+
+    return await anyio.to_thread.run_sync(work)

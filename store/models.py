@@ -363,6 +363,11 @@ class Envelope(Base):
     expires_at: Mapped[dt.datetime]
     completed_at: Mapped[dt.datetime | None]
     ended_reason: Mapped[str | None] = mapped_column(Text)
+    # The file as uploaded (a PDF, or a DOCX its workflow converts) and, while the workflow
+    # prepares it (status "preparing"), what it is doing.
+    upload_sha256: Mapped[str | None] = mapped_column(String(64))
+    upload_name: Mapped[str | None] = mapped_column(String(255))
+    progress: Mapped[str | None] = mapped_column(String(200))
 
     sender: Mapped[User] = relationship(lazy="joined")
     recipients: Mapped[list[EnvelopeRecipient]] = relationship(
@@ -385,6 +390,8 @@ class EnvelopeRecipient(Base):
     auth_method: Mapped[str] = mapped_column(String(20), default="none")
     access_code_hash: Mapped[str | None] = mapped_column(String(255))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    anchor: Mapped[str | None] = mapped_column(String(60))
+    """The ``[[sign:LABEL]]`` label where this signer's field goes (placed when prepared)."""
     field_name: Mapped[str | None] = mapped_column(String(100))
     field_page: Mapped[int | None] = mapped_column(Integer)
     field_box: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -5,6 +5,7 @@ uuid task queue per test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.devserver import TemporalDevServer, free_port
+from dealdesk.housekeeping import Housekeeping
 from dealdesk.runtime import connect
 from dealdesk.settings import Settings
 from dealdesk.worker import build_worker, open_pki
@@ -26,7 +28,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.envelope_support import Cast
 from tests.pg import PostgresServer
-from tests.support import make_user
+from tests.support import make_user, serve
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +106,12 @@ async def worker(client: Client, settings: Settings,
                  sessions: sessionmaker[Session]) -> AsyncIterator[str]:
     w = build_worker(client, settings, sessions)
     task = asyncio.create_task(w.run())
+    # As in `dealdesk worker`: the heartbeat /healthz reads and the reconciler of starts.
+    chores = asyncio.create_task(Housekeeping(client, sessions, settings.task_queue).run())
     yield settings.task_queue
+    chores.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await chores
     # Rarely the SDK core never answers a shutdown (a poll that does not return); the test
     # is over either way, so don't let that hang the suite.
     try:
@@ -117,20 +124,8 @@ async def worker(client: Client, settings: Settings,
 @pytest.fixture
 async def live_url(settings: Settings, worker: str) -> AsyncIterator[str]:
     """The real app under uvicorn on a free port, with a worker on the same task queue."""
-    import uvicorn
-
-    from web.app import create_app
-
-    port = free_port()
-    live = settings.model_copy(update={"web_port": port, "base_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(create_app(live), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
-        await asyncio.sleep(0.02)
-    yield live.base_url
-    server.should_exit = True
-    await task
+    async with serve(settings) as url:
+        yield url
 
 
 DEALDESK = Path(sys.executable).parent / "dealdesk"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
+from dealdesk.settings import Settings
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User, UserRole
 from web.auth import hash_password
 from web.services.policies import save_policy
@@ -102,3 +104,25 @@ async def replays(client: Client, workflow_id: str, workflows: list[type]) -> No
     if target := os.environ.get("DEALDESK_SAVE_HISTORY"):
         saved = {"workflow_id": workflow_id, "history": json.loads(history.to_json())}
         await asyncio.to_thread(Path(target).write_text, json.dumps(saved))
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[str]:
+    """The real app under uvicorn on a free port (no worker of its own); yields its URL."""
+    import uvicorn
+
+    from dealdesk.devserver import free_port
+    from web.app import create_app
+
+    port = free_port()
+    live = settings.model_copy(update={"web_port": port, "base_url": f"http://127.0.0.1:{port}"})
+    server = uvicorn.Server(uvicorn.Config(create_app(live), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
+        await asyncio.sleep(0.02)
+    try:
+        yield live.base_url
+    finally:
+        server.should_exit = True
+        await task

@@ -22,6 +22,7 @@ from activities.envelopes import token_hash
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, OutboxMessage, User
+from tests.envelope_support import envelope
 from tests.pdfs import contract_pdf
 from tests.support import eventually, make_user
 from tests.web_support import People, browser_session, seed_people
@@ -291,6 +292,7 @@ async def test_new_envelope_form(live_url: str, sessions: sessionmaker[Session],
         assert env is not None and env.document_name == "msa.pdf"
         assert [(x.name, x.routing_order, x.user_id) for x in env.recipients] == [
             ("Ann Buyer", 1, None), ("Cleo CFO", 2, cast.cfo.id)]
+    await eventually(lambda: envelope(sessions, eid).status == "sent")
     page = await web.get(f"/envelopes/{eid}")
     assert page.status_code == 200 and "Ann Buyer" in page.text
     assert f'hx-get="/envelopes/{eid}?live=sent.0"' in page.text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from pathlib import Path
 
 import docx
 import pytest
@@ -16,10 +15,10 @@ from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
-from documents.convert import Converter
 from documents.intake import accept_pdf, find_anchors
+from documents.placement import FieldRequest, place_fields
 from store.blobs import BlobStore
-from store.models import Envelope, EnvelopeEvent, OutboxMessage, User
+from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, OutboxMessage, User
 from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
 from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
 from tests.support import eventually, replays
@@ -136,40 +135,45 @@ async def test_bad_envelopes_are_refused_and_nothing_is_written(
         assert s.scalar(select(Envelope.id)) is None
 
 
-async def test_a_docx_becomes_the_envelope_pdf_and_a_broken_one_is_refused(
-        sessions: sessionmaker[Session], client: Client, settings: Settings, cast: Cast,
-        tmp_path: Path) -> None:
-    """Through the service with the real (warm) LibreOffice: a Word contract with an anchor
-    becomes a PDF whose field sits at the anchor; a DOCX LibreOffice can't read is a 422
-    naming the file, and nothing is stored."""
+async def test_a_docx_is_converted_by_its_workflow_and_a_broken_one_fails_with_a_reason(
+        sessions: sessionmaker[Session], client: Client, settings: Settings, worker: str,
+        cast: Cast) -> None:
+    """The create answers at once ("preparing"); the workflow converts the Word contract with
+    the real (warm) LibreOffice, places the field at its anchor and invites the signer. A DOCX
+    LibreOffice can't read ends "failed" with a reason naming the file, nobody is invited, and
+    the sender is told."""
     document = docx.Document()
     document.add_paragraph("Order form. Signed for the customer: [[sign:customer]]")
     buf = io.BytesIO()
     document.save(buf)
-    with Converter(work_dir=tmp_path / "lo") as converter:
-        def convert(data: bytes, name: str) -> bytes:
-            return converter.convert(data, filename=name)
-
-        with sessions() as s:
-            sender = s.get(User, cast.sender.id)
-            assert sender is not None
-            env = await svc.create_envelope(
-                s, client, settings, BlobStore(settings.blob_dir), sender, svc.EnvelopeIn(
-                    title="Order form", document_name="Order form.docx",
-                    document=buf.getvalue(), recipients=[svc.RecipientIn(
-                        "Ann Buyer", "ann@globex.test", anchor="customer")]),
-                convert=convert)
-            assert env.document_name == "Order form.pdf" and env.page_count == 1
-            assert env.recipients[0].field_page == 0
-            broken = corrupt_document_xml(buf.getvalue())
-            with pytest.raises(Invalid, match=r"Contract\.docx"):
-                await svc.create_envelope(
-                    s, client, settings, BlobStore(settings.blob_dir), sender, svc.EnvelopeIn(
-                        title="Broken", document_name="Contract.docx", document=broken,
-                        recipients=[svc.RecipientIn("Ann Buyer", "ann@globex.test")]),
-                    convert=convert)
+    order = svc.EnvelopeIn(title="Order form", document_name="Order form.docx",
+                           document=buf.getvalue(), recipients=[svc.RecipientIn(
+                               "Ann Buyer", "ann@globex.test", anchor="customer")])
+    eid = await send(sessions, client, settings, cast, order)
+    assert envelope(sessions, eid).status == "preparing"
+    await eventually(lambda: recipients(sessions, eid)["ann@globex.test"] == "sent",
+                     timeout=60)
+    env = envelope(sessions, eid)
+    assert env.status == "sent" and env.progress is None
+    assert env.document_name == "Order form.pdf" and env.page_count == 1
     with sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Envelope)) == 1
+        ann = s.scalar(select(EnvelopeRecipient).where(EnvelopeRecipient.envelope_id == eid))
+        assert ann is not None and ann.field_page == 0 and ann.field_name
+    assert find_anchors(BlobStore(settings.blob_dir).get(env.original_sha256))
+
+    broken = svc.EnvelopeIn(title="Broken", document_name="Contract.docx",
+                            document=corrupt_document_xml(buf.getvalue()),
+                            recipients=[svc.RecipientIn("Bo Buyer", "bo@globex.test")])
+    bad = await send(sessions, client, settings, cast, broken)
+    await eventually(lambda: envelope(sessions, bad).status == "failed", timeout=60)
+    assert "Contract.docx" in (envelope(sessions, bad).ended_reason or "")
+    assert recipients(sessions, bad)["bo@globex.test"] == "created"
+    with sessions() as s:
+        told = s.scalars(select(OutboxMessage.subject).where(
+            OutboxMessage.to_addr == cast.sender.email)).all()
+        assert any("Broken" in subject for subject in told)
+        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.to_addr == "bo@globex.test")) == 0
 
 
 def test_fields_go_below_their_anchor_or_stack_on_the_last_page() -> None:
@@ -177,11 +181,9 @@ def test_fields_go_below_their_anchor_or_stack_on_the_last_page() -> None:
     doc = accept_pdf(pdf, filename="c.pdf", max_bytes=10**7)
     anchors = find_anchors(doc.data)
     buyer = next(a for a in anchors if a.label == "buyer")
-    placed = svc.place_fields([
-        svc.RecipientIn("A", "a@x.test", anchor="buyer"),
-        svc.RecipientIn("B", "b@x.test", page=1, box=(10, 10, 110, 60)),
-        svc.RecipientIn("C", "c@x.test"), svc.RecipientIn("D", "d@x.test"),
-        svc.RecipientIn("E", "e@x.test", role="cc")], doc, anchors)
+    placed = place_fields({
+        0: FieldRequest("A", anchor="buyer"), 1: FieldRequest("B", page=1, box=(10, 10, 110, 60)),
+        2: FieldRequest("C"), 3: FieldRequest("D")}, doc, anchors)
     page, (x1, _, _, y2) = placed[0]
     assert page == 1 and x1 == int(buyer.x0) and y2 <= buyer.y0  # under the text
     assert placed[1] == (0, (10, 10, 110, 60))

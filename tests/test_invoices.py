@@ -15,13 +15,14 @@ from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
-from store.commerce import Invoice
+from store.commerce import Invoice, QuoteDocumentRow
 from store.models import Quote, User
 from tests.cpq_support import Cast, cast
 from tests.envelope_support import act, recipients
 from tests.pdfs import contract_pdf
 from tests.support import eventually, replays
 from tests.web_support import token_client
+from web.errors import Forbidden, Invalid
 from web.services import envelopes as svc
 from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
@@ -123,14 +124,29 @@ async def test_a_signed_quote_envelope_wins_the_deal_and_invoices_it(
         live_url: str, sessions: sessionmaker[Session], cast: Cast, client: Client,
         settings: Settings) -> None:
     [qid] = approved_quotes(sessions, cast, 1)
+    quote_pdf = contract_pdf(2)
+    blobs = BlobStore(settings.blob_dir)
+    with sessions.begin() as s:  # its generated document (generation has its own tests)
+        s.add(QuoteDocumentRow(quote_id=qid, version=1, docx_sha256=blobs.put(b"docx"),
+                               pdf_sha256=blobs.put(quote_pdf), pages=2,
+                               created_by_id=cast.rep.id))
+
+    def deal(quote_id: int | None, document: bytes = quote_pdf) -> svc.EnvelopeIn:
+        return svc.EnvelopeIn(
+            title="Deal 0 — quote", document_name="quote.pdf", document=document,
+            message="Please sign.", quote_id=quote_id,
+            recipients=[svc.RecipientIn("Ann Buyer", "ann@initech.test", routing_order=1)])
+
     with sessions() as s:
-        rep = s.get(User, cast.rep.id)
-        assert rep is not None
-        env = await svc.create_envelope(s, client, settings, BlobStore(settings.blob_dir), rep,
-                                        svc.EnvelopeIn(
-            title="Deal 0 — quote", document_name="quote.pdf", document=contract_pdf(2),
-            message="Please sign.", quote_id=qid,
-            recipients=[svc.RecipientIn("Ann Buyer", "ann@initech.test", routing_order=1)]))
+        rep, manager = s.get(User, cast.rep.id), s.get(User, cast.manager.id)
+        assert rep is not None and manager is not None
+        # Only the quote's owner, with the quote's own generated document, wins a deal.
+        with pytest.raises(Forbidden, match="isn't yours"):
+            await svc.create_envelope(s, client, settings, blobs, manager, deal(qid))
+        with pytest.raises(Invalid, match="not the generated document"):
+            await svc.create_envelope(s, client, settings, blobs, rep,
+                                      deal(qid, contract_pdf(3)))
+        env = await svc.create_envelope(s, client, settings, blobs, rep, deal(qid))
     await eventually(lambda: recipients(sessions, env.id)["ann@initech.test"] == "sent")
     with sessions() as s:  # still approved: the deal is won by the signature, not before
         assert (s.get(Quote, qid) or Quote()).status == "approved"

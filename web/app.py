@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
-from temporalio.client import Client
+from temporalio.client import Client, RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
 from dealdesk.settings import Settings, get_settings
 from dealdesk.worker import open_pki
@@ -22,7 +24,7 @@ from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
 from store.db import make_engine, make_session_factory
 from web.auth import Unauthenticated
-from web.errors import AppError, Invalid
+from web.errors import AppError, Invalid, Unavailable
 from web.headers import SecurityHeaders
 from web.render import is_htmx, render
 from web.routes import (
@@ -44,8 +46,10 @@ from web.routes import (
 )
 from web.routes import envelopes as envelope_pages
 from web.routes import signer as signing_pages
+from web.services.refusals import temporal_unavailable
 
 log = logging.getLogger("dealdesk.web")
+THREADS = 100
 
 async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
     """Keep trying in the background: the UI serves (and /healthz reports) meanwhile."""
@@ -63,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Store work, sync routes and blocking documents run on this pool (web/deps.py):
+        # enough threads that requests waiting for SQLite's write lock never starve reads.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
@@ -119,6 +126,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return response
         return render(request, "error.html", {"error": exc.message, "status": exc.status},
                       status_code=exc.status)
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, exc: RPCError) -> Response:
+        log.warning("Temporal call failed: %s", exc)
+        return await app_error(request, temporal_unavailable(exc))
+
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def temporal_timeout(request: Request, exc: RPCTimeoutOrCancelledError) -> Response:
+        return await app_error(request, Unavailable(
+            "the workflow service did not answer in time; try again in a moment"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
@@ -32,6 +33,21 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 class Unauthenticated(AppError):
     status = 401
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking, as pages show it: plain values, readable anywhere (an error page renders
+    on the event loop, after the request's session is gone)."""
+
+    id: int
+    email: str
+    name: str
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.email, user.name, user.roles)
 
 
 def hash_password(password: str) -> str:
@@ -98,7 +114,8 @@ def _user_from_bearer(session: Session, token: str) -> User | None:
         ApiToken.expires_at > dt.datetime.now(dt.UTC), User.is_active))
 
 
-async def optional_user(request: Request, session: SessionDep) -> User | None:
+def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The signed-in user (cookie or Bearer token), looked up on a worker thread."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         user = _user_from_bearer(session, auth[7:].strip())
@@ -123,7 +140,7 @@ async def current_user(request: Request,
         raise Unauthenticated("log in first")
     if not getattr(request.state, "via_token", False):
         await verify_csrf(request)
-    request.state.user = user
+    request.state.user = Viewer.of(user)
     return user
 
 

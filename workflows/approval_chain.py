@@ -64,6 +64,10 @@ RUNNING = "running"
 
 _ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                               maximum_interval=timedelta(seconds=10))
+# Store writes take milliseconds and mail a few seconds: an attempt lost with a dead worker is
+# retried after these, so the chain (and a click waiting on it) stalls for seconds at most.
+_QUICK = timedelta(seconds=10)
+_MAIL = timedelta(seconds=30)
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -147,7 +151,7 @@ class ApprovalChainWorkflow:
         for g, group in enumerate(spec.groups):
             seats = await workflow.execute_activity(
                 RESOLVE_SEATS, ResolveSeatsInput(group.targets, now), result_type=list[Seat],
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=_ACTIVITY_RETRY)
+                start_to_close_timeout=_QUICK, retry_policy=_ACTIVITY_RETRY)
             for s, seat in enumerate(seats):
                 task = TaskState(
                     id=f"{workflow.info().workflow_id}.{step.key}.{g}.{s}", step_key=step.key,
@@ -200,7 +204,7 @@ class ApprovalChainWorkflow:
             return
         seats = await workflow.execute_activity(
             RESOLVE_ESCALATIONS, EscalationInput(originals, self._in.policy.escalation_role),
-            result_type=list[Seat], start_to_close_timeout=timedelta(seconds=30),
+            result_type=list[Seat], start_to_close_timeout=_QUICK,
             retry_policy=_ACTIVITY_RETRY)
         added = []
         for original, seat in zip(originals, seats, strict=True):
@@ -423,7 +427,7 @@ class ApprovalChainWorkflow:
             self._writing = True
             try:
                 await workflow.execute_activity(
-                    PROJECT_CHAIN, snap, start_to_close_timeout=timedelta(seconds=30),
+                    PROJECT_CHAIN, snap, start_to_close_timeout=_QUICK,
                     retry_policy=_ACTIVITY_RETRY)
             finally:
                 self._writing = False
@@ -452,6 +456,6 @@ class ApprovalChainWorkflow:
     async def _notify(self, notices: list[Notice]) -> None:
         if notices:
             await workflow.execute_activity(
-                NOTIFY, notices, start_to_close_timeout=timedelta(seconds=60),
+                NOTIFY, notices, start_to_close_timeout=_MAIL,
                 retry_policy=_ACTIVITY_RETRY)
 

@@ -45,5 +45,5 @@ class BillingWorkflow:
                 await workflow.sleep(wait)
             numbers.append(await workflow.execute_activity(
                 "issue_invoice", IssueInvoiceInput(inp.quote_id, index), result_type=str,
-                start_to_close_timeout=timedelta(seconds=60), retry_policy=_RETRY))
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY))
         return numbers

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.billing import BillingInput, BillingWorkflow
@@ -46,12 +46,18 @@ ENVELOPE_CLOSED = "EnvelopeClosed"
 ALREADY_DONE = "AlreadyDone"
 REASON_REQUIRED = "ReasonRequired"
 UNKNOWN_RECIPIENT = "UnknownRecipient"
+DOCUMENT_REFUSED = "DocumentRefused"  # raised by prepare_envelope, never retried
 
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                      maximum_interval=timedelta(seconds=10))
-# Signing is well under a second; a dead worker's attempt is retried after this.
-_SIGN_TIMEOUT = timedelta(seconds=15)
-_SEAL_TIMEOUT = timedelta(seconds=60)
+# Short timeouts so a worker that dies mid-activity holds a click for seconds, not a minute:
+# signing is well under a second; sealing and mailing a few seconds. Converting a long Word
+# document may take minutes, so it heartbeats instead (a dead worker shows in seconds).
+_SIGN_TIMEOUT = timedelta(seconds=10)
+_SEAL_TIMEOUT = timedelta(seconds=30)
+_MAIL_TIMEOUT = timedelta(seconds=30)
+_PREPARE_TIMEOUT = timedelta(minutes=30)
+_HEARTBEAT = timedelta(seconds=10)
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -77,10 +83,19 @@ class EnvelopeWorkflow:
     # ---------------------------------------------------------------- main line
     @workflow.run
     async def run(self, inp: EnvelopeInput) -> str:
-        self._document = await workflow.execute_activity(
-            "prepare_envelope", inp.envelope_id, result_type=str,
-            start_to_close_timeout=_SEAL_TIMEOUT, retry_policy=_RETRY)
-        await self._webhook("envelope.sent", {})
+        try:
+            self._document = await workflow.execute_activity(
+                "prepare_envelope", inp.envelope_id, result_type=str,
+                start_to_close_timeout=_PREPARE_TIMEOUT, heartbeat_timeout=_HEARTBEAT,
+                retry_policy=_RETRY)
+        except ActivityError as e:
+            # A Word upload that LibreOffice can't convert, a missing anchor: nobody is
+            # invited, and the sender learns why.
+            if not (isinstance(e.cause, ApplicationError) and e.cause.type == DOCUMENT_REFUSED):
+                raise
+            self._end("failed", e.cause.message)
+        if self._status == "sent":
+            await self._webhook("envelope.sent", {})
         for order in sorted({r.routing_order for r in self._actors()}):
             if self._status != "sent":
                 break
@@ -162,8 +177,8 @@ class EnvelopeWorkflow:
                 self._state[rid] = "sent"
         invite = InviteInput(self._in.envelope_id, recipient_ids, kind, round_key)
         await workflow.execute_activity(
-            "invite_recipients", invite,
-            start_to_close_timeout=timedelta(seconds=60), retry_policy=_RETRY)
+            "invite_recipients", invite, start_to_close_timeout=_MAIL_TIMEOUT,
+            retry_policy=_RETRY)
 
     async def _webhook(self, event_type: str, data: dict[str, object]) -> None:
         """Fire-and-forget per endpoint: a slow receiver never holds up the envelope, and

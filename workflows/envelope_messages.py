@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 RecipientRole = Literal["signer", "approver", "cc"]
 AuthMethod = Literal["none", "access_code", "email_otp"]
-EnvelopeStatus = Literal["sent", "completed", "declined", "voided", "expired"]
+EnvelopeStatus = Literal["preparing", "sent", "completed", "declined", "voided", "expired",
+                         "failed"]
 
 
 @dataclass(frozen=True)

@@ -135,11 +135,8 @@ async def seed_configured(sessions: sessionmaker[Session], client: Client,
             s.commit()
         hub = s.scalar(select(Quote).where(Quote.title == "Hooli analytics hub"))
         assert hub is not None
-        for _ in range(200):
-            s.expire_all()
-            if s.get(Quote, hub.id).status == "approved":  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.05)
+        s.commit()
+        await _approved(sessions, hub.id)
         await mark_won(s, client, hub, rep, task_queue=settings.task_queue,
                        prefix=settings.workflow_prefix)
 
@@ -185,6 +182,15 @@ async def _sent(sessions: sessionmaker[Session], envelope_id: int,
                 return r
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{email} was never invited; is the worker running?")
+
+
+async def _approved(sessions: sessionmaker[Session], quote_id: int) -> None:
+    for _ in range(600):
+        with sessions() as s:
+            if s.scalar(select(Quote.status).where(Quote.id == quote_id)) == "approved":
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"quote {quote_id} was never approved; is the worker running?")
 
 
 async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> str:

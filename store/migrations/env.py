@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from alembic import context
 
-import store.commerce  # noqa: F401 - registers its tables
+# Modules with tables of their own, imported so that Base.metadata has them all.
+import store.commerce
+import store.idempotency
+import store.liveness
+import store.starts  # noqa: F401
 from store.db import make_engine
 from store.models import Base
 

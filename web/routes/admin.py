@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/audit", dependencies=[require("auditor", "admin")])
-async def audit_page(request: Request, session: SessionDep, entity: str | None = None,
+def audit_page(request: Request, session: SessionDep, entity: str | None = None,
                      before: int | None = None) -> Response:
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(100)
     if entity:
@@ -32,18 +32,18 @@ async def audit_page(request: Request, session: SessionDep, entity: str | None =
 
 
 @router.post("/audit/verify", dependencies=[require("auditor", "admin")])
-async def audit_verify(request: Request, session: SessionDep) -> Response:
+def audit_verify(request: Request, session: SessionDep) -> Response:
     return render(request, "audit.html", {"result": audit.verify(session)}, block="verify")
 
 
 @router.get("/users", dependencies=[require("admin")])
-async def users_page(request: Request, session: SessionDep) -> Response:
+def users_page(request: Request, session: SessionDep) -> Response:
     users = session.scalars(select(User).order_by(User.name)).all()
     return render(request, "users.html", {"users": users, "roles": ROLES})
 
 
 @router.post("/users")
-async def create_user(request: Request, session: SessionDep, user: CurrentUser,
+def create_user(request: Request, session: SessionDep, user: CurrentUser,
                       email: Annotated[str, Form()], name: Annotated[str, Form()],
                       password: Annotated[str, Form()], roles: Annotated[list[str], Form()],
                       manager_email: Annotated[str, Form()] = "",

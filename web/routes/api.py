@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from store import audit
 from store.db import write_lock
@@ -22,8 +23,15 @@ from store.models import (
     User,
 )
 from web.auth import CurrentUser, Unauthenticated, authenticate, issue_api_token, require
-from web.deps import ClientDep, SessionDep, SettingsDep
-from web.errors import Forbidden, Invalid, NotFound
+from web.deps import (
+    ClientDep,
+    IdempotencyKey,
+    MaybeClientDep,
+    SessionDep,
+    SettingsDep,
+    in_session,
+)
+from web.errors import Invalid, NotFound
 from web.routes.inbox import may_view_task
 from web.services import policies as policy_service
 from web.services import quotes as quote_service
@@ -244,22 +252,26 @@ async def decide(task_id: str, body: DecisionIn, user: CurrentUser, session: Ses
 async def claim(task_id: str, user: CurrentUser, session: SessionDep,
                 client: ClientDep) -> TaskOut:
     await task_service.claim(session, client, task_id, user)
-    session.expire_all()
-    return TaskOut.of(task_service.get_task(session, task_id))
+    return await in_session(session, _task_out, task_id)
 
 
 @router.post("/tasks/{task_id}/unclaim", response_model=TaskOut)
 async def unclaim(task_id: str, user: CurrentUser, session: SessionDep,
                   client: ClientDep) -> TaskOut:
     await task_service.claim(session, client, task_id, user, claim=False)
-    session.expire_all()
-    return TaskOut.of(task_service.get_task(session, task_id))
+    return await in_session(session, _task_out, task_id)
 
 
 @router.post("/tasks/{task_id}/delegate", response_model=TaskOut)
 async def delegate(task_id: str, body: DelegateIn, user: CurrentUser, session: SessionDep,
                    client: ClientDep) -> TaskOut:
     await task_service.delegate(session, client, task_id, user, body.to, body.comment)
+    return await in_session(session, _task_out, task_id)
+
+
+def _task_out(session: Session, task_id: str) -> TaskOut:
+    """The task as the store has it now (the projection follows an Update within
+    milliseconds; the caller already has the decisive answer)."""
     session.expire_all()
     return TaskOut.of(task_service.get_task(session, task_id))
 
@@ -278,11 +290,10 @@ def list_quotes(user: CurrentUser, session: SessionDep, status: str | None = Non
 
 
 @router.post("/quotes", response_model=QuoteOut, status_code=201)
-def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep) -> QuoteOut:
-    if "rep" not in user.roles:
-        raise Forbidden("only sales reps create quotes")
+def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep,
+                 idempotency_key: IdempotencyKey = None) -> QuoteOut:
     write_lock(session)
-    quote = quote_service.create_quote(session, user, body)
+    quote = quote_service.create_quote(session, user, body, idempotency_key)
     session.commit()
     return QuoteOut.of(quote)
 
@@ -303,21 +314,24 @@ def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
 
 
 @router.post("/quotes/{quote_id}/submit", response_model=QuoteOut, status_code=202)
-async def submit(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
-                 settings: SettingsDep) -> QuoteOut:
-    quote = visible_quote(session, quote_id, user)
+async def submit(quote_id: int, user: CurrentUser, session: SessionDep,
+                 client: MaybeClientDep, settings: SettingsDep) -> QuoteOut:
+    quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user, task_queue=settings.task_queue,
                                      prefix=settings.workflow_prefix)
-    session.commit()
     return QuoteOut.of(quote)
 
 
 @router.post("/quotes/{quote_id}/recall", response_model=QuoteOut)
 async def recall(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
                  settings: SettingsDep) -> QuoteOut:
-    quote = visible_quote(session, quote_id, user)
+    quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.recall_quote(session, client, quote, user, comment="",
                                      prefix=settings.workflow_prefix)
+    return await in_session(session, _quote_out, quote_id, user)
+
+
+def _quote_out(session: Session, quote_id: int, user: User) -> QuoteOut:
     session.expire_all()
     return QuoteOut.of(visible_quote(session, quote_id, user))
 

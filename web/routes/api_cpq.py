@@ -3,9 +3,9 @@ configured items and pricing context, and previews of a configuration."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -51,6 +51,9 @@ async def _text(request: Request) -> str:
     return catalog_service.upload_text(body, "body")
 
 
+BodyText = Annotated[str, Depends(_text)]
+
+
 def _catalog_out(session: SessionDep) -> CatalogOut:
     row = catalog_service.active_version(session)
     _, spec = catalog_service.spec_of(session, row.version)
@@ -66,9 +69,8 @@ def get_catalog(user: CurrentUser, session: SessionDep) -> CatalogOut:
 
 @router.post("/catalog", response_model=CatalogOut, status_code=201,
              dependencies=[require(*CATALOG_ADMINS)])
-async def load_catalog(request: Request, user: CurrentUser, session: SessionDep) -> CatalogOut:
+def load_catalog(source: BodyText, user: CurrentUser, session: SessionDep) -> CatalogOut:
     """The whole catalog document as YAML (or JSON): a new version."""
-    source = await _text(request)
     write_lock(session)
     catalog_service.save_catalog(session, source, user, note="loaded through the API")
     session.commit()
@@ -84,9 +86,7 @@ def export_products(user: CurrentUser, session: SessionDep) -> PlainTextResponse
 
 @router.put("/catalog/products.csv", response_model=CatalogOut,
             dependencies=[require(*CATALOG_ADMINS)])
-async def import_products(request: Request, user: CurrentUser,
-                          session: SessionDep) -> CatalogOut:
-    data = await _text(request)
+def import_products(data: BodyText, user: CurrentUser, session: SessionDep) -> CatalogOut:
     write_lock(session)
     catalog_service.import_products(session, data, user)
     session.commit()
@@ -102,9 +102,8 @@ def export_book(name: str, user: CurrentUser, session: SessionDep) -> PlainTextR
 
 @router.put("/price-books/{name}.csv", response_model=CatalogOut,
             dependencies=[require(*CATALOG_ADMINS)])
-async def import_book(name: str, request: Request, user: CurrentUser,
-                      session: SessionDep) -> CatalogOut:
-    data = await _text(request)
+def import_book(name: str, data: BodyText, user: CurrentUser,
+                session: SessionDep) -> CatalogOut:
     write_lock(session)
     catalog_service.import_price_book(session, name, data, user)
     session.commit()

@@ -5,6 +5,7 @@ takes the same Bearer token.)"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from typing import Annotated, Any, Literal
@@ -12,11 +13,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from documents.filenames import safe_filename
 from documents.verify import UnreadablePdf, default_trust_roots, to_json, verify_pdf
 from store.models import Envelope, EnvelopeEvent, User
 from web.auth import CurrentUser
-from web.deps import ClientDep, SessionDep, SettingsDep
+from web.deps import ClientDep, IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Invalid, TooLarge
 from web.services import envelopes as service
 
@@ -111,7 +114,7 @@ class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _spec(raw: str, session: SessionDep) -> service.EnvelopeIn:
+def _spec(session: Session, raw: str) -> service.EnvelopeIn:
     try:
         spec = EnvelopeSpecIn.model_validate(json.loads(raw))
     except json.JSONDecodeError as e:
@@ -141,24 +144,32 @@ def _spec(raw: str, session: SessionDep) -> service.EnvelopeIn:
 
 @router.post("/envelopes", response_model=EnvelopeOut, status_code=201)
 async def create_envelope(request: Request, user: CurrentUser, session: SessionDep,
-                          client: ClientDep, settings: SettingsDep,
+                          client: MaybeClientDep, settings: SettingsDep,
                           document: Annotated[UploadFile, File()],
                           spec: Annotated[str, Form(description="EnvelopeSpecIn as JSON")],
-                          ) -> EnvelopeOut:
-    """Multipart: ``document`` (PDF or DOCX) and ``spec`` (JSON, see EnvelopeSpecIn)."""
+                          idempotency_key: IdempotencyKey = None) -> EnvelopeOut:
+    """Multipart: ``document`` (PDF or DOCX) and ``spec`` (JSON, see EnvelopeSpecIn).
+
+    Answers at once with the envelope "preparing": a Word document is converted by the
+    envelope's workflow, which then invites the first recipients ("sent"). A retry with the
+    same ``Idempotency-Key`` returns the same envelope."""
     if not user.roles.intersection(service.CREATORS):
         raise Forbidden("your role cannot send envelopes")
     limit = settings.max_upload_mb * 1024 * 1024
     data = await document.read(limit + 1)
+    name = safe_filename(document.filename, "document.pdf")
     if len(data) > limit:
-        raise TooLarge(f"{document.filename} is larger than {settings.max_upload_mb} MB")
-    base = _spec(spec, session)
-    inp = service.EnvelopeIn(**{**base.__dict__, "document": data,
-                                "document_name": document.filename or "document.pdf"})
+        raise TooLarge(f"{name} is larger than {settings.max_upload_mb} MB", field="document")
+    base = await in_session(session, _spec, spec)
+    inp = dataclasses.replace(base, document=data, document_name=name,
+                              idempotency_key=idempotency_key)
     env = await service.create_envelope(session, client, settings, request.app.state.blobs,
-                                        user, inp,
-                                        convert=getattr(request.app.state, "converter", None))
-    return EnvelopeOut.of(env)
+                                        user, inp)
+    return await in_session(session, _out, env.id)
+
+
+def _out(session: Session, envelope_id: int) -> EnvelopeOut:
+    return EnvelopeOut.of(service.get_envelope(session, envelope_id))
 
 
 @router.get("/envelopes", response_model=list[EnvelopeOut])
@@ -183,8 +194,7 @@ def get_envelope(envelope_id: int, user: CurrentUser, session: SessionDep) -> En
 @router.post("/envelopes/{envelope_id}/void", status_code=202)
 async def void(envelope_id: int, body: ReasonIn, user: CurrentUser, session: SessionDep,
                client: ClientDep) -> dict[str, str]:
-    env = service.actable_envelope(session, envelope_id, user)
-    session.commit()
+    env = await in_session(session, service.actable_envelope, envelope_id, user)
     await service.void(client, env, user, body.reason)
     return {"status": "voided"}
 
@@ -192,8 +202,7 @@ async def void(envelope_id: int, body: ReasonIn, user: CurrentUser, session: Ses
 @router.post("/envelopes/{envelope_id}/remind", status_code=202)
 async def remind(envelope_id: int, user: CurrentUser, session: SessionDep,
                  client: ClientDep) -> dict[str, int]:
-    env = service.actable_envelope(session, envelope_id, user)
-    session.commit()
+    env = await in_session(session, service.actable_envelope, envelope_id, user)
     return {"reminded": await service.remind(client, env)}
 
 

@@ -20,7 +20,7 @@ from cpq.catalog import Catalog, CatalogError, Product, Selection, allowed_optio
 from store.db import write_lock
 from store.models import Quote, User
 from web.auth import CurrentUser
-from web.deps import SessionDep
+from web.deps import FormDep, SessionDep
 from web.errors import Forbidden, Invalid, NotFound
 from web.render import render
 from web.services import configurator
@@ -72,14 +72,14 @@ def _context(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
 
 
 @router.get("/quotes/{quote_id}/build")
-async def builder_page(request: Request, quote_id: int, user: CurrentUser,
+def builder_page(request: Request, quote_id: int, user: CurrentUser,
                        session: SessionDep) -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", _context(session, quote, user))
 
 
 @router.get("/quotes/{quote_id}/build/products")
-async def search(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def search(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                  q: str = "") -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", {
@@ -134,7 +134,7 @@ def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
 
 
 @router.get("/quotes/{quote_id}/build/configure")
-async def configure_new(request: Request, quote_id: int, user: CurrentUser,
+def configure_new(request: Request, quote_id: int, user: CurrentUser,
                         session: SessionDep, sku: str = "", item: int | None = None) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
@@ -164,11 +164,10 @@ def _defaults_deep(catalog: Catalog, sel: Selection) -> Selection:
 
 
 @router.post("/quotes/{quote_id}/build/configure")
-async def configure_change(request: Request, quote_id: int, user: CurrentUser,
-                           session: SessionDep) -> Response:
+def configure_change(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                     form: FormDep) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
-    form = await request.form()
     sel = _selection(form, catalog)
     item = int(str(form["item"])) if form.get("item") else None
     panel = _panel(session, quote, catalog, sel,
@@ -178,12 +177,11 @@ async def configure_change(request: Request, quote_id: int, user: CurrentUser,
 
 
 @router.post("/quotes/{quote_id}/build/items")
-async def save_item(request: Request, quote_id: int, user: CurrentUser,
-                    session: SessionDep) -> Response:
+def save_item(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+              form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
-    form = await request.form()
     sel = _selection(form, catalog)
     discount = parse_pct(form.get("discount", "0"), "discount")
     if form.get("item"):
@@ -203,7 +201,7 @@ def _workspace(request: Request, session: SessionDep, quote: Quote, user: User) 
 
 
 @router.post("/quotes/{quote_id}/build/items/{position}/delete")
-async def delete_item(request: Request, quote_id: int, position: int, user: CurrentUser,
+def delete_item(request: Request, quote_id: int, position: int, user: CurrentUser,
                       session: SessionDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
@@ -213,11 +211,10 @@ async def delete_item(request: Request, quote_id: int, position: int, user: Curr
 
 
 @router.post("/quotes/{quote_id}/build/pricing")
-async def set_pricing(request: Request, quote_id: int, user: CurrentUser,
-                      session: SessionDep) -> Response:
+def set_pricing(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+                form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
-    form = await request.form()
     configurator.set_pricing(
         session, quote, user, channel=str(form.get("channel", "direct")),
         partner_tier=str(form.get("partner_tier") or "") or None,

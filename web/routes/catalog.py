@@ -23,7 +23,7 @@ ADMINS = ("admin", "deal_desk")
 
 
 @router.get("/catalog", dependencies=[require(*ADMINS)])
-async def catalog_page(request: Request, session: SessionDep) -> Response:
+def catalog_page(request: Request, session: SessionDep) -> Response:
     versions = session.scalars(select(CatalogVersion).order_by(
         CatalogVersion.version.desc()).limit(30)).all()
     spec = catalog_service.spec_of(session, versions[0].version)[1] if versions else None
@@ -33,10 +33,10 @@ async def catalog_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/catalog/product-documents", dependencies=[require(*ADMINS)])
-async def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
+def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
                     sku: Annotated[str, Form()], file: Annotated[UploadFile, File()]
                     ) -> Response:
-    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    data = file.file.read(docs.MAX_ATTACHMENT + 1)
     docs.add_product_document(session, request.app.state.blobs, user, sku,
                               file.filename or "spec sheet", file.content_type or "", data)
     session.commit()
@@ -44,7 +44,7 @@ async def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/catalog/product-documents/{doc_id}/delete", dependencies=[require(*ADMINS)])
-async def remove_sheet(doc_id: int, session: SessionDep) -> Response:
+def remove_sheet(doc_id: int, session: SessionDep) -> Response:
     write_lock(session)
     session.execute(delete(ProductDocument).where(ProductDocument.id == doc_id))
     session.commit()
@@ -52,7 +52,7 @@ async def remove_sheet(doc_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/catalog/quote-template.docx", dependencies=[require(*ADMINS)])
-async def template_download(request: Request, session: SessionDep) -> Response:
+def template_download(request: Request, session: SessionDep) -> Response:
     row = docs.active_template(session)
     data = request.app.state.blobs.get(row.sha256) if row else default_template()
     return Response(data, media_type="application/vnd.openxmlformats-officedocument."
@@ -61,9 +61,9 @@ async def template_download(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/catalog/quote-template", dependencies=[require(*ADMINS)])
-async def template_upload(request: Request, user: CurrentUser, session: SessionDep,
+def template_upload(request: Request, user: CurrentUser, session: SessionDep,
                           file: Annotated[UploadFile, File()]) -> Response:
-    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    data = file.file.read(docs.MAX_ATTACHMENT + 1)
     docs.upload_template(session, request.app.state.blobs, user, file.filename or "template",
                          data)
     session.commit()
@@ -71,34 +71,34 @@ async def template_upload(request: Request, user: CurrentUser, session: SessionD
 
 
 @router.post("/catalog/quote-template/reset", dependencies=[require(*ADMINS)])
-async def template_reset(user: CurrentUser, session: SessionDep) -> Response:
+def template_reset(user: CurrentUser, session: SessionDep) -> Response:
     docs.reset_template(session, user)
     session.commit()
     return RedirectResponse("/catalog?template=1", status_code=303)
 
 
 @router.get("/catalog/products.csv", dependencies=[require(*ADMINS)])
-async def products_csv(session: SessionDep) -> Response:
+def products_csv(session: SessionDep) -> Response:
     return Response(catalog_service.products_csv(catalog_service.active_version(session)),
                     media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="products.csv"'})
 
 
 @router.get("/catalog/price-books/{name}.csv", dependencies=[require(*ADMINS)])
-async def book_csv(name: str, session: SessionDep) -> Response:
+def book_csv(name: str, session: SessionDep) -> Response:
     return Response(catalog_service.price_book_csv(catalog_service.active_version(session),
                                                    name), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="price-book.csv"'})
 
 
-async def _csv(upload: UploadFile) -> str:
-    return catalog_service.upload_text(await upload.read(catalog_service.MAX_UPLOAD + 1), "file")
+def _csv(upload: UploadFile) -> str:
+    return catalog_service.upload_text(upload.file.read(catalog_service.MAX_UPLOAD + 1), "file")
 
 
 @router.post("/catalog/products", dependencies=[require(*ADMINS)])
-async def import_products(request: Request, user: CurrentUser, session: SessionDep,
+def import_products(request: Request, user: CurrentUser, session: SessionDep,
                           file: Annotated[UploadFile, File()]) -> Response:
-    text = await _csv(file)
+    text = _csv(file)
     write_lock(session)
     row = catalog_service.import_products(session, text, user)
     session.commit()
@@ -106,10 +106,10 @@ async def import_products(request: Request, user: CurrentUser, session: SessionD
 
 
 @router.post("/catalog/price-books", dependencies=[require(*ADMINS)])
-async def import_book(request: Request, user: CurrentUser, session: SessionDep,
+def import_book(request: Request, user: CurrentUser, session: SessionDep,
                       name: Annotated[str, Form()], file: Annotated[UploadFile, File()]
                       ) -> Response:
-    text = await _csv(file)
+    text = _csv(file)
     write_lock(session)
     row = catalog_service.import_price_book(session, name, text, user)
     session.commit()
@@ -117,7 +117,7 @@ async def import_book(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/catalog", dependencies=[require(*ADMINS)])
-async def save_yaml(request: Request, user: CurrentUser, session: SessionDep,
+def save_yaml(request: Request, user: CurrentUser, session: SessionDep,
                     source: Annotated[str, Form()]) -> Response:
     write_lock(session)
     row = catalog_service.save_catalog(session, source, user, note="edited in the catalog page")

@@ -13,9 +13,10 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -26,11 +27,11 @@ from temporalio.client import Client
 
 from activities.envelopes import EVENT_WORDS
 from dealdesk.settings import Settings
-from documents.convert import ConversionError
+from documents.filenames import safe_filename
 from store.blobs import BlobMissing, BlobStore
 from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, Quote, User, UserRole
 from web.auth import CurrentUser
-from web.deps import SessionDep, SettingsDep
+from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from web.render import is_htmx, render
 from web.services import envelopes as service
@@ -85,7 +86,7 @@ class Waiting:
 
 
 @router.get("/envelopes")
-async def envelopes_page(request: Request, user: CurrentUser, session: SessionDep,
+def envelopes_page(request: Request, user: CurrentUser, session: SessionDep,
                          view: str = "all") -> Response:
     view = view if view in VIEWS else "all"
     q = service.visible(select(Envelope), user).order_by(Envelope.created_at.desc()).limit(200)
@@ -102,7 +103,7 @@ async def envelopes_page(request: Request, user: CurrentUser, session: SessionDe
 
 
 @router.get("/envelopes/waiting")
-async def waiting_report(request: Request, user: CurrentUser, session: SessionDep,
+def waiting_report(request: Request, user: CurrentUser, session: SessionDep,
                          notice: str = "") -> Response:
     rows = []
     for r in service.waiting_recipients(session):
@@ -138,8 +139,11 @@ def _form_page(request: Request, session: Session, settings: Settings, *,
                status_code: int = 200) -> Response:
     rows = list(rows or [])
     rows += [dict.fromkeys(ROW, "") for _ in range(max(0, 4 - len(rows)))]
+    values = dict(values or {"expires": "30", "remind": "3"})
+    # A double click or a retried post sends this key again: it makes one envelope.
+    values["idempotency_key"] = values.get("idempotency_key") or uuid.uuid4().hex
     return render(request, "envelope_new.html", {
-        "values": values or {"expires": "30", "remind": "3"}, "rows": rows,
+        "values": values, "rows": rows,
         "errors": errors or {}, "kept": kept, "countersigners": _countersigners(session),
         "max_mb": settings.max_upload_mb}, status_code=status_code)
 
@@ -222,7 +226,7 @@ def _signable_quote(session: Session, user: User, quote_id: str) -> tuple[Quote,
 
 
 @router.get("/envelopes/new")
-async def new_envelope_page(request: Request, user: CurrentUser, session: SessionDep,
+def new_envelope_page(request: Request, user: CurrentUser, session: SessionDep,
                             settings: SettingsDep, quote_id: str = "") -> Response:
     if not _may_create(user):
         raise Forbidden("auditors read envelopes but don't send them")
@@ -239,44 +243,20 @@ async def new_envelope_page(request: Request, user: CurrentUser, session: Sessio
 
 @router.post("/envelopes/new", dependencies=[Depends(limit_upload)])
 async def create_envelope(request: Request, user: CurrentUser, session: SessionDep,
-                          settings: SettingsDep) -> Response:
+                          settings: SettingsDep, client: MaybeClientDep,
+                          form: FormDep) -> Response:
     if not _may_create(user):
         raise Forbidden("auditors read envelopes but don't send them")
-    form = await request.form()  # parsed once already by the CSRF check
     rows = _rows(form)
     values = {k: _str(form, k) for k in ("title", "message", "expires", "remind",
-                                         "countersigner", "quote_id")}
-    quote = _signable_quote(session, user, values["quote_id"])[0] if values["quote_id"] else None
+                                         "countersigner", "quote_id", "idempotency_key")}
     blobs = BlobStore(settings.blob_dir)
-    limit = settings.max_upload_mb * 1024 * 1024
-    kept: dict[str, str] | None = None
     where: list[int] = []
     data, name = b"", ""
     try:
-        upload = form.get("document")
-        if isinstance(upload, UploadFile) and upload.filename:
-            data = await upload.read(limit + 1)
-            name = PurePath(upload.filename.replace("\\", "/")).name
-            if len(data) > limit:
-                raise TooLarge(f"{name} is larger than {settings.max_upload_mb} MB: send a "
-                               "smaller file", field="document")
-        elif (sha := _str(form, "kept_sha")) and hmac.compare_digest(
-                _kept_sig(settings, user, sha, _str(form, "kept_name")),
-                _str(form, "kept_sig")):
-            name = _str(form, "kept_name")
-            try:
-                data = blobs.get(sha)
-            except BlobMissing:
-                data = b""
-        if not data:
-            raise Invalid("choose the document to send (a PDF or a Word .docx file)",
-                          field="document")
-        countersigner = None
-        if values["countersigner"]:
-            countersigner = next((u for u in _countersigners(session)
-                                  if str(u.id) == values["countersigner"]), None)
-            if countersigner is None:
-                raise Invalid("choose a countersigner from the list", field="countersigner")
+        data, name = await off_loop(_upload, form, settings, user, blobs)
+        countersigner = (await in_session(session, _countersigner, values["countersigner"])
+                         if values["countersigner"] else None)
         recipients, where = _recipients(rows, countersigner)
         try:
             expires = int(values["expires"] or "30")
@@ -286,32 +266,70 @@ async def create_envelope(request: Request, user: CurrentUser, session: SessionD
                           field="expires") from None
         if remind < 0:
             raise Invalid("remind every 0 (never) or more days", field="remind")
+        quote_id = _quote_id(values["quote_id"])
         env = await service.create_envelope(
-            session, _temporal(request), settings, blobs, user,
+            session, client, settings, blobs, user,
             service.EnvelopeIn(title=values["title"], document_name=name, document=data,
                                recipients=recipients, message=values["message"],
                                expires_in_days=expires, remind_every_days=remind or None,
-                               quote_id=quote.id if quote else None),
-            convert=getattr(request.app.state, "converter", None))
-    except (Invalid, TooLarge) as e:
-        session.rollback()
+                               quote_id=quote_id,
+                               idempotency_key=values["idempotency_key"] or None))
+    except (Invalid, TooLarge, Forbidden, Conflict) as e:
         field = _field(e, where)
+        kept = None
         if data and field != "document":  # keep a good upload: file inputs can't be refilled
-            sha = blobs.put(data)
+            sha = await off_loop(blobs.put, data)
             kept = {"sha": sha, "name": name, "sig": _kept_sig(settings, user, sha, name)}
-        return _form_page(request, session, settings, values=values, rows=rows,
-                          errors={field: e.message}, kept=kept, status_code=e.status)
-    except ConversionError as e:
-        session.rollback()
-        message = getattr(e, "message", "") or "the Word file could not be converted to PDF"
-        return _form_page(request, session, settings, values=values, rows=rows,
-                          errors={"document": message}, status_code=422)
+        return await in_session(session, _form, request, settings, values=values, rows=rows,
+                                errors={field: e.message}, kept=kept, status_code=e.status)
     return RedirectResponse(f"/envelopes/{env.id}", status_code=303)
+
+
+def _upload(form: FormData, settings: Settings, user: User,
+            blobs: BlobStore) -> tuple[bytes, str]:
+    """The posted file, or the one kept from an earlier try of this form (blocking)."""
+    limit = settings.max_upload_mb * 1024 * 1024
+    upload = form.get("document")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = upload.file.read(limit + 1)
+        name = safe_filename(upload.filename)
+        if len(data) > limit:
+            raise TooLarge(f"{name} is larger than {settings.max_upload_mb} MB: send a "
+                           "smaller file", field="document")
+        return data, name
+    sha, name = _str(form, "kept_sha"), safe_filename(_str(form, "kept_name"))
+    if sha and hmac.compare_digest(_kept_sig(settings, user, sha, _str(form, "kept_name")),
+                                   _str(form, "kept_sig")):
+        try:
+            return blobs.get(sha), name
+        except BlobMissing:
+            pass
+    raise Invalid("choose the document to send (a PDF or a Word .docx file)", field="document")
+
+
+def _countersigner(session: Session, user_id: str) -> User:
+    found = next((u for u in _countersigners(session) if str(u.id) == user_id), None)
+    if found is None:
+        raise Invalid("choose a countersigner from the list", field="countersigner")
+    return found
+
+
+def _quote_id(value: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise Invalid(f"no quote {value!r}", field="quote_id")
+    return int(value)
+
+
+def _form(session: Session, /, request: Request, settings: Settings,
+          **kwargs: Any) -> Response:
+    return _form_page(request, session, settings, **kwargs)
 
 
 # ------------------------------------------------------------------ one envelope
 @router.get("/envelopes/{envelope_id}")
-async def envelope_page(request: Request, envelope_id: int, user: CurrentUser,
+def envelope_page(request: Request, envelope_id: int, user: CurrentUser,
                         session: SessionDep, live: str = "", notice: str = "") -> Response:
     env = service.visible_envelope(session, envelope_id, user)
     mine = next((r for r in env.recipients if r.user_id == user.id and signer.is_turn(env, r)),
@@ -338,7 +356,7 @@ async def envelope_page(request: Request, envelope_id: int, user: CurrentUser,
 
 
 @router.get("/envelopes/{envelope_id}/files/{kind}.pdf")
-async def envelope_file(envelope_id: int, kind: str, user: CurrentUser, session: SessionDep,
+def envelope_file(envelope_id: int, kind: str, user: CurrentUser, session: SessionDep,
                         settings: SettingsDep) -> Response:
     env = service.visible_envelope(session, envelope_id, user)
     sha = {"original": env.original_sha256, "current": env.current_sha256,
@@ -360,8 +378,7 @@ async def envelope_file(envelope_id: int, kind: str, user: CurrentUser, session:
 @router.post("/envelopes/{envelope_id}/remind")
 async def remind(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
                  back: Annotated[str, Form()] = "") -> Response:
-    env = service.actable_envelope(session, envelope_id, user)
-    session.commit()  # hold no transaction while the workflow writes
+    env = await in_session(session, service.actable_envelope, envelope_id, user)
     count = await service.remind(_temporal(request), env)
     if is_htmx(request):
         return render(request, "_flash.html", {"success": (
@@ -374,8 +391,7 @@ async def remind(request: Request, envelope_id: int, user: CurrentUser, session:
 @router.post("/envelopes/{envelope_id}/void")
 async def void(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
                reason: Annotated[str, Form()] = "") -> Response:
-    env = service.actable_envelope(session, envelope_id, user)
-    session.commit()
+    env = await in_session(session, service.actable_envelope, envelope_id, user)
     await service.void(_temporal(request), env, user, reason)
     return _done(request, f"/envelopes/{env.id}?notice=voided")
 
@@ -397,10 +413,9 @@ def _my_turn(session: Session, envelope_id: int, user: User) -> tuple[Envelope,
 async def countersign(request: Request, envelope_id: int, user: CurrentUser,
                       session: SessionDep, typed_name: Annotated[str, Form()] = "",
                       agree: Annotated[str, Form()] = "") -> Response:
-    env, r = _my_turn(session, envelope_id, user)
+    env, r = await in_session(session, _my_turn, envelope_id, user)
     if agree != "yes":
         raise Invalid("tick “I agree to sign electronically” to sign", field="agree")
-    session.commit()
     await service.sign(_temporal(request), env, r, typed_name, _client(request))
     return _done(request, f"/envelopes/{env.id}?notice=signed")
 
@@ -408,8 +423,7 @@ async def countersign(request: Request, envelope_id: int, user: CurrentUser,
 @router.post("/envelopes/{envelope_id}/decline")
 async def decline(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
                   reason: Annotated[str, Form()] = "") -> Response:
-    env, r = _my_turn(session, envelope_id, user)
-    session.commit()
+    env, r = await in_session(session, _my_turn, envelope_id, user)
     await service.decline(_temporal(request), env, r, reason, _client(request))
     return _done(request, f"/envelopes/{env.id}?notice=declined")
 

@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEvent, User
 from web.auth import CurrentUser
-from web.deps import ClientDep, SessionDep
+from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Invalid, NotFound
 from web.render import render
 from web.services import configurator
@@ -52,7 +53,7 @@ def _filter(view: str, queue: str | None, account: str | None, min_amount: str |
 
 
 @router.get("/inbox")
-async def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
+def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
                      view: str = "all", queue: str | None = None, account: str | None = None,
                      min_amount: str | None = None, max_amount: str | None = None) -> Response:
     f = _filter(view, queue, account, min_amount, max_amount)
@@ -67,7 +68,7 @@ async def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.get("/inbox/badge")
-async def inbox_badge(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+def inbox_badge(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     return render(request, "_badge.html", {"count": task_service.inbox_count(session, user)})
 
 
@@ -132,7 +133,7 @@ def may_view_task(task: ApprovalTask, user: User) -> bool:
 
 
 @router.get("/tasks/{task_id}")
-async def task_page(request: Request, task_id: str, user: CurrentUser,
+def task_page(request: Request, task_id: str, user: CurrentUser,
                     session: SessionDep) -> Response:
     task = task_service.get_task(session, task_id)
     if not may_view_task(task, user):
@@ -149,28 +150,41 @@ async def decide(request: Request, task_id: str, user: CurrentUser, session: Ses
     result = await task_service.decide(session, client, task_id, user, decision, comment,
                                        quote_version)
     if origin == "inbox":
-        # The store follows the durable decision a moment later: count as if it already had.
-        # Both reads share one snapshot, so the task is either counted and open, or neither.
-        count = task_service.inbox_count(session, user)
-        state = session.scalar(select(ApprovalTask.state).where(ApprovalTask.id == task_id))
-        if state == "open":
-            count -= 1
-        return render(request, "inbox.html", {"done": result.task, "count": count,
-                                              "status": result.chain_status}, block="row_done")
+        return await in_session(session, _decided_row, request, user, task_id, result)
+    return await in_session(session, _panel, request, user, task_id, result,
+                            f"You {_past(result.task.state)} this task.")
+
+
+def _past(state: str) -> str:
+    return {"approved": "approved", "rejected": "rejected",
+            "changes_requested": "requested changes to"}.get(state, state.replace("_", " "))
+
+
+def _decided_row(session: Session, request: Request, user: User, task_id: str,
+                 result: TaskResult) -> Response:
+    # The store follows the durable decision a moment later: count as if it already had.
+    # Both reads share one snapshot, so the task is either counted and open, or neither.
+    count = task_service.inbox_count(session, user)
+    state = session.scalar(select(ApprovalTask.state).where(ApprovalTask.id == task_id))
+    if state == "open":
+        count -= 1
+    return render(request, "inbox.html", {"done": result.task, "count": count,
+                                          "status": result.chain_status}, block="row_done")
+
+
+def _panel(session: Session, request: Request, user: User, task_id: str, result: TaskResult,
+           notice: str) -> Response:
     task = task_service.get_task(session, task_id)
     return render(request, "task.html", {**_task_context(session, task, user, result),
-                                         "notice": f"You {result.task.state.replace('_', ' ')}"
-                                                   " this task."}, block="panel")
+                                         "notice": notice}, block="panel")
 
 
 @router.post("/tasks/{task_id}/claim")
 async def claim(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
                 client: ClientDep, release: Annotated[bool, Form()] = False) -> Response:
     result = await task_service.claim(session, client, task_id, user, claim=not release)
-    task = task_service.get_task(session, task_id)
     notice = "Released back to the queue." if release else "Claimed: it is yours now."
-    return render(request, "task.html", {**_task_context(session, task, user, result),
-                                         "notice": notice}, block="panel")
+    return await in_session(session, _panel, request, user, task_id, result, notice)
 
 
 @router.post("/tasks/{task_id}/delegate")
@@ -178,10 +192,8 @@ async def delegate(request: Request, task_id: str, user: CurrentUser, session: S
                    client: ClientDep, to: Annotated[str, Form()],
                    comment: Annotated[str, Form()] = "") -> Response:
     result = await task_service.delegate(session, client, task_id, user, to, comment)
-    task = task_service.get_task(session, task_id)
-    return render(request, "task.html", {**_task_context(session, task, user, result),
-                                         "notice": f"Delegated to {result.task.assignee_name}."},
-                  block="panel")
+    return await in_session(session, _panel, request, user, task_id, result,
+                            f"Delegated to {result.task.assignee_name}.")
 
 
 @router.post("/inbox/bulk-approve")

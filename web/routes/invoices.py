@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from store.commerce import Invoice
 from store.models import Quote, User
 from web.auth import CurrentUser
-from web.deps import ClientDep, SessionDep, SettingsDep
+from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import NotFound
 from web.render import render
 from web.services import invoices as invoice_service
@@ -48,9 +48,9 @@ class InvoiceOut(BaseModel):
 
 
 
-async def _won(session: SessionDep, client: ClientDep, settings: SettingsDep, quote_id: int,
-               user: User) -> Quote:
-    quote = visible_quote(session, quote_id, user)
+async def _won(session: SessionDep, client: MaybeClientDep, settings: SettingsDep,
+               quote_id: int, user: User) -> Quote:
+    quote = await in_session(session, visible_quote, quote_id, user)
     await invoice_service.mark_won(session, client, quote, user, task_queue=settings.task_queue,
                                    prefix=settings.workflow_prefix)
     return quote
@@ -58,14 +58,14 @@ async def _won(session: SessionDep, client: ClientDep, settings: SettingsDep, qu
 
 @pages.post("/quotes/{quote_id}/won")
 async def won_form(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
-                   client: ClientDep, settings: SettingsDep) -> Response:
+                   client: MaybeClientDep, settings: SettingsDep) -> Response:
     await _won(session, client, settings, quote_id, user)
     return RedirectResponse(f"/quotes/{quote_id}", status_code=303)
 
 
 @api.post("/quotes/{quote_id}/won", status_code=202)
-async def won_api(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
-                  settings: SettingsDep) -> dict[str, object]:
+async def won_api(quote_id: int, user: CurrentUser, session: SessionDep,
+                  client: MaybeClientDep, settings: SettingsDep) -> dict[str, object]:
     quote = await _won(session, client, settings, quote_id, user)
     return {"id": quote.id, "status": quote.status,
             "billing_workflow": invoice_service.billing_workflow_id(settings.workflow_prefix,
@@ -73,14 +73,14 @@ async def won_api(quote_id: int, user: CurrentUser, session: SessionDep, client:
 
 
 @pages.get("/invoices")
-async def invoices_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+def invoices_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     return render(request, "invoices.html",
                   {"invoices": invoice_service.visible_invoices(session, user)})
 
 
 @pages.get("/invoices.csv")
 @api.get("/invoices.csv", response_class=PlainTextResponse)
-async def invoices_csv(user: CurrentUser, session: SessionDep) -> Response:
+def invoices_csv(user: CurrentUser, session: SessionDep) -> Response:
     return Response(invoice_service.csv_of(invoice_service.visible_invoices(session, user,
                                                                              limit=100_000)),
                     media_type="text/csv",
@@ -93,7 +93,7 @@ def invoices_api(user: CurrentUser, session: SessionDep) -> list[InvoiceOut]:
 
 
 @pages.get("/invoices/{invoice_id}.pdf")
-async def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
+def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
                       session: SessionDep) -> Response:
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or invoice.pdf_sha256 is None or not invoice_service.may_view(invoice,
@@ -112,7 +112,7 @@ def _invoice(session: SessionDep, invoice_id: int, user: User) -> Invoice:
 
 
 @pages.post("/invoices/{invoice_id}/status")
-async def status_form(invoice_id: int, user: CurrentUser, session: SessionDep,
+def status_form(invoice_id: int, user: CurrentUser, session: SessionDep,
                       status: Annotated[str, Form()], note: Annotated[str, Form()] = ""
                       ) -> Response:
     invoice_service.set_status(session, _invoice(session, invoice_id, user), user, status, note)

@@ -41,7 +41,7 @@ async def login_page(request: Request, next: str = "/inbox") -> Response:
 
 
 @router.post("/login", dependencies=[Depends(verify_csrf)])
-async def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
+def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
                 password: Annotated[str, Form()], next: Annotated[str, Form()] = "/inbox"
                 ) -> Response:
     user = authenticate(session, email, password)
@@ -60,7 +60,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/away")
-async def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     windows = session.scalars(select(Delegation).where(or_(
         Delegation.user_id == user.id, Delegation.delegate_id == user.id))
         .order_by(Delegation.starts_at.desc())).all()
@@ -68,7 +68,7 @@ async def away_page(request: Request, user: CurrentUser, session: SessionDep) ->
 
 
 @router.post("/away")
-async def away_create(request: Request, user: CurrentUser, session: SessionDep,
+def away_create(request: Request, user: CurrentUser, session: SessionDep,
                       delegate_email: Annotated[str, Form()],
                       starts: Annotated[dt.date, Form()], ends: Annotated[dt.date, Form()]
                       ) -> Response:
@@ -95,7 +95,7 @@ async def away_create(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/away/{window_id}/delete")
-async def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Response:
     write_lock(session)
     window = session.get(Delegation, window_id)
     if window is None or window.user_id != user.id:
@@ -108,7 +108,7 @@ async def away_delete(window_id: int, user: CurrentUser, session: SessionDep) ->
 
 
 @router.get("/dev/mail")
-async def mail_page(request: Request, user: CurrentUser, session: SessionDep,
+def mail_page(request: Request, user: CurrentUser, session: SessionDep,
                     settings: SettingsDep) -> Response:
     """The outbox: everyone sees the mail sent to them; an admin sees all. Outside
     development, signing links in other people's mail are masked: they act as their holder."""

@@ -24,7 +24,7 @@ async def crl(request: Request, which: Literal["root", "issuing"]) -> Response:
 
 
 @router.get("/pki/{which}.crt")
-async def ca_cert(request: Request, which: Literal["root", "issuing"]) -> Response:
+def ca_cert(request: Request, which: Literal["root", "issuing"]) -> Response:
     return Response(request.app.state.pki.ca_cert_der(which), media_type="application/pkix-cert",
                     headers={"Cache-Control": "public, max-age=86400"})
 

@@ -21,7 +21,7 @@ READERS = ("admin", "auditor", "deal_desk", "finance", "legal", "cfo", "sales_ma
 
 
 @router.get("/policies", dependencies=[require(*READERS)])
-async def policies_page(request: Request, session: SessionDep,
+def policies_page(request: Request, session: SessionDep,
                         version: int | None = None) -> Response:
     versions = session.scalars(select(Policy).order_by(Policy.id.desc()).limit(50)).all()
     current = None
@@ -36,14 +36,14 @@ async def policies_page(request: Request, session: SessionDep,
 
 
 @router.get("/policies/edit", dependencies=[require("admin")])
-async def edit_page(request: Request, session: SessionDep) -> Response:
+def edit_page(request: Request, session: SessionDep) -> Response:
     latest = session.scalar(select(Policy).order_by(Policy.id.desc()).limit(1))
     return render(request, "policy_edit.html", {"source": latest.source if latest else "",
                                                 "problems": []})
 
 
 @router.post("/policies/validate", dependencies=[require("admin")])
-async def validate(request: Request, session: SessionDep,
+def validate(request: Request, session: SessionDep,
                    source: Annotated[str, Form()]) -> Response:
     try:
         spec = policy_service.parse_source(session, source)
@@ -55,7 +55,7 @@ async def validate(request: Request, session: SessionDep,
 
 
 @router.post("/policies")
-async def save(request: Request, session: SessionDep, user: CurrentUser,
+def save(request: Request, session: SessionDep, user: CurrentUser,
                source: Annotated[str, Form()], _: object = require("admin")) -> Response:
     write_lock(session)
     try:

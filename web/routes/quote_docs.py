@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -24,13 +23,13 @@ api = APIRouter(prefix="/api/v1", tags=["quote documents"])
 
 
 
-async def _generate(request: Request, session: SessionDep, settings: SettingsDep,
-                    quote: Quote, user: User) -> int:
+def _generate(request: Request, session: SessionDep, settings: SettingsDep,
+              quote: Quote, user: User) -> int:
     if quote.owner_id != user.id and not user.roles.intersection(("deal_desk", "admin")):
         raise Forbidden("only the quote's owner or the deal desk can generate its document")
     try:
-        row = await asyncio.to_thread(docs.generate, session, quote, user, request.app.state.blobs,
-                                      settings.org_name, request.app.state.converter)
+        row = docs.generate(session, quote, user, request.app.state.blobs, settings.org_name,
+                            request.app.state.converter)
     except ConversionFailed as e:
         raise Invalid(f"the quote document could not be converted to PDF: {e.message}",
                       field="document") from None
@@ -38,17 +37,17 @@ async def _generate(request: Request, session: SessionDep, settings: SettingsDep
 
 
 @router.post("/quotes/{quote_id}/document")
-async def generate_page(request: Request, quote_id: int, user: CurrentUser,
+def generate_page(request: Request, quote_id: int, user: CurrentUser,
                         session: SessionDep, settings: SettingsDep) -> Response:
-    await _generate(request, session, settings, visible_quote(session, quote_id, user), user)
+    _generate(request, session, settings, visible_quote(session, quote_id, user), user)
     return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
 
 
 @api.post("/quotes/{quote_id}/document", status_code=201)
-async def generate_api(request: Request, quote_id: int, user: CurrentUser,
+def generate_api(request: Request, quote_id: int, user: CurrentUser,
                        session: SessionDep, settings: SettingsDep) -> dict[str, object]:
     quote = visible_quote(session, quote_id, user)
-    await _generate(request, session, settings, quote, user)
+    _generate(request, session, settings, quote, user)
     row = docs.latest_document(session, quote)
     assert row is not None
     return {"version": row.version, "pages": row.pages, "pdf_sha256": row.pdf_sha256,
@@ -57,7 +56,7 @@ async def generate_api(request: Request, quote_id: int, user: CurrentUser,
 
 
 @router.get("/quotes/{quote_id}/document.{kind}")
-async def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
+def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
                    session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     row = docs.latest_document(session, quote)
@@ -71,10 +70,10 @@ async def download(request: Request, quote_id: int, kind: str, user: CurrentUser
 
 
 @router.post("/quotes/{quote_id}/attachments")
-async def attach(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def attach(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                  file: Annotated[UploadFile, File()]) -> Response:
     quote = visible_quote(session, quote_id, user)
-    data = await file.read(docs.MAX_ATTACHMENT + 1)
+    data = file.file.read(docs.MAX_ATTACHMENT + 1)
     write_lock(session)
     docs.add_attachment(session, request.app.state.blobs, quote, user,
                         file.filename or "attachment", file.content_type or "", data)
@@ -83,7 +82,7 @@ async def attach(request: Request, quote_id: int, user: CurrentUser, session: Se
 
 
 @router.post("/quotes/{quote_id}/attachments/{attachment_id}/delete")
-async def detach(quote_id: int, attachment_id: int, user: CurrentUser,
+def detach(quote_id: int, attachment_id: int, user: CurrentUser,
                  session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:

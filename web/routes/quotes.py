@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,7 +15,7 @@ from store.commerce import Invoice
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote
 from web.auth import CurrentUser
-from web.deps import ClientDep, SessionDep, SettingsDep
+from web.deps import ClientDep, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Invalid
 from web.render import render
 from web.services import configurator, quote_documents
@@ -61,7 +62,7 @@ def quote_form(
 
 
 @router.get("/quotes")
-async def quotes_page(request: Request, user: CurrentUser, session: SessionDep,
+def quotes_page(request: Request, user: CurrentUser, session: SessionDep,
                       status: str | None = None) -> Response:
     q = select(Quote).order_by(Quote.updated_at.desc()).limit(200)
     if not user.roles.intersection(READ_ALL):
@@ -74,25 +75,24 @@ async def quotes_page(request: Request, user: CurrentUser, session: SessionDep,
 
 def _form_context(session: SessionDep, quote: Quote | None) -> dict[str, object]:
     return {"quote": quote, "accounts": session.scalars(select(Account).order_by(
-        Account.name)).all()}
+        Account.name)).all(), "idempotency_key": uuid.uuid4().hex}
 
 
 @router.get("/quotes/new")
-async def new_quote_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+def new_quote_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
     if "rep" not in user.roles:
         raise Forbidden("only sales reps create quotes")
     return render(request, "quote_form.html", _form_context(session, None))
 
 
 @router.post("/quotes/new")
-async def create_quote(
+def create_quote(
     request: Request, user: CurrentUser, session: SessionDep,
     fields: Annotated[QuoteFields, Depends(quote_form)],
+    idempotency_key: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    if "rep" not in user.roles:
-        raise Forbidden("only sales reps create quotes")
     write_lock(session)
-    quote = quote_service.create_quote(session, user, fields)
+    quote = quote_service.create_quote(session, user, fields, idempotency_key or None)
     session.commit()
     if quote.net_amount == 0:  # nothing typed in: build it from the catalog
         return RedirectResponse(f"/quotes/{quote.id}/build", status_code=303)
@@ -116,14 +116,14 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
 
 
 @router.get("/quotes/{quote_id}")
-async def quote_page(request: Request, quote_id: int, user: CurrentUser,
+def quote_page(request: Request, quote_id: int, user: CurrentUser,
                      session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     return render(request, "quote.html", _chain_context(session, quote), block="chain")
 
 
 @router.get("/quotes/{quote_id}/edit")
-async def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
+def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
                           session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:
@@ -132,7 +132,7 @@ async def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
 
 
 @router.post("/quotes/{quote_id}/edit")
-async def edit_quote(
+def edit_quote(
     request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
     fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
@@ -145,12 +145,11 @@ async def edit_quote(
 
 @router.post("/quotes/{quote_id}/submit")
 async def submit_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
-                       client: ClientDep, settings: SettingsDep) -> Response:
-    quote = visible_quote(session, quote_id, user)
+                       client: MaybeClientDep, settings: SettingsDep) -> Response:
+    quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user,
                                      task_queue=settings.task_queue,
                                      prefix=settings.workflow_prefix)
-    session.commit()
     return RedirectResponse(f"/quotes/{quote.id}", status_code=303)
 
 
@@ -158,7 +157,7 @@ async def submit_quote(request: Request, quote_id: int, user: CurrentUser, sessi
 async def recall_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
                        client: ClientDep, settings: SettingsDep,
                        comment: Annotated[str, Form()] = "") -> Response:
-    quote = visible_quote(session, quote_id, user)
+    quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.recall_quote(session, client, quote, user, comment=comment,
                                      prefix=settings.workflow_prefix)
     return RedirectResponse(f"/quotes/{quote.id}", status_code=303)

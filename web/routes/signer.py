@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from activities.mail import Mailer
+from dealdesk.settings import Settings
 from dealdesk.worker import smtp_config
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeRecipient
 from web.auth import verify_csrf
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep, SettingsDep, in_session, off_loop
 from web.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
 from web.render import render
 from web.services import envelopes as envelope_service
@@ -79,7 +80,7 @@ router = APIRouter(include_in_schema=False, route_class=SignerRoute)
 Link = tuple[Envelope, EnvelopeRecipient]
 
 
-async def open_link(token: str, session: SessionDep) -> Link:
+def open_link(token: str, session: SessionDep) -> Link:
     r = signer.open_link(session, token)
     env = session.get(Envelope, r.envelope_id)
     assert env is not None
@@ -142,21 +143,27 @@ def _page(request: Request, session: Session, env: Envelope, r: EnvelopeRecipien
 
 
 @router.get("/sign/{token}")
-async def signing_page(request: Request, token: str, session: SessionDep,
+def signing_page(request: Request, token: str, session: SessionDep,
                        link: LinkDep) -> Response:
     env, r = link
     return _page(request, session, env, r, token=token)
 
 
+def _rendered(session: Session, /, request: Request, env: Envelope, r: EnvelopeRecipient,
+              **kwargs: Any) -> Response:
+    """:func:`_page` with the session first, for ``in_session`` (async routes)."""
+    return _page(request, session, env, r, **kwargs)
+
+
 @router.post("/sign/{token}/code", dependencies=[Csrf])
-async def enter_code(request: Request, token: str, session: SessionDep, link: LinkDep,
+def enter_code(request: Request, token: str, session: SessionDep, link: LinkDep,
                      code: Annotated[str, Form()] = "") -> Response:
     env, r = link
     if r.auth_method == "none" or not signer.is_turn(env, r):
         return RedirectResponse(f"/sign/{token}", status_code=303)
     try:
-        await asyncio.to_thread(signer.check_code, session, env, r, code[:100], request.session,
-                                _ip(request), _ua(request))
+        signer.check_code(session, env, r, code[:100], request.session, _ip(request),
+                          _ua(request))
     except AppError as e:
         return _page(request, session, env, r, token=token, state="gate", status=e.status,
                      error=e)
@@ -164,7 +171,7 @@ async def enter_code(request: Request, token: str, session: SessionDep, link: Li
 
 
 @router.post("/sign/{token}/send-code", dependencies=[Csrf])
-async def send_code(request: Request, token: str, session: SessionDep, link: LinkDep,
+def send_code(request: Request, token: str, session: SessionDep, link: LinkDep,
                     settings: SettingsDep) -> Response:
     env, r = link
     if r.auth_method != "email_otp" or not signer.is_turn(env, r):
@@ -176,9 +183,9 @@ async def send_code(request: Request, token: str, session: SessionDep, link: Lin
                      error=e)
     mailer = Mailer(request.app.state.sessions, smtp_config(settings),
                     BlobStore(settings.blob_dir))
-    message_id = await asyncio.to_thread(mailer.queue, key, r.email, subject, body)
+    message_id = mailer.queue(key, r.email, subject, body)
     try:
-        await asyncio.to_thread(mailer.deliver, message_id)
+        mailer.deliver(message_id)
     except OSError:
         log.warning("could not deliver a signing code for envelope %s", env.id)
         raise Unavailable("the code could not be emailed just now: try again in a minute") \
@@ -206,7 +213,7 @@ async def page_image(request: Request, page: int, session: SessionDep, link: Lin
 
 
 @router.get("/sign/{token}/document.pdf")
-async def document(request: Request, session: SessionDep, link: LinkDep,
+def document(request: Request, session: SessionDep, link: LinkDep,
                    settings: SettingsDep) -> Response:
     env, r = link
     _must_see(request, env, r)
@@ -230,24 +237,33 @@ async def sign(request: Request, token: str, session: SessionDep, link: LinkDep,
     env, r = link
     if r.status == "signed" or not signer.is_turn(env, r) \
             or not signer.passed_gate(request.session, r):
-        return _page(request, session, env, r, token=token, status=409)
+        return await in_session(session, _rendered, request, env, r, token=token, status=409)
     try:
-        png = signer.drawing_png(drawing)
         if not typed_name.strip():
             raise Invalid("Type your full name to sign", field="typed_name")
         if agree != "yes":
-            raise Invalid("Tick “I agree to sign electronically” to sign",
-                                           field="agree")
-        drawn = BlobStore(settings.blob_dir).put(png) if png is not None else ""
-        session.commit()  # hold no transaction while the workflow writes
+            raise Invalid("Tick “I agree to sign electronically” to sign", field="agree")
+        drawn = await off_loop(_keep_drawing, settings, drawing)
         await envelope_service.sign(_temporal(request), env, r, typed_name,
                                     ClientInfo(_ip(request), _ua(request), r.auth_method),
                                     drawn_sha256=drawn)
     except AppError as e:
-        session.rollback()
-        return _page(request, session, env, r, token=token, status=e.status, error=e,
-                     typed_name=typed_name, agreed=agree == "yes")
-    session.rollback()  # re-read what the workflow wrote
+        return await in_session(session, _rendered, request, env, r, token=token,
+                                status=e.status, error=e, typed_name=typed_name,
+                                agreed=agree == "yes")
+    return await in_session(session, _signed_page, request, env, r, token)
+
+
+def _keep_drawing(settings: Settings, drawing: str) -> str:
+    """The drawn signature as a PNG in the blob store ("" when none was drawn)."""
+    png = signer.drawing_png(drawing)
+    return BlobStore(settings.blob_dir).put(png) if png is not None else ""
+
+
+def _signed_page(session: Session, request: Request, env: Envelope, r: EnvelopeRecipient,
+                 token: str) -> Response:
+    session.refresh(env)  # re-read what the workflow wrote
+    session.refresh(r)
     return _page(request, session, env, r, token=token, state="signed")
 
 
@@ -257,13 +273,12 @@ async def decline(request: Request, token: str, session: SessionDep, link: LinkD
     env, r = link
     if r.status == "signed" or not signer.is_turn(env, r) \
             or not signer.passed_gate(request.session, r):
-        return _page(request, session, env, r, token=token, status=409)
+        return await in_session(session, _rendered, request, env, r, token=token, status=409)
     try:
-        session.commit()
         await envelope_service.decline(_temporal(request), env, r, reason,
                                        ClientInfo(_ip(request), _ua(request), r.auth_method))
     except AppError as e:
-        session.rollback()
-        return _page(request, session, env, r, token=token, status=e.status, error=e,
-                     decline_open=True, reason=reason)
-    return _page(request, session, env, r, token=token, state="declined")
+        return await in_session(session, _rendered, request, env, r, token=token,
+                                status=e.status, error=e, decline_open=True, reason=reason)
+    return await in_session(session, _rendered, request, env, r, token=token,
+                            state="declined")

@@ -3,35 +3,53 @@ acting on it through EnvelopeWorkflow's Updates."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.envelopes import add_event
+from dealdesk.faults import crash_point
 from dealdesk.settings import Settings
-from documents.convert import ConversionFailed, ConverterUnavailable
+from documents.convert import ConversionFailed, check_docx
+from documents.filenames import safe_filename
 from documents.intake import (
     AcceptedPdf,
-    Anchor,
     AnchorSearchFailed,
     DocumentRefused,
     accept_pdf,
     find_anchors,
 )
+from documents.placement import FieldRequest, PlacementError, place_fields
+from store import idempotency, starts
 from store.blobs import BlobStore
-from store.db import write_lock
-from store.models import Envelope, EnvelopeRecipient, User
-from web.errors import AppError, Conflict, Forbidden, Gone, Invalid, NotFound, Unavailable
+from store.commerce import QuoteDocumentRow
+from store.db import in_session, write_lock
+from store.idempotency import request_hash
+from store.models import Envelope, EnvelopeRecipient, Quote, User
+from web.deps import off_loop
+from web.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+from web.services.refusals import temporal_unavailable
 from workflows.envelope import (
     ALREADY_DONE,
     ENVELOPE_CLOSED,
@@ -53,7 +71,6 @@ from workflows.envelope_messages import (
 
 ROLES = ("signer", "approver", "cc")
 AUTH_METHODS = ("none", "access_code", "email_otp")
-FIELD_W, FIELD_H = 200, 54
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
 
@@ -86,6 +103,8 @@ class EnvelopeIn:
     remind_every_days: float | None = 3
     quote_id: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    """The client's key for this create: a retry with the same key makes nothing new."""
 
 
 def workflow_id(settings: Settings, envelope_id: int) -> str:
@@ -128,109 +147,142 @@ def _check(inp: EnvelopeIn) -> None:
                       field="recipients")
 
 
-def place_fields(recipients: list[RecipientIn], doc: AcceptedPdf,
-                 anchors: list[Anchor]) -> dict[int, tuple[int, tuple[int, int, int, int]]]:
-    """Where each signer's field goes (index → 0-based page, box): an explicit page and box,
-    else their anchor text, else stacked at the bottom of the last page."""
-    out: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
-    last = doc.page_count - 1
-    geo = doc.pages[last]
-    slot = 0
-    for n, r in enumerate(recipients):
-        if r.role != "signer":
-            continue
-        if r.page is not None and r.box is not None:
-            if not 1 <= r.page <= doc.page_count:
-                raise Invalid(f"{r.name}: page {r.page} is not in the document "
-                              f"({doc.page_count} pages)", field="recipients")
-            out[n] = (r.page - 1, r.box)
-            continue
-        if r.anchor:
-            found = [a for a in anchors if a.label == r.anchor]
-            if not found:
-                raise Invalid(f"{r.name}: the document has no [[sign:{r.anchor}]] anchor",
-                              field="recipients")
-            a = found[0]
-            # Just below the anchor text, left-aligned with it (the text stays readable);
-            # above it when there is no room below.
-            top = int(a.y0) - 4
-            if top - FIELD_H < doc.pages[a.page_index].y0:
-                top = int(a.y1) + 4 + FIELD_H
-            out[n] = (a.page_index, (int(a.x0), top - FIELD_H, int(a.x0) + FIELD_W, top))
-            continue
-        col, row = slot % 2, slot // 2
-        x = int(geo.x0) + 48 + col * (FIELD_W + 24)
-        y = int(geo.y0) + 36 + row * (FIELD_H + 12)
-        out[n] = (last, (x, y, x + FIELD_W, y + FIELD_H))
-        slot += 1
-    return out
+def _requests(inp: EnvelopeIn) -> dict[int, FieldRequest]:
+    return {n: FieldRequest(r.name, r.anchor, r.page, r.box)
+            for n, r in enumerate(inp.recipients) if r.role == "signer"}
 
 
-async def create_envelope(session: Session, client: Client, settings: Settings,
-                          blobs: BlobStore, sender: User, inp: EnvelopeIn,
-                          convert: Callable[[bytes, str], bytes] | None = None) -> Envelope:
-    """Check everything, store the document and the envelope, start its workflow. Nothing is
-    written if any step fails (the blob store is content-addressed: a stray file is
-    harmless)."""
-    _check(inp)
-    data, name = inp.document, inp.document_name
-    if name.lower().endswith(".docx"):
-        if convert is None:
-            raise Invalid("DOCX conversion is not available here; upload a PDF",
-                          field="document")
-        try:
-            data = await asyncio.to_thread(convert, data, name)
-        except ConversionFailed as e:
-            raise Invalid(str(e), field="document") from None
-        except ConverterUnavailable:
-            raise Unavailable("Word documents can't be converted right now (LibreOffice is "
-                              "not available); upload a PDF instead") from None
-        name = name[:-5] + ".pdf"
+def _is_docx(data: bytes, name: str) -> bool:
+    """A Word document (a zip that holds one), from the bytes: a name can lie. Anything else
+    goes to the PDF intake, whose refusal says what the file is."""
+    if not data.startswith(b"PK\x03\x04"):
+        return False
     try:
-        doc = await asyncio.to_thread(accept_pdf, data, filename=name,
-                                      max_bytes=settings.max_upload_mb * 1024 * 1024)
+        check_docx(data, name)
+    except ConversionFailed as e:
+        raise Invalid(e.message, field="document") from None
+    return True
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An upload checked in the request: a PDF accepted with its fields placed, or a Word
+    document its workflow will convert (then check and place)."""
+
+    name: str
+    upload_sha256: str
+    pdf: AcceptedPdf | None
+    pdf_sha256: str | None
+    placements: dict[int, tuple[int, tuple[int, int, int, int]]]
+
+
+def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Checked:
+    """Blocking (PDF parsing, hashing, files): runs on a worker thread."""
+    name = safe_filename(inp.document_name, "document.pdf")
+    if not inp.document:
+        raise Invalid("choose the document to send (a PDF or a Word .docx file)",
+                      field="document")
+    if len(inp.document) > max_bytes:
+        raise TooLarge(f"{name} is larger than {max_bytes // (1024 * 1024)} MB: send a "
+                       "smaller file", field="document")
+    if _is_docx(inp.document, name):
+        # Conversion takes seconds to minutes: the envelope's workflow does it ("preparing").
+        return _Checked(name, blobs.put(inp.document), None, None, {})
+    try:
+        doc = accept_pdf(inp.document, filename=name, max_bytes=max_bytes)
     except DocumentRefused as e:
         raise Invalid(e.reason, field="document") from None
     try:
-        anchors = (await asyncio.to_thread(find_anchors, doc.data)
-                   if any(r.anchor for r in inp.recipients) else [])
+        anchors = find_anchors(doc.data) if any(r.anchor for r in inp.recipients) else []
     except AnchorSearchFailed:
         raise Invalid(f"{name}: the [[sign:…]] anchors could not be read; place the "
                       "signature fields by page and position instead", field="document") \
             from None
-    placements = place_fields(inp.recipients, doc, anchors)
-    sha = blobs.put(doc.data)
-    now = dt.datetime.now(dt.UTC)
+    try:
+        placements = place_fields(_requests(inp), doc, anchors)
+    except PlacementError as e:
+        raise Invalid(str(e), field="recipients") from None
+    return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), placements)
+
+
+def _check_quote_link(session: Session, sender: User, quote_id: int,
+                      checked: _Checked) -> Quote:
+    """An envelope wins a quote's deal when signed, so only the quote's own generated
+    document, sent by its owner (or the deal desk) once it is approved, may be linked."""
+    quote = session.get(Quote, quote_id)
+    if quote is None or not (quote.owner_id == sender.id or "deal_desk" in sender.roles):
+        raise Forbidden(f"quote {quote_id} isn't yours to send for signature: only its owner "
+                        "or the deal desk can", field="quote_id")
+    if quote.status != "approved":
+        raise Conflict(f"only an approved quote goes out for signature; quote {quote_id} is "
+                       f"{quote.status.replace('_', ' ')}", field="quote_id")
+    doc = session.scalar(select(QuoteDocumentRow).where(
+        QuoteDocumentRow.quote_id == quote.id, QuoteDocumentRow.version == quote.version)
+        .order_by(QuoteDocumentRow.id.desc()).limit(1))
+    if doc is None:
+        raise Conflict(f"generate the document of quote Q-{quote.id} v{quote.version} first",
+                       field="quote_id")
+    if checked.upload_sha256 != doc.pdf_sha256:
+        raise Invalid(f"this file is not the generated document of quote Q-{quote.id} "
+                      f"v{quote.version}; send that PDF unchanged (download it from the quote "
+                      "page), or send the file without linking the quote", field="document")
+    return quote
+
+
+def _write_envelope(session: Session, settings: Settings, sender: User, inp: EnvelopeIn,
+                    checked: _Checked) -> Envelope:
+    """The envelope, its recipients, its ``created`` event and its workflow's start: one
+    transaction (a retry with the same idempotency key returns the first envelope)."""
     write_lock(session)
+    digest = request_hash(checked.upload_sha256, repr(inp.recipients), inp.title,
+                          inp.message, str(inp.quote_id), str(inp.expires_in_days))
+    try:
+        earlier = idempotency.earlier(session, sender.id, "envelope", inp.idempotency_key,
+                                      digest)
+    except idempotency.KeyReused as e:
+        raise Invalid(str(e), field="Idempotency-Key") from None
+    if earlier is not None:
+        return get_envelope(session, earlier)
+    if inp.quote_id is not None:
+        _check_quote_link(session, sender, inp.quote_id, checked)
+    now = dt.datetime.now(dt.UTC)
+    doc = checked.pdf
+    stored = checked.pdf_sha256 or checked.upload_sha256
     env = Envelope(workflow_id="", title=inp.title.strip(), message=inp.message.strip(),
-                   sender_id=sender.id, quote_id=inp.quote_id, status="sent",
-                   document_name=name, page_count=doc.page_count, original_sha256=sha,
-                   current_sha256=sha, created_at=now,
+                   sender_id=sender.id, quote_id=inp.quote_id, status="preparing",
+                   document_name=checked.name, page_count=doc.page_count if doc else 0,
+                   original_sha256=stored, current_sha256=stored, created_at=now,
+                   upload_sha256=checked.upload_sha256, upload_name=checked.name,
+                   progress=("Waiting to convert the Word document" if doc is None
+                             else "Adding the signature fields"),
                    expires_at=now + dt.timedelta(days=inp.expires_in_days))
     session.add(env)
     session.flush()
     env.workflow_id = workflow_id(settings, env.id)
     rows = []
     for n, r in enumerate(inp.recipients):
-        page_box = placements.get(n)
+        placed = checked.placements.get(n)
+        if doc is None and r.page is not None and r.box is not None:
+            placed = (r.page - 1, r.box)  # a request, checked once the document is converted
         row = EnvelopeRecipient(
             envelope_id=env.id, name=r.name.strip(), email=r.email.strip(), role=r.role,
             routing_order=r.routing_order, auth_method=r.auth_method,
             access_code_hash=(_hasher.hash(r.access_code.strip())
                               if r.auth_method == "access_code" else None),
-            user_id=r.user_id, status="created",
-            field_page=page_box[0] if page_box else None,
-            field_box=list(page_box[1]) if page_box else None)
+            user_id=r.user_id, status="created", anchor=r.anchor or None,
+            field_page=placed[0] if placed else None,
+            field_box=list(placed[1]) if placed else None)
         session.add(row)
         rows.append(row)
     session.flush()
     for row in rows:
-        if row.field_page is not None:
+        if row.field_page is not None and doc is not None:
             row.field_name = f"sig-r{row.id}"
     add_event(session, env, "created", f"{sender.name} <{sender.email}>", key="created",
-              detail={"document": name, "sha256": sha, "uploaded_sha256": doc.original_sha256,
-                      "pages": doc.page_count, "recipients": len(rows),
-                      "notes": " ".join(doc.notes) or None})
+              detail={"document": checked.name, "sha256": stored,
+                      "uploaded_sha256": checked.upload_sha256,
+                      "pages": doc.page_count if doc else None, "recipients": len(rows),
+                      "notes": " ".join(doc.notes) if doc and doc.notes else None})
     remind = int(inp.remind_every_days * 86400) if inp.remind_every_days else None
     spec = EnvelopeInput(
         envelope_id=env.id, title=env.title, sender_id=sender.id, sender_name=sender.name,
@@ -241,10 +293,25 @@ async def create_envelope(session: Session, client: Client, settings: Settings,
         webhooks=[f"webhook-{n}" for n in range(1, len(settings.webhook_urls) + 1)],
         # Certifying is for a document's first signature only; an upload already signed
         # elsewhere gets approval signatures.
-        certify_first=doc.signature_count == 0)
-    await client.start_workflow(EnvelopeWorkflow.run, spec, id=env.workflow_id,
-                                task_queue=settings.task_queue)
-    session.commit()
+        certify_first=doc is None or doc.signature_count == 0)
+    starts.enqueue(session, env.workflow_id, EnvelopeWorkflow.__name__, spec,
+                   settings.task_queue)
+    idempotency.remember(session, sender.id, "envelope", inp.idempotency_key, digest, env.id)
+    return env
+
+
+async def create_envelope(session: Session, client: Client | None, settings: Settings,
+                          blobs: BlobStore, sender: User, inp: EnvelopeIn) -> Envelope:
+    """Check the request and the document, write the envelope (status "preparing") and start
+    its workflow, which converts a Word upload, adds the fields and invites the first
+    recipients. Answers in well under a second whatever the document (conversion is the
+    workflow's); a refused PDF is a 422 and nothing is written. The blob store is
+    content-addressed: a file stored for a request that then fails is harmless."""
+    _check(inp)
+    checked = await off_loop(_check_document, inp, blobs, settings.max_upload_mb * 1024 * 1024)
+    env = await in_session(session, _write_envelope, settings, sender, inp, checked)
+    crash_point("envelope:after-commit")
+    await starts.start_now(client, session, env.workflow_id)
     return env
 
 
@@ -308,18 +375,28 @@ def _refusal(e: WorkflowUpdateFailedError) -> AppError:
     return Conflict("the envelope refused this action")
 
 
+UPDATE_TIMEOUT = dt.timedelta(seconds=20)
+"""A signature waits for its turn at the PDF (parallel signers queue) and its activity: longer
+than an approval, still a clear "try again" rather than a hung page when no worker runs."""
+
+
 async def _update(client: Client, env: Envelope, update: object, arg: object | None) -> object:
     handle = client.get_workflow_handle(env.workflow_id)
     try:
         if arg is None:
-            return await handle.execute_update(update)  # type: ignore[call-overload]
-        return await handle.execute_update(update, arg)  # type: ignore[call-overload]
+            return await handle.execute_update(  # type: ignore[call-overload]
+                update, rpc_timeout=UPDATE_TIMEOUT)
+        return await handle.execute_update(  # type: ignore[call-overload]
+            update, arg, rpc_timeout=UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as e:
         raise _refusal(e) from None
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             raise Gone(f"this envelope is {env.status}") from None
-        raise
+        raise temporal_unavailable(e) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise Unavailable("the signing service did not answer in time; reload in a moment "
+                          "to see whether it went through") from None
 
 
 async def sign(client: Client, env: Envelope, recipient: EnvelopeRecipient, typed_name: str,

@@ -9,16 +9,15 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
+from dealdesk.faults import crash_point
 from documents.invoice import InvoiceListRow, invoices_csv
-from store import audit
+from store import audit, starts
 from store.commerce import Invoice
-from store.db import write_lock
+from store.db import in_session, write_lock
 from store.invoicing import plan
 from store.models import Quote, User
-from web.errors import Conflict, Forbidden, Invalid, Unavailable
+from web.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.billing import BillingInput, BillingWorkflow
 
 WINNERS = ("deal_desk", "finance", "admin")
@@ -29,36 +28,39 @@ def billing_workflow_id(prefix: str, quote_id: int) -> str:
     return f"{prefix}deal-{quote_id}"
 
 
-async def mark_won(session: Session, client: Client, quote: Quote, actor: User, *,
-                   task_queue: str, prefix: str = "") -> str:
-    """Close an approved quote as won and start invoicing it; returns the workflow id.
-    Idempotent: marking a won deal won again only makes sure its billing runs."""
+def _win(session: Session, quote_id: int, actor: User, task_queue: str, prefix: str) -> str:
+    """The quote won and its billing's start, in one transaction."""
+    write_lock(session)
+    quote = session.get(Quote, quote_id, populate_existing=True)
+    if quote is None:
+        raise NotFound(f"no quote {quote_id}")
     if quote.owner_id != actor.id and not actor.roles.intersection(WINNERS):
         raise Forbidden("only the quote's owner, the deal desk or finance can mark it won")
-    write_lock(session)
-    session.refresh(quote)
     if quote.status not in ("approved", "won"):
         raise Conflict(f"only an approved quote can be won; this one is "
                        f"{quote.status.replace('_', ' ')}")
     if quote.status == "approved":
         quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
     issue_dates = [i.issue_on.isoformat() for i in plan(session, quote)]
+    # One row per won deal whichever path wins it (a signed envelope writes the same key).
     audit.append(session, event_key=f"quote-{quote.id}-won", actor=actor.email,
                  action="quote.won", entity=f"quote-{quote.id}",
                  data={"version": quote.version, "billing": quote.billing,
                        "installments": issue_dates})
-    session.commit()
-    # Starting again is harmless (one workflow per deal), so a request that failed below
-    # can simply be retried.
     wid = billing_workflow_id(prefix, quote.id)
-    try:
-        await client.start_workflow(BillingWorkflow.run, BillingInput(quote.id, issue_dates),
-                                    id=wid, task_queue=task_queue)
-    except WorkflowAlreadyStartedError:
-        pass  # a retried request: the deal's billing already runs
-    except RPCError as e:
-        raise Unavailable(f"the billing service is unavailable ({e.message}); the deal is "
-                          "won and its invoices start when you retry") from None
+    starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
+                   task_queue)
+    return wid
+
+
+async def mark_won(session: Session, client: Client | None, quote: Quote, actor: User, *,
+                   task_queue: str, prefix: str = "") -> str:
+    """Close an approved quote as won and start invoicing it; returns the workflow id.
+    Idempotent: marking a won deal won again changes nothing. The billing starts right away,
+    or from the worker's reconciler if Temporal can't be reached now."""
+    wid = await in_session(session, _win, quote.id, actor, task_queue, prefix)
+    crash_point("won:after-commit")
+    await starts.start_now(client, session, wid)
     return wid
 
 

@@ -8,20 +8,26 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
-from store import audit
+from dealdesk.faults import crash_point
+from store import audit, idempotency, starts
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
+from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services import configurator
 from web.services.policies import active_policy, spec_of
-from web.services.refusals import refusal_error
+from web.services.refusals import refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import Actor, ChainInput, PriorApproval, QuoteFacts, RecallInput
 
+UPDATE_TIMEOUT = dt.timedelta(seconds=10)
 EDITABLE = ("draft", "approved", "rejected", "changes_requested")
 READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", "admin")
 """Roles that read every quote; anyone else reads their own."""
@@ -94,13 +100,26 @@ def facts_of(session: Session, quote: Quote) -> QuoteFacts:
         product_families=families, channel=quote.channel, channel_conflicts=conflicts)
 
 
-def create_quote(session: Session, owner: User, fields: QuoteFields) -> Quote:
+def create_quote(session: Session, owner: User, fields: QuoteFields,
+                 idempotency_key: str | None = None) -> Quote:
+    """A new draft quote (in the caller's write transaction). A retry with the same
+    idempotency key returns the quote the first request made."""
+    if "rep" not in owner.roles:
+        raise Forbidden("only sales reps create quotes")
     fields.check()
+    digest = idempotency.request_hash(fields.model_dump_json())
+    try:
+        earlier = idempotency.earlier(session, owner.id, "quote", idempotency_key, digest)
+    except idempotency.KeyReused as e:
+        raise Invalid(str(e), field="Idempotency-Key") from None
+    if earlier is not None:
+        return get_quote(session, earlier)
     if session.get(Account, fields.account_id) is None:
         raise Invalid(f"no account {fields.account_id}", field="account_id")
     quote = Quote(owner_id=owner.id, **fields.model_dump())
     session.add(quote)
     session.flush()
+    idempotency.remember(session, owner.id, "quote", idempotency_key, digest, quote.id)
     audit.append(session, event_key=f"quote-{quote.id}-created", actor=owner.email,
                  action="quote.created", entity=f"quote-{quote.id}",
                  data=fields.model_dump())
@@ -171,17 +190,11 @@ def _step_tasks(session: Session, req: ApprovalRequest, key: str) -> list[Approv
         ApprovalTask.request_id == req.id, ApprovalTask.step_key == key)))
 
 
-async def submit_quote(session: Session, client: Client, quote: Quote, actor: User, *,
-                       task_queue: str, prefix: str = "") -> str:
-    """Start the ApprovalChainWorkflow for this quote's version; returns the workflow id.
-
-    A version is submitted once: submitting again (after a recall or a rejection) makes the
-    next version, and smart re-approval carries over what still stands. The chain's first
-    projection writes the frozen version, the request and its audit row in one transaction;
-    here only the quote's status changes, and it is put back if the chain cannot start.
-    No store lock is held while Temporal is called.
-    """
+def _enqueue_submission(session: Session, quote_id: int, actor: User, task_queue: str,
+                        prefix: str) -> str:
+    """Mark the quote's version submitted and add its chain's start, in one transaction."""
     write_lock(session)
+    quote = get_quote(session, quote_id)
     session.refresh(quote)
     _must_own(quote, actor)
     if quote.status == "pending_approval":
@@ -197,24 +210,28 @@ async def submit_quote(session: Session, client: Client, quote: Quote, actor: Us
         QuoteVersion.quote_id == quote.id, QuoteVersion.version == quote.version))
     if submitted_before is not None:
         configurator.next_version(session, quote)
-    previous_status, quote.status = quote.status, "pending_approval"
+    quote.status = "pending_approval"
     facts = facts_of(session, quote)
-    policy = active_policy(session)
-    inp = ChainInput(facts, spec_of(policy), actor_of(actor), prior_approvals(session, quote))
-    session.commit()
+    inp = ChainInput(facts, spec_of(active_policy(session)), actor_of(actor),
+                     prior_approvals(session, quote))
     wid = workflow_id(prefix, quote.id, quote.version)
-    try:
-        await client.start_workflow(ApprovalChainWorkflow.run, inp, id=wid,
-                                    task_queue=task_queue)
-    except WorkflowAlreadyStartedError:
-        raise Conflict("an approval chain for this version is already running") from None
-    except RPCError as e:
-        write_lock(session)
-        session.refresh(quote)
-        quote.status = previous_status
-        session.commit()
-        raise Unavailable(f"the approval service is unavailable ({e.message}); "
-                          "try again in a minute") from None
+    starts.enqueue(session, wid, ApprovalChainWorkflow.__name__, inp, task_queue)
+    return wid
+
+
+async def submit_quote(session: Session, client: Client | None, quote: Quote, actor: User, *,
+                       task_queue: str, prefix: str = "") -> str:
+    """Submit this quote's version for approval; returns its chain's workflow id.
+
+    A version is submitted once: submitting again (after a recall or a rejection) makes the
+    next version, and smart re-approval carries over what still stands. The status change and
+    the chain's start commit together (``store.starts``); the chain starts right after, or,
+    if Temporal can't be reached now, as soon as the worker's reconciler can. The chain's first
+    projection writes the frozen version, the request and its audit row.
+    """
+    wid = await in_session(session, _enqueue_submission, quote.id, actor, task_queue, prefix)
+    crash_point("submit:after-commit")
+    await starts.start_now(client, session, wid)
     return wid
 
 
@@ -222,11 +239,21 @@ async def recall_quote(session: Session, client: Client, quote: Quote, actor: Us
                        comment: str, prefix: str = "") -> str:
     if quote.status != "pending_approval":
         raise Conflict("this quote is not waiting for approval")
-    handle = client.get_workflow_handle(workflow_id(prefix, quote.id, quote.version))
+    wid = workflow_id(prefix, quote.id, quote.version)
+    if not await starts.start_now(client, session, wid):
+        raise Unavailable("the approval service is unavailable; try again in a minute")
+    handle = client.get_workflow_handle(wid)
     try:
-        return str(await handle.execute_update(ApprovalChainWorkflow.recall,
-                                               RecallInput(actor_of(actor), comment)))
+        result = str(await handle.execute_update(ApprovalChainWorkflow.recall,
+                                                 RecallInput(actor_of(actor), comment),
+                                                 rpc_timeout=UPDATE_TIMEOUT))
+        crash_point("recall:after-update")
+        return result
     except WorkflowUpdateFailedError as e:
         raise refusal_error(e) from None
     except RPCError as e:
-        raise Conflict(f"the approval chain is not running ({e.message})") from None
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(f"the approval chain is not running ({e.message})") from None
+        raise temporal_unavailable(e) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise Unavailable("the approval service did not answer in time; try again") from None

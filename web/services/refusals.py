@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
-from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound
+from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from workflows import approval_chain as chain
 
 _BY_TYPE: dict[str, type[AppError]] = {
@@ -24,3 +25,10 @@ def refusal_error(e: WorkflowUpdateFailedError) -> AppError:
         field = "comment" if cause.type == chain.COMMENT_REQUIRED else None
         return _BY_TYPE[cause.type](cause.message, field=field)
     return Conflict(f"the approval chain refused the change: {cause}")
+
+
+def temporal_unavailable(e: RPCError) -> Unavailable:
+    """Temporal could not take the request (unreachable, overloaded, timed out): a 503 to
+    retry, never a 500."""
+    return Unavailable(f"the workflow service is unavailable ({e.message or e.status}); "
+                       "try again in a moment")

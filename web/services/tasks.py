@@ -8,13 +8,18 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session, defaultload, lazyload
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from store.models import APPROVER_ROLES, Account, ApprovalTask, Quote, User
-from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.deps import in_session
+from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services.quotes import actor_of
-from web.services.refusals import refusal_error
+from web.services.refusals import refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
 
@@ -144,16 +149,25 @@ def task_ref(session: Session, task_id: str) -> TaskRef:
     return TaskRef(task_id, row.workflow_id, row.assignee_id)
 
 
+UPDATE_TIMEOUT = dt.timedelta(seconds=10)
+"""How long a click waits for the workflow to take it: a chain whose worker is gone (or whose
+workflow task keeps failing) answers 503 "try again" instead of holding the request."""
+
+
 async def _update(client: Client, task: TaskRef, update: object, arg: object) -> TaskResult:
     handle = client.get_workflow_handle(task.workflow_id)
     try:
-        result: TaskResult = await handle.execute_update(update, arg)  # type: ignore[call-overload]
+        result: TaskResult = await handle.execute_update(  # type: ignore[call-overload]
+            update, arg, rpc_timeout=UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as e:
         raise refusal_error(e) from None
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             raise Conflict("the approval chain for this task has ended") from None
-        raise
+        raise temporal_unavailable(e) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise Unavailable("the approval service did not answer in time; reload in a moment "
+                          "to see whether your decision went through") from None
     return result
 
 
@@ -165,7 +179,7 @@ async def decide(session: Session, client: Client, task_id: str, user: User, dec
         raise Invalid(f"a comment is required to {decision.replace('_', ' ')}", field="comment")
     if len(comment) > 4000:
         raise Invalid("the comment is longer than 4,000 characters", field="comment")
-    task = task_ref(session, task_id)
+    task = await in_session(session, task_ref, task_id)
     _check_reachable(task, user)
     inp = DecisionInput(task.id, actor_of(user), decision, comment,  # type: ignore[arg-type]
                         quote_version)
@@ -174,7 +188,7 @@ async def decide(session: Session, client: Client, task_id: str, user: User, dec
 
 async def claim(session: Session, client: Client, task_id: str, user: User,
                 claim: bool = True) -> TaskResult:
-    task = task_ref(session, task_id)
+    task = await in_session(session, task_ref, task_id)
     _check_reachable(task, user)
     return await _update(client, task, ApprovalChainWorkflow.claim,
                          ClaimInput(task.id, actor_of(user), claim))
@@ -182,14 +196,19 @@ async def claim(session: Session, client: Client, task_id: str, user: User,
 
 async def delegate(session: Session, client: Client, task_id: str, user: User, to_email: str,
                    comment: str = "") -> TaskResult:
-    task = task_ref(session, task_id)
+    task = await in_session(session, task_ref, task_id)
     _check_reachable(task, user)
-    target = session.scalar(select(User).where(func.lower(User.email) == to_email.lower().strip(),
-                                               User.is_active))
+    target = await in_session(session, active_user_by_email, to_email)
     if target is None:
         raise Invalid(f"no active user with email {to_email!r}", field="to")
     return await _update(client, task, ApprovalChainWorkflow.delegate,
                          DelegateInput(task.id, actor_of(user), target.id, target.name, comment))
+
+
+def active_user_by_email(session: Session, email: str) -> User | None:
+    """The one lookup of a person by email (case-insensitive, active accounts only)."""
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower(),
+                                             User.is_active))
 
 
 def _check_reachable(task: TaskRef, user: User) -> None:

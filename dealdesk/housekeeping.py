@@ -1,0 +1,50 @@
+"""The worker's housekeeping beside its Temporal worker: a heartbeat per task queue (so
+``/healthz`` knows a live worker polls it) and the reconciler that starts the workflows whose
+rows committed but whose start never happened (see ``store/starts.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+import anyio.to_thread
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from store import liveness, starts
+
+log = logging.getLogger("dealdesk.worker")
+
+
+class Housekeeping:
+    def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._task_queue = task_queue
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def _beat(self) -> None:
+        with self._sessions() as s:
+            liveness.beat(s, self.worker_id, self._task_queue)
+
+    def _stop(self) -> None:
+        with self._sessions() as s:
+            liveness.stop(s, self.worker_id)
+
+    async def run(self) -> None:
+        """Until cancelled: beat, then start whatever is pending, every few seconds."""
+        try:
+            while True:
+                try:
+                    await anyio.to_thread.run_sync(self._beat)
+                    await starts.start_pending(self._client, self._sessions)
+                except Exception:  # keep going: the next round may succeed
+                    log.exception("housekeeping round failed")
+                await asyncio.sleep(liveness.INTERVAL.total_seconds())
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(anyio.to_thread.run_sync(self._stop))
