@@ -58,8 +58,9 @@ def test_up_demo_without_poppler_skips_the_envelopes_and_says_why(tmp_path: Path
         assert "Initech engineering fleet" in {q["title"] for q in quotes}
         rep = _token(stack.url, "rep@demo.test")
         assert httpx.get(f"{stack.url}/api/v1/envelopes", headers=rep).json() == []
-        worker_log = (tmp_path / "var" / "worker.log").read_text()
-        assert "pdftotext is missing" in worker_log and "Traceback" not in worker_log
+        for process in ("worker", "web"):
+            log = (tmp_path / "var" / f"{process}.log").read_text()
+            assert "pdftotext is missing" in log and "Traceback" not in log, process
         assert stack.stop() == 0
     finally:
         if stack.proc is not None:

@@ -231,7 +231,7 @@ async def seed_workflows(sessions: sessionmaker[Session], client: Client, settin
         absent = missing(names=step.needs)
         if absent:
             tools = ", ".join(f"{t.name} ({t.install})" for t in absent)
-            say(f"Skipped the demo's {step.what}: missing {tools}. Install it and start "
+            say(f"Skipped the demo's {step.what}: missing {tools}. Install it, then start "
                 "again with an empty var/ directory to have them.")
             skipped.append(step.what)
             continue
