@@ -63,10 +63,14 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-stamp=.venv/.dealdesk-installed
+# The demo needs dealdesk and its dependencies; the tests also the dev extras (pytest, ruff,
+# mypy, playwright…). A stamp per set: a later test run still adds the extras.
+extras=""
+[ "$mode" = test ] && extras="[dev]"
+stamp=.venv/.dealdesk-installed-$mode
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing Python packages"
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+  echo "bootstrap: installing Python packages ($mode)"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".$extras"
   touch "$stamp"
 fi
 

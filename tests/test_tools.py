@@ -146,6 +146,8 @@ def test_bootstrap_installs_every_tool_in_its_set() -> None:
     for t in tools.TOOLS:
         if t.source != "apt":
             continue
+        # A test tool may come with a runtime package (pdfsig: poppler-utils); the test
+        # command installs both sets.
         wanted = sets["runtime"] if t.scope == "runtime" else sets["runtime"] | sets["test"]
         assert t.package in wanted, (
             f"{t.name} ({t.scope}) comes from {t.package}: add it to {t.scope}_packages in "
