@@ -12,14 +12,17 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 FROM ${PYTHON_IMAGE}
-# documents/: LibreOffice headless (DOCX -> PDF) kept warm by unoserver, which needs Debian's
-# python3 with `uno` (its own venv with the system site-packages); poppler-utils for anchors
-# and page images; fonts with Word metrics and DejaVu for names in any script.
+# What running dealdesk needs from Debian: the runtime set of scripts/bootstrap.sh, package
+# for package (tests/test_tools.py checks both against dealdesk/tools.py). LibreOffice
+# headless (DOCX -> PDF) kept warm by unoserver, which needs Debian's python3 with `uno` (its
+# own venv with the system site-packages); poppler-utils for anchors and page images; fonts
+# with Word's metrics (Carlito, Caladea; Liberation for Times New Roman, Arial and Courier
+# New, without which pages break elsewhere) and DejaVu for names in any script.
 ARG UNOSERVER_VERSION=3.7
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libreoffice-writer-nogui python3-uno \
        python3-venv poppler-utils fonts-crosextra-carlito fonts-crosextra-caladea \
-       fonts-dejavu-core \
+       fonts-liberation2 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/* \
     && /usr/bin/python3 -m venv --system-site-packages /opt/uno-venv \
     && /opt/uno-venv/bin/pip install --no-cache-dir "unoserver==${UNOSERVER_VERSION}"

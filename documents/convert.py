@@ -49,6 +49,8 @@ from unoserver.client import API_VERSION as _UNOSERVER_API  # no uno needed on t
 logger = logging.getLogger(__name__)
 
 DEFAULT_UNO_VENV = Path(__file__).resolve().parent.parent / ".venv-uno"
+# LibreOffice's launcher (libreoffice-writer-nogui); dealdesk/tools.py registers it.
+SOFFICE = "soffice"
 DOCX_IMPORT_FILTER = "MS Word 2007 XML"
 _PDF_OPTIONS = ["ExportFormFields=false"]
 _COLD_PDF_FILTER = 'pdf:writer_pdf_Export:{"ExportFormFields":{"type":"boolean","value":"false"}}'
@@ -121,7 +123,7 @@ class Converter:
     """
 
     def __init__(self, *, uno_venv: Path = DEFAULT_UNO_VENV, work_dir: Path | None = None,
-                 soffice: str = "soffice", start_timeout: float = 60.0,
+                 soffice: str = SOFFICE, start_timeout: float = 60.0,
                  convert_timeout: int = 120, retry_warm_after: float = 300.0) -> None:
         self.uno_venv = uno_venv
         self.soffice = soffice
@@ -259,7 +261,8 @@ class Converter:
                 f"{python} is missing: run scripts/bootstrap.sh (it makes the unoserver venv)")
         soffice = shutil.which(self.soffice)
         if soffice is None:
-            raise ConverterUnavailable(f"{self.soffice} is missing: install LibreOffice")
+            raise ConverterUnavailable(f"{self.soffice} is missing: install LibreOffice "
+                                       "(apt-get install libreoffice-writer-nogui)")
         self._stop_server()
         last = "no attempt"
         for _ in range(2):  # a second try with new ports if someone took ours meanwhile
@@ -319,7 +322,7 @@ class Converter:
             raise RuntimeError("this Converter is closed")
 
 
-def convert_cold(data: bytes, filename: str, *, soffice: str = "soffice",
+def convert_cold(data: bytes, filename: str, *, soffice: str = SOFFICE,
                  profile_dir: Path | None = None, timeout: float = 120.0) -> bytes:
     """One cold ``soffice --headless --convert-to pdf`` run (the warm converter's fallback).
 
@@ -342,7 +345,8 @@ def convert_cold(data: bytes, filename: str, *, soffice: str = "soffice",
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                 preexec_fn=_die_with_parent, env=_uno_env())
         except FileNotFoundError as e:
-            raise ConverterUnavailable(f"{soffice} is missing: install LibreOffice") from e
+            raise ConverterUnavailable(f"{soffice} is missing: install LibreOffice "
+                                       "(apt-get install libreoffice-writer-nogui)") from e
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as e:

@@ -58,6 +58,8 @@ from pyhanko.sign.fields import enumerate_sig_fields
 logger = logging.getLogger(__name__)
 
 ANCHOR_PATTERN = r"\[\[sign:([a-z0-9_-]+)\]\]"
+# The program that finds anchors (poppler-utils); dealdesk/tools.py registers it.
+PDFTOTEXT = "pdftotext"
 _SNIFF = 1024  # the PDF header must be at byte 0; we look this far to say what a file is
 
 
@@ -452,10 +454,10 @@ def _bbox_words(data: bytes, timeout: float) -> list[list[Word]]:
         path.write_bytes(data)
         try:
             done = subprocess.run(  # noqa: S603 - fixed program, our own temp file
-                ["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"],  # noqa: S607
+                [PDFTOTEXT, "-bbox", "-enc", "UTF-8", str(path), "-"],
                 capture_output=True, timeout=timeout, check=False)
         except FileNotFoundError as e:
-            raise AnchorSearchFailed("pdftotext is missing: install poppler-utils") from e
+            raise AnchorSearchFailed(f"{PDFTOTEXT} is missing: install poppler-utils") from e
         except subprocess.TimeoutExpired as e:
             raise AnchorSearchFailed(f"pdftotext took longer than {timeout:g} s") from e
     if done.returncode != 0:

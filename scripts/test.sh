@@ -4,7 +4,7 @@
 # and headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh test
 .venv/bin/ruff check .
 .venv/bin/mypy
 bash scripts/check-compose.sh

@@ -29,6 +29,7 @@ from store.migrate import upgrade
 from tests.envelope_support import Cast
 from tests.pg import PostgresServer
 from tests.support import make_user, serve
+from tests.wheel_support import installed_venv, wheel  # noqa: F401 - session fixtures
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,9 @@ for signature."""
 from __future__ import annotations
 
 import asyncio
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from temporalio.client import Client
 
 from dealdesk.demo.contract import contract_pdf
 from dealdesk.settings import Settings
+from dealdesk.tools import missing
 from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import Account, ApprovalTask, EnvelopeRecipient, Quote, User, UserRole
@@ -204,4 +208,49 @@ async def _first_open_task(sessions: sessionmaker[Session], quote_id: int) -> st
     raise RuntimeError(f"no task appeared for quote {quote_id}; is the worker running?")
 
 
-__all__ = ["PASSWORD", "seed_configured", "seed_envelopes", "seed_quotes", "seed_records"]
+@dataclass(frozen=True)
+class DemoStep:
+    """One part of the demo that runs workflows, and the tools it can't do without."""
+
+    what: str
+    """What it adds, as the skip notice names it."""
+    run: Callable[[sessionmaker[Session], Client, Settings], Awaitable[None]]
+    needs: tuple[str, ...] = ()
+    """Names in dealdesk/tools.py's registry."""
+
+
+STEPS = (
+    DemoStep("quotes waiting for approval", seed_quotes),
+    DemoStep("quotes built from the catalog", seed_configured),
+    # The contract's signature fields go where its [[sign:…]] anchors are: pdftotext.
+    DemoStep("envelopes out for signature", seed_envelopes, needs=("pdftotext",)),
+)
+
+
+async def seed_workflows(sessions: sessionmaker[Session], client: Client, settings: Settings,
+                         say: Callable[[str], None]) -> list[str]:
+    """Run every step it can; returns what was skipped. A step that lacks a tool is skipped
+    up front; one that fails is reported (its traceback goes to ``var/demo.log``) and the
+    next one runs anyway: a half-seeded demo beats none."""
+    skipped = []
+    for step in STEPS:
+        absent = missing(names=step.needs)
+        if absent:
+            tools = ", ".join(f"{t.name} ({t.install})" for t in absent)
+            say(f"Skipped the demo's {step.what}: missing {tools}. Install it, then start "
+                "again with an empty var/ directory to have them.")
+            skipped.append(step.what)
+            continue
+        try:
+            await step.run(sessions, client, settings)
+        except Exception as e:
+            log = settings.var_dir / "demo.log"
+            with log.open("a") as f:
+                f.write(f"{step.what}:\n{traceback.format_exc()}\n")
+            say(f"Skipped the rest of the demo's {step.what}: {e} (details in {log})")
+            skipped.append(step.what)
+    return skipped
+
+
+__all__ = ["PASSWORD", "STEPS", "DemoStep", "seed_configured", "seed_envelopes", "seed_quotes",
+           "seed_records", "seed_workflows"]

@@ -1,4 +1,10 @@
-"""GET /healthz: each component's state as JSON (200 when all are up, else 503)."""
+"""GET /healthz: each component's state as JSON (200 when all are up, else 503).
+
+``tools`` lists the system programs and fonts this machine lacks (see dealdesk/tools.py),
+each with its package. They do not count towards the overall ``ok``: a missing LibreOffice or
+poppler disables one feature (Word uploads, anchors, page images), and a 503 would take the
+whole app out of the load balancer for it. Monitoring should alert on ``tools.ok`` separately.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from dealdesk.tools import missing
 from store import liveness
 
 router = APIRouter(tags=["health"])
@@ -72,4 +79,6 @@ async def healthz(request: Request) -> JSONResponse:
     healthy = (report["database"]["ok"] and report["temporal"]["ok"]
                and all(q["ok"] for q in report["task_queues"].values()))
     report["ok"] = healthy
+    absent = missing()
+    report["tools"] = {"ok": not absent, "missing": [t.as_json() for t in absent]}
     return JSONResponse(report, status_code=200 if healthy else 503)
