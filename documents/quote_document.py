@@ -62,9 +62,9 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 
 
 TEMPLATE_LIMITS = sandbox.Limits(seconds=10, memory_mb=512)
-"""Measured (bench/template_sandbox.py): a render takes 40-80 ms in a child of about 85 MB of
-address space, most of it the libraries'; a template carrying 18 MB of images 1.4 s and 170 MB.
-So the limits leave 7x the time and 3x the memory of the largest upload we accept."""
+"""Measured (bench/template_sandbox.py): a render takes 40-80 ms in a child of about 105 MB of
+address space, most of it the libraries'; a template carrying 18 MB of images 1.3 s and 190 MB.
+So the limits leave 7x the time and 2.5x the memory of the largest upload we accept."""
 
 
 class QuoteDocumentError(ValueError):

@@ -1,5 +1,5 @@
-"""Run one untrusted computation (a user's template render) in a child process with a time
-limit and a memory limit, and kill it when it overruns.
+"""Run one untrusted computation (a user's template render, the check of an uploaded PDF's
+signatures) in a child process with a time limit and a memory limit; kill it when it overruns.
 
 Why a process: Jinja's sandbox bounds what a template can *reach* (no ``__class__`` tricks,
 no mutation, ``range`` capped at 100,000), but not what it can *spend*: two nested loops over
@@ -11,12 +11,13 @@ that ends an orphaned child should its parent die) and a wall-clock limit enforc
 parent, which kills the child with SIGKILL. Nothing the child does can hurt the caller.
 
 How: a ``multiprocessing`` *forkserver* whose server process imports :data:`PRELOAD` (docxtpl,
-python-docx, lxml, Jinja and our quote document module) once; every call forks one fresh child
-from it (a few milliseconds, no interpreter start, no imports), runs the function there and
-answers over a pipe. One child per call, so a runaway can be killed without touching any
-other render. The limits are set inside the child only: a limit too low to work in fails that
-child (as a memory error or a crash), never the server. The forkserver reaps its children, so
-none is left behind as a zombie; the parent closes every pipe and sentinel.
+python-docx, lxml, Jinja, pyHanko and the modules of ours that use them) once; every call forks
+one fresh child from it (a few milliseconds, no interpreter start, no imports), runs the
+function there and answers over a pipe. One child per call, so a runaway can be killed
+without touching any other call. The limits are set inside the child only: a limit too low
+to work in fails that child (as a memory error or a crash), never the server. The forkserver
+reaps its children, so none is left behind as a zombie; the parent closes every pipe and
+sentinel.
 
 Calls are safe from many threads at once (the web app's thread pool, the worker's activity
 threads) and block only the calling thread: from an event loop, use ``asyncio.to_thread``.
@@ -61,8 +62,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 PRELOAD = ("jinja2", "jinja2.sandbox", "lxml.etree", "docx", "docxtpl",
-           "documents.quote_document")
-"""Imported once by the forkserver, so children start with them loaded."""
+           "documents.quote_document", "documents.verify")
+"""Imported once by the forkserver, so children start with them loaded (template renders,
+``documents.verify.check_integrity``). Each adds to every child's address space."""
 
 _NAME = "dealdesk-sandbox"
 _OK, _RAISED, _MEMORY = b"ok", b"raised", b"memory"
@@ -78,7 +80,7 @@ class Limits:
     ``ceil(seconds) + 1`` s of CPU time (``RLIMIT_CPU``), which ends it even if the parent
     dies first."""
     memory_mb: int = 512
-    """Address space of the child (``RLIMIT_AS``), including the ~80 MB of virtual memory
+    """Address space of the child (``RLIMIT_AS``), including the ~100 MB of virtual memory
     Python and the preloaded libraries already take."""
 
     def __post_init__(self) -> None:
