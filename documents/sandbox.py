@@ -195,7 +195,10 @@ def _death(code: int | None, limits: Limits) -> SandboxError:
         return TimeLimitExceeded(f"it used more than {math.ceil(limits.seconds) + 1} s of CPU "
                                  "time", limits)
     if code is not None and code < 0:
-        how = signal.Signals(-code).name
+        try:
+            how = signal.Signals(-code).name
+        except ValueError:
+            how = f"signal {-code}"
         hint = " (by the system: perhaps out of memory)" if code == -signal.SIGKILL else ""
         return SandboxCrashed(f"it was killed by {how}{hint}", limits)
     return SandboxCrashed(f"it ended (exit code {code}) without an answer", limits)
