@@ -107,7 +107,7 @@ def check_docx(data: bytes, filename: str) -> frozenset[str]:
             if archive.testzip() is not None:  # CRC check of every member
                 raise damaged
             return frozenset(archive.namelist())
-    except ConversionFailed:
+    except (ConversionFailed, MemoryError):  # out of memory is a limit, not a damaged file
         raise
     except Exception as e:  # zipfile, zlib and friends each raise their own types
         raise damaged from e

@@ -18,6 +18,16 @@ Decisions (see docs for the envelope flow):
   would break anyway). The upload's own hash stays in ``original_sha256``.
 - **Signed documents are stored byte for byte** (a rewrite would break their signatures); they
   must open in pyHanko's strict mode without hybrid xrefs, or they are refused.
+- **Their signatures must hold, whoever made them.** Every signature and document timestamp
+  is checked for integrity with ``documents.verify`` (``check_integrity``): the signed byte
+  ranges' digest, the CMS signature, any signature timestamp token, and pyHanko's diff
+  analysis of every later revision (changes its signatures or certification don't allow). The
+  signer's certificate need not be trusted (a customer's CA is unknown to us), but one broken
+  signature refuses the upload (``signature_invalid``) naming the field, the signer and what is
+  wrong: we would otherwise seal a document that fails ``dealdesk verify``. pyHanko bounds
+  neither time nor memory, so the check runs in a child process with limits
+  (``verify.INTEGRITY_LIMITS``); a file it can't check within them is refused as
+  ``signature_unverifiable``.
 - **Encryption**: a password or certificate (public-key) is refused; we take no passwords at
   upload. A file that opens with an *empty* user password (e.g. AES with only an owner password)
   is decrypted and rewritten without encryption, unless it is already signed (refused: removing
@@ -55,6 +65,9 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import copy_into_new_writer
 from pyhanko.sign.fields import enumerate_sig_fields
 
+from documents import sandbox
+from documents.verify import INTEGRITY_LIMITS, SignatureKind, UnreadablePdf, check_integrity
+
 logger = logging.getLogger(__name__)
 
 ANCHOR_PATTERN = r"\[\[sign:([a-z0-9_-]+)\]\]"
@@ -74,6 +87,11 @@ class RefusalCode(StrEnum):
     SIGNING_NOT_PERMITTED = "signing_not_permitted"
     CERTIFIED_NO_CHANGES = "certified_no_changes"
     XFA_FORM = "xfa_form"
+    SIGNATURE_INVALID = "signature_invalid"
+    """An existing signature doesn't match the document (changed after signing, a broken
+    signature, later changes its signatures don't allow)."""
+    SIGNATURE_UNVERIFIABLE = "signature_unverifiable"
+    """The existing signatures couldn't be checked within the time and memory limits."""
 
 
 class DocumentRefused(Exception):
@@ -152,12 +170,17 @@ class Anchor:
     y1: float
 
 
-def accept_pdf(data: bytes, *, filename: str, max_bytes: int) -> AcceptedPdf:
-    """Check an uploaded PDF and return what to store, or raise :class:`DocumentRefused`."""
+def accept_pdf(data: bytes, *, filename: str, max_bytes: int,
+               signature_limits: sandbox.Limits = INTEGRITY_LIMITS) -> AcceptedPdf:
+    """Check an uploaded PDF and return what to store, or raise :class:`DocumentRefused`.
+
+    Blocking (pyHanko; for a signed upload, a child process checking its signatures within
+    ``signature_limits``): call it on a worker thread.
+    """
     name = _display_name(filename)
     _check_envelope(data, name, max_bytes)
     try:
-        return _accept(data, name)
+        return _accept(data, name, signature_limits)
     except DocumentRefused:
         raise
     except PdfDecodeLimitError as e:
@@ -193,13 +216,15 @@ def _check_envelope(data: bytes, name: str, max_bytes: int) -> None:
             "upload it again.", RefusalCode.NOT_PDF)
 
 
-def _accept(data: bytes, name: str) -> AcceptedPdf:
+def _accept(data: bytes, name: str, signature_limits: sandbox.Limits) -> AcceptedPdf:
     reader = PdfFileReader(io.BytesIO(data), strict=False)
     notes: list[str] = []
     encrypted = reader.encrypt_dict is not None
     if encrypted:
         _unlock(reader, name, notes)
-    signed = bool(reader.embedded_signatures)
+    # Filled signature fields, without parsing their CMS: a broken one is refused naming it
+    # (_check_signatures), not as a damaged file.
+    signed = any(True for _ in enumerate_sig_fields(reader, filled_status=True))
     if signed and encrypted:
         raise DocumentRefused(
             f"{name} is encrypted and already signed: removing the encryption would break "
@@ -209,14 +234,15 @@ def _accept(data: bytes, name: str) -> AcceptedPdf:
         notes.append(f"{name} carried an XFA form as well as a regular one; the XFA part was "
                      "removed, the pages and fields are unchanged.")
     if signed:
-        return _accept_signed(data, name, reader)
+        return _accept_signed(data, name, reader, signature_limits)
     stored = _rewrite(reader, strip_xfa=strip_xfa)
     # Describe what is stored, read back the way validators will read it.
     out = PdfFileReader(io.BytesIO(stored), strict=True)
     return _describe(stored, data, out, rewritten=True, certification=None, notes=notes)
 
 
-def _accept_signed(data: bytes, name: str, reader: PdfFileReader) -> AcceptedPdf:
+def _accept_signed(data: bytes, name: str, reader: PdfFileReader,
+                   signature_limits: sandbox.Limits) -> AcceptedPdf:
     level = _docmdp_level(reader)
     if level == 1:
         raise DocumentRefused(
@@ -237,7 +263,40 @@ def _accept_signed(data: bytes, name: str, reader: PdfFileReader) -> AcceptedPdf
             f"{name} is signed, but its file structure can't be extended safely (validators "
             "would reject a new signature on it); ask the sender for the unsigned original.",
             RefusalCode.MALFORMED)
+    _check_signatures(data, name, signature_limits)
     return _describe(data, data, strict, rewritten=False, certification=level, notes=[])
+
+
+def _check_signatures(data: bytes, name: str, limits: sandbox.Limits) -> None:
+    """Refuse the upload if any signature in it doesn't hold (trust aside)."""
+    try:
+        report = check_integrity(data, limits=limits)
+    except UnreadablePdf as e:
+        logger.info("refused %s: its signatures can't be read: %s", name, e.message)
+        raise _malformed(name) from e
+    except sandbox.SandboxError as e:
+        logger.warning("refused %s: its signatures could not be checked: %s", name, e)
+        within = (f"within {limits.seconds:g} s" if e.limit == "time" else
+                  f"within {limits.memory_mb} MB of memory" if e.limit == "memory" else
+                  "(the checker crashed)")
+        raise DocumentRefused(
+            f"{name} is signed, but its signatures could not be checked {within}; ask the "
+            "sender for the unsigned original or a copy with fewer revisions.",
+            RefusalCode.SIGNATURE_UNVERIFIABLE) from e
+    broken = [s for s in report.signatures if not s.integrity_ok]
+    if not broken:
+        return
+    first = broken[0]
+    what = "document timestamp" if first.kind == SignatureKind.DOCUMENT_TIMESTAMP \
+        else "signature"
+    by = f" by {first.signer_name}" if first.signer_name else ""
+    problem = (first.integrity_problems or ("it does not verify",))[0]
+    others = ", ".join(f"'{s.field_name}'" for s in broken[1:])
+    also = f" ({others} {'fails' if len(broken) == 2 else 'fail'} too)" if others else ""
+    logger.info("refused %s: %s %r: %s", name, what, first.field_name, problem)
+    raise DocumentRefused(
+        f"{name}: {what} '{first.field_name}'{by} does not match the document: {problem}"
+        f"{also}; ask the sender for the original signed file.", RefusalCode.SIGNATURE_INVALID)
 
 
 def _unlock(reader: PdfFileReader, name: str, notes: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 :func:`render_docx` fills a docxtpl template (Jinja inside Word), the user's or
 :func:`default_template` (built in code with python-docx: no binary .docx in the repository).
+:func:`render_docx_isolated` does the same in a separate process with limits (callers use it).
 :func:`render_pdf` converts it through ``convert`` (LibreOffice, see ``documents.convert``) and
 appends the attachments: PDFs page by page, PNG/JPEG images as one A4 page each. A bad template
 or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors pass through.
@@ -9,7 +10,11 @@ or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors
 - **Templates are untrusted** (users upload them): Jinja's immutable sandbox (no ``__class__``
   tricks, no mutating the data), XML autoescaping (``<w:p> & Co`` in data stays text) and
   strict undefined (a misspelt name is an error, not a silent blank). The sandbox doesn't bound
-  time or memory (``'x' * 10**10``): run renders where a runaway can be killed.
+  time or memory (loops inside loops, ``'x' * 10**10``, a huge DOCX), so callers use
+  :func:`render_docx_isolated`: the same render in a child process with a time and a memory
+  limit (``documents.sandbox``), killed on overrun (:class:`TemplateLimitExceeded`). The
+  built-in template goes the same way: one path, and the data (names, lines, terms) is the
+  user's too; the process costs about 35 ms a render on top of 40-80 ms.
 - **Template context**, strings unless noted: ``org_name number title account_name prepared_by
   issued valid_until currency channel term term_months``(int) ``list_total discount_total
   discount_pct net_total``; ``lines`` of ``position``(int) ``sku name quantity unit list_unit
@@ -22,6 +27,7 @@ or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -43,6 +49,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cpq.money import major
+from documents import sandbox
 from documents.attachments import Attachment, AttachmentError, append_pages, pages_of
 from documents.convert import ConversionFailed, check_docx
 
@@ -54,8 +61,23 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")
 
 
+TEMPLATE_LIMITS = sandbox.Limits(seconds=10, memory_mb=512)
+"""Measured (bench/template_sandbox.py): a render takes 40-80 ms in a child of about 105 MB of
+address space, most of it the libraries'; a template carrying 18 MB of images 1.3 s and 190 MB.
+So the limits leave 7x the time and 2.5x the memory of the largest upload we accept."""
+
+
 class QuoteDocumentError(ValueError):
     """A bad template or an unreadable attachment; the message names it and the fix."""
+
+
+class TemplateLimitExceeded(QuoteDocumentError):
+    """Filling in the template ran over its time or memory limit, or its process died;
+    ``limit`` is "time", "memory" or "crashed"."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,8 @@ def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
     tpl = DocxTemplate(io.BytesIO(default_template() if template is None else template))
     try:
         tpl.init_docx()
+    except MemoryError:
+        raise  # a limit of render_docx_isolated, not a damaged file
     except Exception as e:  # python-docx and lxml raise many types for a damaged package
         raise QuoteDocumentError("the quote template can't be opened as a Word document; "
                                  "open it in Word, save it as .docx and upload it again") from e
@@ -120,6 +144,8 @@ def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
         tpl.render(_context(doc), jinja_env=sandbox)
     except TemplateError as e:
         raise _template_error(e) from e
+    except MemoryError:
+        raise
     except Exception as e:  # a template can make any expression fail (1/0, 'a' + 1, ...)
         raise QuoteDocumentError(f"the quote template failed while being filled in: "
                                  f"{type(e).__name__}: {e}") from e
@@ -131,6 +157,36 @@ def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
     out = io.BytesIO()
     tpl.save(out)
     return _stable_zip(out.getvalue())
+
+
+def render_docx_isolated(doc: QuoteDocument, template: bytes | None = None, *,
+                         limits: sandbox.Limits = TEMPLATE_LIMITS) -> bytes:
+    """:func:`render_docx` in a separate process within ``limits``: the same bytes, or the
+    same :class:`QuoteDocumentError`, or :class:`TemplateLimitExceeded` naming the limit.
+
+    Blocking (it waits for the child): call it on a worker thread, not on an event loop.
+    """
+    # Only the attachments' names reach the template: don't copy their bytes to the child.
+    slim = dataclasses.replace(doc, attachments=[
+        Attachment(a.name, b"", a.media_type) for a in doc.attachments])
+    # The built-in template's bytes are cached here; a child would build them again (~140 ms).
+    source = default_template() if template is None else template
+    try:
+        return sandbox.run(render_docx, slim, source, limits=limits)
+    except sandbox.TimeLimitExceeded as e:
+        raise TemplateLimitExceeded(
+            f"the quote template took longer than {limits.seconds:g} s to fill in (the time "
+            f"limit; {e}) and was stopped; look for loops inside loops or loops over long "
+            "ranges", "time") from e
+    except sandbox.MemoryLimitExceeded as e:
+        raise TemplateLimitExceeded(
+            f"the quote template needed more than {limits.memory_mb} MB of memory to fill in "
+            "(the memory limit) and was stopped; look for very long repeated text (such as "
+            "'x' * 1000000) or reduce its images", "memory") from e
+    except sandbox.SandboxError as e:
+        raise TemplateLimitExceeded(
+            f"filling in the quote template crashed ({e}); simplify the template, save it "
+            "again in Word and upload it again", "crashed") from e
 
 
 def render_pdf(docx: bytes, convert: Callable[[bytes, str], bytes],

@@ -18,7 +18,8 @@ from documents.quote_document import (
     DocLine,
     QuoteDocument,
     QuoteDocumentError,
-    render_docx,
+    TemplateLimitExceeded,
+    render_docx_isolated,
     render_pdf,
 )
 from store import audit
@@ -167,12 +168,13 @@ def _sample() -> QuoteDocument:
 
 def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
                     data: bytes) -> QuoteTemplate:
-    """Check an uploaded .docx template by rendering a sample quote with it (in the sandbox),
+    """Check an uploaded .docx template by rendering a sample quote with it (in the sandbox,
+    in a separate process with time and memory limits: blocking, call it on a worker thread),
     then make it the one quote documents use."""
     if len(data) > MAX_ATTACHMENT:
         raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
     try:
-        render_docx(_sample(), data)
+        render_docx_isolated(_sample(), data)
     except QuoteDocumentError as e:
         raise Invalid(f"{name}: {e}", field="file") from None
     write_lock(session)
@@ -202,8 +204,11 @@ def generate(session: Session, quote: Quote, actor: User, blobs: BlobStore, org_
     doc = document_of(session, quote, org_name, blobs)
     template = active_template(session)
     try:
-        docx = render_docx(doc, blobs.get(template.sha256) if template else None)
+        docx = render_docx_isolated(doc, blobs.get(template.sha256) if template else None)
         pdf = render_pdf(docx, convert, doc.attachments)
+    except TemplateLimitExceeded as e:
+        name = template.name if template else "the built-in template"
+        raise Invalid(f"{name}: {e}", field="file") from None
     except QuoteDocumentError as e:
         raise Invalid(str(e), field="file") from None
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
