@@ -174,6 +174,8 @@ class _Checked:
     pdf: AcceptedPdf | None
     pdf_sha256: str | None
     placements: dict[int, tuple[int, tuple[int, int, int, int]]]
+    own_fields: dict[int, str] = field(default_factory=dict)
+    """Signer index → the (certified) document's own empty field they sign in."""
 
 
 def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Checked:
@@ -198,11 +200,28 @@ def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Check
         raise Invalid(f"{name}: the [[sign:…]] anchors could not be read; place the "
                       "signature fields by page and position instead", field="document") \
             from None
+    if doc.certification is not None:
+        return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), {},
+                        _own_fields(inp, doc, name))
     try:
         placements = place_fields(_requests(inp), doc, anchors)
     except PlacementError as e:
         raise Invalid(str(e), field="recipients") from None
     return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), placements)
+
+
+def _own_fields(inp: EnvelopeIn, doc: AcceptedPdf, name: str) -> dict[int, str]:
+    """A certified upload allows signing its empty fields but no new field (validators flag
+    one as a change the certification forbids): the signers take its own empty fields, in
+    routing order."""
+    signers = sorted(_requests(inp), key=lambda n: inp.recipients[n].routing_order)
+    empty = list(doc.empty_signature_fields)
+    if len(empty) < len(signers):
+        raise Invalid(f"{name} is certified by its author, which allows signing only in its "
+                      f"own signature fields: it has {len(empty)} empty field(s) for "
+                      f"{len(signers)} signer(s). Ask the author for a copy with a field per "
+                      "signer, or an uncertified copy", field="document")
+    return dict(zip(signers, empty, strict=False))
 
 
 def _check_quote_link(session: Session, sender: User, quote_id: int,
@@ -270,7 +289,7 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
             access_code_hash=(_hasher.hash(r.access_code.strip())
                               if r.auth_method == "access_code" else None),
             user_id=r.user_id, status="created", anchor=r.anchor or None,
-            field_page=placed[0] if placed else None,
+            field_name=checked.own_fields.get(n), field_page=placed[0] if placed else None,
             field_box=list(placed[1]) if placed else None)
         session.add(row)
         rows.append(row)
