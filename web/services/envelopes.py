@@ -24,13 +24,7 @@ from dealdesk.faults import crash_point
 from dealdesk.settings import Settings
 from documents.convert import ConversionFailed, check_docx
 from documents.filenames import safe_filename
-from documents.intake import (
-    AcceptedPdf,
-    AnchorSearchFailed,
-    DocumentRefused,
-    accept_pdf,
-    find_anchors,
-)
+from documents.intake import AcceptedPdf, AnchorSearchFailed, DocumentRefused, check_upload
 from documents.placement import FieldRequest, PlacementError, place_fields
 from store import idempotency, starts
 from store.blobs import BlobStore
@@ -179,7 +173,8 @@ class _Checked:
 
 
 def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Checked:
-    """Blocking (PDF parsing, hashing, files): runs on a worker thread."""
+    """Blocking (files, hashing; the PDF checks run in a child process): call it on a worker
+    thread."""
     name = safe_filename(inp.document_name, "document.pdf")
     if not inp.document:
         raise Invalid("choose the document to send (a PDF or a Word .docx file)",
@@ -191,15 +186,15 @@ def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Check
         # Conversion takes seconds to minutes: the envelope's workflow does it ("preparing").
         return _Checked(name, blobs.put(inp.document), None, None, {})
     try:
-        doc = accept_pdf(inp.document, filename=name, max_bytes=max_bytes)
+        checked = check_upload(inp.document, filename=name, max_bytes=max_bytes,
+                               with_anchors=any(r.anchor for r in inp.recipients))
     except DocumentRefused as e:
         raise Invalid(e.reason, field="document") from None
-    try:
-        anchors = find_anchors(doc.data) if any(r.anchor for r in inp.recipients) else []
     except AnchorSearchFailed:
         raise Invalid(f"{name}: the [[sign:…]] anchors could not be read; place the "
                       "signature fields by page and position instead", field="document") \
             from None
+    doc, anchors = checked.accepted, list(checked.anchors)
     if doc.certification is not None:
         return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), {},
                         _own_fields(inp, doc, name))
