@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import statistics
 import time
 from collections.abc import Awaitable
@@ -60,8 +61,8 @@ class Probe:
 
 
 def envelope_spec(n: int) -> str:
-    return ('{"title": "Burst %d", "recipients": [{"name": "Ann Buyer %d", '
-            '"email": "ann%d@burst.test"}]}' % (n, n, n))
+    return json.dumps({"title": f"Burst {n}", "recipients": [
+        {"name": f"Ann Buyer {n}", "email": f"ann{n}@burst.test"}]})
 
 
 @pytest.mark.timeout(600)
