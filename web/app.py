@@ -16,8 +16,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from dealdesk.parts import open_pki
 from dealdesk.settings import Settings, get_settings
-from dealdesk.worker import open_pki
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
