@@ -43,7 +43,7 @@ from web.errors import (
     TooLarge,
     Unavailable,
 )
-from web.services.refusals import temporal_unavailable
+from web.services.refusals import UPDATE_TIMEOUT, temporal_unavailable
 from workflows.envelope import (
     ALREADY_DONE,
     ENVELOPE_CLOSED,
@@ -389,9 +389,6 @@ def _refusal(e: WorkflowUpdateFailedError) -> AppError:
     return Conflict("the envelope refused this action")
 
 
-UPDATE_TIMEOUT = dt.timedelta(seconds=20)
-"""A signature waits for its turn at the PDF (parallel signers queue) and its activity: longer
-than an approval, still a clear "try again" rather than a hung page when no worker runs."""
 
 
 async def _update(client: Client, env: Envelope, update: object, arg: object | None) -> object:
