@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Stack:
     proc: subprocess.Popen[str]
     url: str
     database_url: str
+    output: list[str]
+    ready_workers: int = 0
 
 
 @pytest.fixture
@@ -67,7 +70,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         if "Press Ctrl-C" in line or not line:
             break
     assert "Press Ctrl-C" in "".join(seen), "".join(seen)
-    yield Stack(proc, f"http://127.0.0.1:{port}", f"sqlite:///{var / 'dealdesk.db'}")
+    # Keep reading what the supervisor prints, or its pipe fills and its prints block.
+    drain = threading.Thread(target=lambda: seen.extend(proc.stdout or ()), daemon=True)
+    drain.start()
+    yield Stack(proc, f"http://127.0.0.1:{port}", f"sqlite:///{var / 'dealdesk.db'}", seen)
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(60)
@@ -155,14 +161,16 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
             await asyncio.sleep(0.2)
 
     async def kill() -> None:
+        """Each new process of the victim works for 4-8 s once it is ready, then dies (killed
+        sooner, a process still importing never gets to do anything)."""
         nonlocal kills
         rng = random.Random(7)
         while not stop.is_set():
-            await asyncio.sleep(rng.uniform(4, 8))
-            pid = _child(stack.proc.pid, victim)
-            if pid is not None and not stop.is_set():
-                os.kill(pid, signal.SIGKILL)
-                kills += 1
+            pid = await eventually(lambda: _ready(stack, victim), timeout=180, interval=0.2)
+            if await _stopped(stop, rng.uniform(4, 8)):
+                return
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
 
     async def quote(n: int) -> None:
         r = await d.call(rep, "POST", "/api/v1/quotes", headers={"Idempotency-Key": f"q{n}"},
@@ -227,7 +235,7 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
         stop.set()
         await asyncio.gather(watching, killing)
     assert done and kills >= 3, kills
-    assert stack.proc.poll() is None  # the stack stayed up
+    assert stack.proc.poll() is None, "".join(stack.output)  # the stack stayed up
     assert not d.server_errors, d.server_errors
     for key, seen in history.items():
         order = QUOTE_ORDER if key.startswith("quote:") else ENVELOPE_ORDER
@@ -247,6 +255,34 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
     for c in (rep, *approvers):
         await c.aclose()
     engine.dispose()
+
+
+def _ready(stack: Stack, victim: str) -> int | None:
+    """The victim's pid once it serves: a worker polling its task queue (its log says so), a
+    web process answering."""
+    pid = _child(stack.proc.pid, victim)
+    if pid is None:
+        return None
+    if victim == "worker":
+        log = Path(stack.database_url.removeprefix("sqlite:///")).parent / "worker.log"
+        polling = log.read_text(errors="replace").count("polling task queue")
+        if polling <= stack.ready_workers:
+            return None
+        stack.ready_workers = polling
+        return pid
+    try:
+        httpx.get(f"{stack.url}/static/app.css", timeout=1)
+    except httpx.HTTPError:
+        return None
+    return pid
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _link(sessions: sessionmaker[Session], email: str) -> str | None:
