@@ -231,6 +231,8 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
     try:
         await asyncio.gather(*(quote(n) for n in range(30)), *(envelope(n) for n in range(15)))
         done = await eventually(lambda: _all_settled(sessions), timeout=300, interval=1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{_diagnosis(stack, sessions, kills)}") from None
     finally:
         stop.set()
         await asyncio.gather(watching, killing)
@@ -303,3 +305,15 @@ def _all_settled(sessions: sessionmaker[Session]) -> bool:
         invoiced = s.scalar(select(func.count()).select_from(Invoice).where(
             Invoice.pdf_sha256.is_not(None)))
     return won == 10 and approved == 20 and completed == 15 and invoiced == 10
+
+
+def _diagnosis(stack: Stack, sessions: sessionmaker[Session], kills: int) -> str:
+    var = Path(stack.database_url.removeprefix("sqlite:///")).parent
+    with sessions() as s:
+        quotes = s.execute(select(Quote.status, func.count()).group_by(Quote.status)).all()
+        envelopes = s.execute(select(Envelope.status, func.count())
+                              .group_by(Envelope.status)).all()
+    logs = "".join(f"--- {name}\n{(var / name).read_text(errors='replace')[-3000:]}\n"
+                   for name in ("worker.log", "web.log") if (var / name).exists())
+    return (f"kills={kills} quotes={quotes} envelopes={envelopes}\n"
+            f"supervisor:\n{''.join(stack.output)[-3000:]}\n{logs}")

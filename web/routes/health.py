@@ -114,6 +114,13 @@ async def _missing_tools() -> list[Any]:
     return absent
 
 
+@router.get("/livez")
+async def livez() -> JSONResponse:
+    """This process answers (for a container's liveness check; /healthz is the whole
+    picture, 503 when a dependency is down, for monitoring and readiness)."""
+    return JSONResponse({"ok": True})
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     probe: HealthProbe = request.app.state.health
