@@ -1,8 +1,9 @@
-"""One instance under a burst, as several people and scripts use it at once: 20 envelope
-creates (PDF and Word), 20 wrong-password logins and 50 approvals at the same moment, against
-``dealdesk web`` and ``dealdesk worker`` as real processes on SQLite. Nothing answers 5xx,
-every envelope is sent with its invitations, and /healthz and a static file stay fast
-throughout (the event loop never waits on the store, argon2 or a document)."""
+"""One instance under load, as several people and scripts use it at once, against
+``dealdesk web`` and ``dealdesk worker`` as real processes on SQLite: 20 envelope creates (PDF
+and Word), 20 wrong-password logins and 50 approvals at the same moment; a quote template that
+loops for hours. Nothing answers 5xx, every envelope is sent with its invitations, the
+runaway is refused within its time limit, and /healthz and a static file stay fast throughout
+(the event loop never waits on the store, argon2, a document or a template)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from documents import sandbox
+from store.commerce import QuoteTemplate
 from store.models import ApprovalTask, Envelope, EnvelopeRecipient, OutboxMessage
 from tests.pdfs import contract_pdf
 from tests.processes import Processes
 from tests.support import eventually
-from tests.web_support import quote_body, seed_people, token_client
+from tests.test_template_sandbox import RUNAWAY
+from tests.web_support import browser_session, quote_body, seed_people, token_client
 
 P95_LIMIT = 0.2  # seconds
 
@@ -138,3 +142,35 @@ async def test_a_burst_of_creates_logins_and_approvals_keeps_one_instance_respon
             EnvelopeRecipient.status == "sent")) == 20
     for c in (rep, *managers, anonymous):
         await c.aclose()
+
+
+@pytest.mark.timeout(300)
+async def test_a_runaway_template_is_refused_in_its_time_limit_and_health_stays_fast(
+        sessions: sessionmaker[Session], processes: Processes) -> None:
+    """An admin uploads a quote template that loops for hours: a 422 naming the template
+    within the render's time limit (10 s), nothing stored, and /healthz answers fast while it
+    runs (the render is in a child process, not on the web process's event loop or GIL)."""
+    people = seed_people(sessions)
+    processes.worker()
+    _, url = processes.web()
+    admin, csrf = await browser_session(url, people.admin)
+    anonymous = httpx.AsyncClient(base_url=url, timeout=60)
+    probe = Probe(anonymous, "/healthz")
+    stop = asyncio.Event()
+    probing = asyncio.create_task(probe.run(stop))
+    await asyncio.sleep(0.5)
+    start = time.perf_counter()
+    r = await admin.post("/catalog/quote-template", data={"csrf_token": csrf}, files={
+        "file": ("runaway.docx", RUNAWAY, "application/vnd.openxmlformats-officedocument."
+                 "wordprocessingml.document")})
+    took = time.perf_counter() - start
+    stop.set()
+    await probing
+    assert r.status_code == 422, r.text[-500:]
+    assert "runaway.docx" in r.text and "time limit" in r.text
+    assert took < sandbox.Limits().seconds + 5, took
+    assert set(probe.statuses) == {200} and probe.p95() < P95_LIMIT, probe.latencies
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(QuoteTemplate)) == 0
+    await admin.aclose()
+    await anonymous.aclose()
