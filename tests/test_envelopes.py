@@ -26,7 +26,7 @@ from tests.envelope_support import Cast, act, envelope, recipients, send, three_
 from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
 from tests.support import eventually, replays
 from tests.test_convert import corrupt_document_xml
-from tests.test_intake import presigned
+from tests.test_intake import _changed_page_text, presigned
 from web.errors import Conflict, Gone, Invalid
 from web.services import envelopes as svc
 from workflows.envelope import EnvelopeWorkflow
@@ -122,8 +122,13 @@ async def test_void_by_the_sender(sessions: sessionmaker[Session], client: Clien
 
 async def test_bad_envelopes_are_refused_and_nothing_is_written(
         sessions: sessionmaker[Session], client: Client, settings: Settings,
-        cast: Cast) -> None:
+        cast: Cast, tmp_path: Path) -> None:
+    theirs = Pki(tmp_path / "theirs", "their-passphrase", org_name="Customer CA",
+                 base_url="http://127.0.0.1:9")
+    tampered = _changed_page_text(await asyncio.to_thread(presigned, theirs))
     cases = [
+        (three_party(cast, document=tampered, document_name="signed.pdf"),
+         "signature 'Sig1' by Jane Doe does not match the document"),
         (three_party(cast, document=b"hello", document_name="x.pdf"), "not a PDF"),
         (three_party(cast, title=" "), "title"),
         (three_party(cast, recipients=[svc.RecipientIn("A", "not-an-email")]), "email"),
