@@ -78,15 +78,21 @@ def inbox_queries(user: User, f: InboxFilter) -> list[Select[Any, Any]]:
     ]
 
 
-# The pages show a task's quote title, account and assignee/claimer names only: don't join
-# the quote's owner and account again, nor select each user's roles (all still lazy-load).
+# The pages and the API show a task's quote title, account and assignee/claimer names only:
+# load just those columns (a quote's JSON columns cost more to decode than the rest of the
+# page), don't join the quote's owner and account again, nor select each user's roles (all
+# still lazy-load if something asks).
+_PEOPLE = (User.id, User.name, User.email)
 _INBOX_LOADING = (
+    defaultload(ApprovalTask.quote).load_only(Quote.id, Quote.title, Quote.owner_id,
+                                              Quote.version),
     defaultload(ApprovalTask.quote).lazyload(Quote.owner),
     defaultload(ApprovalTask.quote).lazyload(Quote.account),
+    defaultload(ApprovalTask.account).load_only(Account.id, Account.name),
     lazyload(ApprovalTask.decided_by),  # open tasks are undecided
-    defaultload(ApprovalTask.assignee).lazyload(User.role_rows),
-    defaultload(ApprovalTask.on_behalf_of).lazyload(User.role_rows),
-    defaultload(ApprovalTask.claimed_by).lazyload(User.role_rows),
+    defaultload(ApprovalTask.assignee).load_only(*_PEOPLE).lazyload(User.role_rows),
+    defaultload(ApprovalTask.on_behalf_of).load_only(*_PEOPLE).lazyload(User.role_rows),
+    defaultload(ApprovalTask.claimed_by).load_only(*_PEOPLE).lazyload(User.role_rows),
 )
 
 
