@@ -179,6 +179,10 @@ class EnvelopeActivities:
                 env.status = "sent"
             s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
                                        input_sha256=source, output_sha256=sha))
+            audit.append(s, event_key=key, actor=Who.system("worker:prepare_envelope"),
+                         action="envelope.prepared", entity=entity("envelope", envelope_id),
+                         data={"document_before": source, "document_after": sha,
+                               "fields": len(specs)})
             return self._commit_or_existing(s, key, sha)
 
     def _convert(self, envelope_id: int) -> None:
