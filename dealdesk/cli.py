@@ -95,7 +95,9 @@ def users_create(
         help="password (prompted when omitted; or set DEALDESK_NEW_PASSWORD)")] = None,
 ) -> None:
     """Create a user with roles."""
+    from store import audit
     from store.models import ROLES, User, UserRole
+    from store.who import Who
     from web.auth import hash_password
 
     bad = [r for r in role if r not in ROLES]
@@ -121,6 +123,10 @@ def users_create(
                     manager_id=boss.id if boss else None)
         user.role_rows = [UserRole(role=r) for r in sorted(set(role))]
         s.add(user)
+        s.flush()
+        audit.append(s, event_key=f"user-{user.id}-created", actor=Who.system("cli:users"),
+                     action="user.created", entity=audit.entity("user", user.id),
+                     data={"email": user.email, "roles": sorted(set(role))})
         s.commit()
     console.print(f"created {email} ({', '.join(role)})")
 

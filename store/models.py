@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from workflows import rules
+
 ROLES = (
     "rep",
     "sales_manager",
@@ -35,7 +37,8 @@ ROLES = (
     "auditor",
     "admin",
 )
-APPROVER_ROLES = ("sales_manager", "deal_desk", "finance", "legal", "cfo")
+# Who decides approvals is the workflows' rule (workflows/rules.py); re-exported here.
+APPROVER_ROLES = rules.APPROVER_ROLES
 
 
 def utcnow() -> dt.datetime:
@@ -309,9 +312,16 @@ class AuditEvent(Base):
     event_key: Mapped[str] = mapped_column(String(200), unique=True)
     at: Mapped[dt.datetime]
     actor: Mapped[str] = mapped_column(String(255))
+    """A label computed from the structured actor below (rows before 0007: free text)."""
     action: Mapped[str] = mapped_column(String(100), index=True)
     entity: Mapped[str] = mapped_column(String(100), index=True)
     data: Mapped[dict[str, Any]] = mapped_column()
+    # The structured actor (store/who.py); NULL kind on rows written before it existed.
+    actor_kind: Mapped[str | None] = mapped_column(String(20))
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_email: Mapped[str | None] = mapped_column(String(255))
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    actor_process: Mapped[str | None] = mapped_column(String(100))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
 

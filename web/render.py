@@ -17,6 +17,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from cpq.money import major, minor_exponent
 from web.auth import csrf_token
+from web.services.costs import sees_costs
 
 TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).parent / "templates"))
 
@@ -72,7 +73,7 @@ def has_role(user: Any, *roles: str) -> bool:
     return user is not None and bool(user.roles.intersection(roles))
 
 
-TEMPLATES.env.globals.update(is_overdue=is_overdue, has_role=has_role)
+TEMPLATES.env.globals.update(is_overdue=is_overdue, has_role=has_role, sees_costs=sees_costs)
 
 
 def is_htmx(request: Request) -> bool:

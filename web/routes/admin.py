@@ -9,26 +9,28 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from store import audit
+from store.audit import entity as entity_name
 from store.db import write_lock
-from store.models import ROLES, AuditEvent, User, UserRole
+from store.models import ROLES, User, UserRole
+from store.who import Who
 from web.auth import CurrentUser, hash_password, require
 from web.deps import SessionDep
 from web.errors import Invalid
 from web.render import render
+from web.services import audit_log
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/audit", dependencies=[require("auditor", "admin")])
-def audit_page(request: Request, session: SessionDep, entity: str | None = None,
-                     before: int | None = None) -> Response:
-    q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(100)
-    if entity:
-        q = q.where(AuditEvent.entity == entity.strip())
-    if before:
-        q = q.where(AuditEvent.id < before)
-    events = session.scalars(q).all()
-    return render(request, "audit.html", {"events": events, "entity": entity or ""})
+def audit_page(request: Request, session: SessionDep, entity: str = "", actor: str = "",
+               before: int | None = None, after: int | None = None) -> Response:
+    """The trail, newest first, a hundred rows a page; ``entity`` in either spelling
+    (``quote:12`` or ``quote-12``), ``actor`` by email, name or process."""
+    found = audit_log.page(session, entity=entity, actor=actor, before=before, after=after)
+    filters = {k: v.strip() for k, v in (("entity", entity), ("actor", actor)) if v.strip()}
+    return render(request, "audit.html", {"page": found, "entity": entity, "actor": actor,
+                                          "filters": filters})
 
 
 @router.post("/audit/verify", dependencies=[require("auditor", "admin")])
@@ -69,8 +71,8 @@ def create_user(request: Request, session: SessionDep, user: CurrentUser,
     new.role_rows = [UserRole(role=r) for r in sorted(set(roles))]
     session.add(new)
     session.flush()
-    audit.append(session, event_key=f"user-{new.id}-created", actor=user.email,
-                 action="user.created", entity=f"user-{new.id}",
+    audit.append(session, event_key=f"user-{new.id}-created", actor=Who.user(user),
+                 action="user.created", entity=entity_name("user", new.id),
                  data={"email": new.email, "roles": sorted(set(roles))})
     session.commit()
     return RedirectResponse("/users", status_code=303)

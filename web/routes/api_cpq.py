@@ -10,18 +10,19 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from store.db import write_lock
-from store.models import Quote
+from store.models import Quote, User
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
 from web.services import catalog as catalog_service
 from web.services import configurator
 from web.services.configurator import parse_pct, parse_selection
+from web.services.costs import COST_READERS, shown
 from web.services.quotes import visible_quote
 
 router = APIRouter(prefix="/api/v1", tags=["cpq"])
 CATALOG_ADMINS = ("admin", "deal_desk")
 # Costs and every account's contracted prices: not for reps.
-CATALOG_READERS = (*CATALOG_ADMINS, "finance", "cfo", "auditor")
+CATALOG_READERS = COST_READERS
 
 
 class CatalogOut(BaseModel):
@@ -110,9 +111,10 @@ def import_book(name: str, data: BodyText, user: CurrentUser,
     return _catalog_out(session)
 
 
-def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
+def _lines(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
+    """The quote's pricing and items; costs and margins only for those who see costs."""
     items = configurator.items_of(session, quote)
-    return {
+    lines: dict[str, Any] = shown(user, {
         "quote_id": quote.id, "version": quote.version, "currency": quote.currency,
         "catalog_version": quote.catalog_version, "channel": quote.channel,
         "partner_tier": quote.partner_tier, "header_discount_pct": quote.header_discount_pct,
@@ -122,13 +124,14 @@ def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
         "items": [{"position": it.position, "selection": it.selection,
                    "manual_discount_pct": it.manual_discount_pct, "list_total": it.list_total,
                    "net_total": it.net_total, **it.priced} for it in items],
-    }
+    })
+    return lines
 
 
 @router.get("/quotes/{quote_id}/items")
 def list_items(quote_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Items with every priced line's waterfall, the bill of materials and rule alerts."""
-    return _lines(session, visible_quote(session, quote_id, user))
+    return _lines(session, visible_quote(session, quote_id, user), user)
 
 
 @router.post("/quotes/{quote_id}/configure")
@@ -161,7 +164,7 @@ def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
     quote = visible_quote(session, quote_id, user)
     configurator.add_items(session, quote, user, parsed)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.put("/quotes/{quote_id}/items/{position}")
@@ -172,7 +175,7 @@ def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
     configurator.change_item(session, quote, user, position, parse_selection(body.selection),
                              parse_pct(body.manual_discount_pct, "manual_discount_pct"))
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.delete("/quotes/{quote_id}/items/{position}")
@@ -182,7 +185,7 @@ def remove_item(quote_id: int, position: int, user: CurrentUser,
     quote = visible_quote(session, quote_id, user)
     configurator.remove_item(session, quote, user, position)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.put("/quotes/{quote_id}/pricing")
@@ -195,4 +198,4 @@ def set_pricing(quote_id: int, body: PricingIn, user: CurrentUser,
         header_discount=parse_pct(body.header_discount_pct, "header_discount_pct"),
         price_book=body.price_book, latest_catalog=body.latest_catalog)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)

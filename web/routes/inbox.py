@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,15 +12,16 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.audit import entity, entity_clause
 from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEvent, User
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Invalid, NotFound
 from web.render import render
-from web.services import configurator
+from web.services import configurator, delegations
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
-from web.services.tasks import VIEWS, InboxFilter
+from web.services.tasks import VIEWS, InboxFilter, TaskRef
 from workflows.messages import TaskResult, TaskState
 
 router = APIRouter(include_in_schema=False)
@@ -99,13 +101,6 @@ class Panel:
                    t.on_behalf_of_name or None, t.queue_role, t.claimed_by_name or None,
                    t.decided_by_name or None, t.decided_at, t.comment or None)
 
-    def can_act(self, user: User, assignee_id: int | None, claimed_by_id: int | None) -> bool:
-        if self.state != "open":
-            return False
-        if assignee_id is not None:
-            return assignee_id == user.id
-        return self.queue_role in user.roles and claimed_by_id in (None, user.id)
-
 
 def _task_context(session: SessionDep, task: ApprovalTask, user: User,
                   result: TaskResult | None = None) -> dict[str, object]:
@@ -116,14 +111,20 @@ def _task_context(session: SessionDep, task: ApprovalTask, user: User,
         ApprovalTask.request_id == req.id).order_by(ApprovalTask.created_at,
                                                     ApprovalTask.id)).unique().all()
     history = session.scalars(select(AuditEvent).where(
-        AuditEvent.entity == f"quote-{task.quote_id}").order_by(AuditEvent.id)).all()
+        entity_clause(entity("quote", task.quote_id))).order_by(AuditEvent.id)).all()
+    ref = TaskRef(task.id, task.workflow_id, task.assignee_id, task.queue_role,
+                  req.submitted_by_id, task.quote.owner_id)
     if result is None:
-        panel, can_act = Panel.of_row(task), task_service.can_act(task, user)
+        panel, claimed_by = Panel.of_row(task), task.claimed_by_id
     else:
-        panel = Panel.of_result(result.task)
-        can_act = panel.can_act(user, result.task.assignee_id, result.task.claimed_by_id)
+        panel, claimed_by = Panel.of_result(result.task), result.task.claimed_by_id
+        ref = dataclasses.replace(ref, assignee_id=result.task.assignee_id)
+    may = task_service.actions(ref, panel.state, claimed_by, user)
+    delegates = delegations.eligible_people(
+        session, exclude={user.id, req.submitted_by_id, task.quote.owner_id},
+        queue_role=ref.queue_role if ref.assignee_id is None else None) if may.delegate else []
     return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
-            "p": panel, "can_act": can_act,
+            "p": panel, "may": may, "delegates": delegates,
             "items": configurator.items_at(session, task.quote_id, task.quote_version)}
 
 

@@ -10,15 +10,14 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
-from store import audit
-from store.db import write_lock
-from store.models import Delegation, OutboxMessage, User
+from store.models import OutboxMessage, User
 from web.auth import CurrentUser, authenticate, log_in, log_out, optional_user, verify_csrf
 from web.deps import SessionDep, SettingsDep
-from web.errors import Invalid, NotFound
+from web.errors import Invalid
 from web.render import render
+from web.services import delegations
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,10 +60,11 @@ async def logout(request: Request) -> Response:
 
 @router.get("/away")
 def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    windows = session.scalars(select(Delegation).where(or_(
-        Delegation.user_id == user.id, Delegation.delegate_id == user.id))
-        .order_by(Delegation.starts_at.desc())).all()
-    return render(request, "away.html", {"windows": windows, "now": dt.datetime.now(dt.UTC)})
+    cannot = delegations.why_cannot_be_away(user)
+    return render(request, "away.html", {
+        "windows": delegations.windows_of(session, user), "now": dt.datetime.now(dt.UTC),
+        "cannot": cannot,
+        "delegates": [] if cannot else delegations.eligible_people(session, exclude=[user.id])})
 
 
 @router.post("/away")
@@ -76,34 +76,14 @@ def away_create(request: Request, user: CurrentUser, session: SessionDep,
     end = dt.datetime.combine(ends, dt.time.min, dt.UTC) + dt.timedelta(days=1)
     if end <= start:
         raise Invalid("the last day must not be before the first day", field="ends")
-    write_lock(session)
-    delegate = session.scalar(select(User).where(
-        func.lower(User.email) == delegate_email.strip().lower(), User.is_active))
-    if delegate is None:
-        raise Invalid(f"no active user with email {delegate_email!r}", field="delegate_email")
-    if delegate.id == user.id:
-        raise Invalid("choose someone other than yourself", field="delegate_email")
-    window = Delegation(user_id=user.id, delegate_id=delegate.id, starts_at=start, ends_at=end)
-    session.add(window)
-    session.flush()
-    audit.append(session, event_key=f"delegation-{window.id}", actor=user.email,
-                 action="delegation.created", entity=f"user-{user.id}",
-                 data={"delegate": delegate.email, "starts_at": start.isoformat(),
-                       "ends_at": end.isoformat()})
-    session.commit()
+    delegations.create_window(session, user, delegate_email, start, end,
+                              field="delegate_email")
     return RedirectResponse("/away", status_code=303)
 
 
 @router.post("/away/{window_id}/delete")
 def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Response:
-    write_lock(session)
-    window = session.get(Delegation, window_id)
-    if window is None or window.user_id != user.id:
-        raise NotFound("no such out-of-office window of yours")
-    session.delete(window)
-    audit.append(session, event_key=f"delegation-{window.id}-deleted", actor=user.email,
-                 action="delegation.deleted", entity=f"user-{user.id}", data={})
-    session.commit()
+    delegations.delete_window(session, user, window_id)
     return RedirectResponse("/away", status_code=303)
 
 

@@ -21,8 +21,10 @@ from cpq.catalog import BomRow, CatalogError, Configured, Selection, bill_of_mat
 from cpq.loader import CatalogSpec
 from cpq.pricing import CHANNELS, Deal, Item, PricedQuote, Pricer, PricingError, flatten
 from store import audit
+from store.audit import entity
 from store.commerce import QuoteItem
 from store.models import Quote, QuoteVersion, User
+from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.services.catalog import spec_of
 
@@ -303,5 +305,5 @@ def configured_facts(session: Session, quote: Quote) -> tuple[list[str], list[st
 def _audit(session: Session, quote: Quote, actor: User, action: str,
            data: dict[str, Any]) -> None:
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-{action}-"
-                 f"{dt.datetime.now(dt.UTC).timestamp()}", actor=actor.email, action=action,
-                 entity=f"quote-{quote.id}", data={"version": quote.version, **data})
+                 f"{dt.datetime.now(dt.UTC).timestamp()}", actor=Who.user(actor), action=action,
+                 entity=entity("quote", quote.id), data={"version": quote.version, **data})
