@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,7 @@ from web.services.catalog import save_catalog
 from web.services.configurator import add_items, parse_selection
 from web.services.envelopes import EnvelopeIn, RecipientIn, create_envelope, sign
 from web.services.invoices import mark_won
-from web.services.passwords import hash_password
+from web.services.passwords import hash_many
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote, submit_quote
 from web.services.tasks import decide
@@ -67,8 +66,7 @@ def seed_records(sessions: sessionmaker[Session]) -> bool:
             return False
         # Each user's hash has its own salt (one shared hash would tell anyone who reads the
         # table that they share a password); hashed in parallel, before the write lock.
-        with ThreadPoolExecutor() as pool:
-            hashes = list(pool.map(hash_password, [PASSWORD] * len(USERS)))
+        hashes = hash_many([PASSWORD] * len(USERS))
         write_lock(s)
         if s.scalar(select(User).where(User.email == "rep@demo.test")):
             return False

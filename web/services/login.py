@@ -3,13 +3,17 @@ password of a password change.
 
 Failed attempts count per account (``account:<email>``, case-insensitive, known or not) and
 per client address (``address:<ip>``) in ``login_throttles``, which every web replica shares.
-Each attempt is counted *before* its password is checked, in a short write transaction, and a
-success takes it back: so a burst of parallel guesses gets at most ``limit`` argon2 checks per
-window, and while a key is locked an attempt costs one read, no write and no hashing. After
-``limit`` failures within the window the key locks for 30 s, and each lockout in a row lasts
-twice as long as the one before, up to 15 minutes. A success clears its account's count and
-lockouts but takes only its own attempt off the address's count: signing in to one account
-must not unlock an address that guesses at others.
+After ``limit`` failures within the window the key locks for 30 s, and each lockout in a row
+lasts twice as long as the one before, up to 15 minutes. While a key is locked an attempt
+costs one read: no write and no argon2 work. A success clears its account's count and
+lockouts, not its address's: signing in to one account must not unlock an address that
+guesses at others.
+
+A burst can't outrun the count: passwords are checked on a few hashing cores
+(web/services/passwords.py), each attempt looks at the lock again once it has its core, and a
+failure is recorded before its core goes to the next attempt. So a burst of parallel guesses
+at one account gets ``limit`` argon2 checks per web process (``limit + cores - 1`` at worst),
+and parallel *right* passwords (a script fetching tokens from many workers) never lock it.
 
 No transaction is open while argon2 runs, and an unknown email costs what a wrong password
 costs (a dummy hash is checked, and the same rows are written).
@@ -32,7 +36,12 @@ from store.db import write_lock
 from store.models import User
 from web.errors import Invalid, TooManyTries, Unauthenticated
 from web.services import api_tokens, user_sessions
-from web.services.passwords import check_new_password, hash_password, verify_password
+from web.services.passwords import (
+    check_new_password,
+    hash_password,
+    hashing_core,
+    password_matches,
+)
 from web.services.user_sessions import SessionPolicy
 
 
@@ -73,8 +82,7 @@ class Attempt:
         return self.email.strip().lower()[:255]
 
     def limits(self) -> dict[str, int]:
-        """Throttle key → its limit, in a fixed order (PostgreSQL locks rows in this order,
-        so two attempts never wait for each other crosswise)."""
+        """Throttle key → its limit."""
         return {f"account:{self.normal_email}": THROTTLE.account_limit,
                 f"address:{self.ip}": THROTTLE.address_limit}
 
@@ -135,48 +143,39 @@ def _now() -> dt.datetime:
 
 
 def _check(session: Session, attempt: Attempt, password: str) -> User:
-    """The active user whose password this is; else TooManyTries or Unauthenticated. Counts
-    the attempt before checking and records a failure after (commits both)."""
+    """The active user whose password this is; else TooManyTries or Unauthenticated (a
+    failure is recorded, and commits)."""
     limits = attempt.limits()
-    now = _now()
     user = session.scalar(select(User).where(func.lower(User.email) == attempt.normal_email))
-    rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(limits)))
+    _refuse_if_locked(session, limits)  # at once, without queueing for a core
+    with hashing_core():
+        # Again: the attempts ahead in the queue may have locked the account meanwhile.
+        _refuse_if_locked(session, limits)
+        matches = password_matches(user.password_hash if user else None, password)
+        if user is not None and matches and user.is_active:
+            return user
+        reason = ("unknown_email" if user is None else "wrong_password" if not matches
+                  else "inactive")
+        # Recorded before the next attempt gets this core, so that one sees it.
+        raise _failed(session, attempt, user, reason)
+
+
+def _refuse_if_locked(session: Session, limits: dict[str, int]) -> None:
+    """TooManyTries if a key is locked; ends the read either way, so no transaction stays
+    open while argon2 runs."""
+    now = _now()
+    rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(limits))
+                           .execution_options(populate_existing=True))
     locked = [r for r in rows if _locked(r, now)]
-    session.commit()  # end the read: nothing stays open while argon2 runs
+    session.commit()
     if locked:
         raise _too_many(locked, now)
-    _count(session, attempt, user, now)
-    matches = verify_password(user.password_hash if user else None, password)
-    if user is not None and matches and user.is_active:
-        return user
-    reason = "unknown_email" if user is None else "wrong_password" if not matches else "inactive"
-    raise _failed(session, attempt, user, reason)
-
-
-def _count(session: Session, attempt: Attempt, user: User | None, now: dt.datetime) -> None:
-    limits = attempt.limits()
-    write_lock(session)
-    rows = _rows_for_update(session, list(limits), now)
-    for row in rows:
-        _age(row, now)
-    refused = [r for r in rows if _locked(r, now)]
-    if not refused:
-        # Attempts still being checked fill the budget too: lock now rather than verify more.
-        refused = [r for r in rows if r.failures >= limits[r.key]]
-        for row in refused:
-            _lock(session, row, attempt, user, now)
-    if not refused:
-        for row in rows:
-            row.failures += 1
-            row.updated_at = now
-    session.commit()
-    if refused:
-        raise _too_many(refused, now)
 
 
 def _failed(session: Session, attempt: Attempt, user: User | None,
             reason: str) -> TooManyTries | Unauthenticated:
-    """Record a failed attempt (commits); the error to answer it with."""
+    """Count a failed attempt and lock what reached its limit (commits); the error to answer
+    with."""
     limits = attempt.limits()
     now = _now()
     write_lock(session)
@@ -187,7 +186,12 @@ def _failed(session: Session, attempt: Attempt, user: User | None,
                  data={"email": attempt.normal_email, "ip": attempt.ip, "via": attempt.via,
                        "reason": reason})
     for row in rows:
-        if not _locked(row, now) and row.failures >= limits[row.key]:
+        _age(row, now)
+        if _locked(row, now):  # by an attempt on another replica meanwhile
+            continue
+        row.failures += 1
+        row.updated_at = now
+        if row.failures >= limits[row.key]:
             _lock(session, row, attempt, user, now)
     locked = [r for r in rows if _locked(r, now)]
     session.commit()
@@ -195,17 +199,15 @@ def _failed(session: Session, attempt: Attempt, user: User | None,
 
 
 def _succeeded(session: Session, attempt: Attempt) -> None:
-    """In the caller's write transaction: the account starts afresh, and the address's count
-    loses this attempt."""
-    account, address = attempt.limits()
+    """In the caller's write transaction: the account starts afresh (its address's count
+    stays: signing in to one account must not unlock an address guessing at others)."""
+    account, _address = attempt.limits()
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
-    row = session.get(LoginThrottle, address, with_for_update=True, populate_existing=True)
-    if row is not None and row.failures > 0:
-        row.failures -= 1
 
 
 def _rows_for_update(session: Session, keys: list[str], now: dt.datetime) -> list[LoginThrottle]:
-    """The throttle rows of ``keys``, made if missing, locked for this transaction."""
+    """The throttle rows of ``keys``, made if missing, locked for this transaction (in key
+    order, so two attempts on PostgreSQL never wait for each other crosswise)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(LoginThrottle).values([
