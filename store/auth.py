@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, Integer, String, delete, or_
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from store.db import write_lock
 from store.models import Base, User, utcnow
+
+KEEP_ENDED_SESSIONS = dt.timedelta(days=30)
+"""Ended sessions stay listed this long (the audit trail keeps the facts for good)."""
+KEEP_IDLE_THROTTLES = dt.timedelta(days=2)
+"""A throttle row untouched this long counts nothing any more (its window and its run of
+lockouts are long over): guessed emails must not grow the table for ever."""
 
 
 class UserSession(Base):
@@ -48,3 +55,17 @@ class LoginThrottle(Base):
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     """Lockouts in a row: each lasts twice as long as the one before, up to a cap."""
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+def prune(session: Session, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Delete sessions long over and throttle rows long idle (commits); how many of each."""
+    now = now or dt.datetime.now(dt.UTC)
+    write_lock(session)
+    ended = session.execute(delete(UserSession).where(or_(
+        UserSession.expires_at < now - KEEP_ENDED_SESSIONS,
+        UserSession.revoked_at < now - KEEP_ENDED_SESSIONS)))
+    idle = session.execute(delete(LoginThrottle).where(
+        LoginThrottle.updated_at < now - KEEP_IDLE_THROTTLES,
+        or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now)))
+    session.commit()
+    return ended.rowcount, idle.rowcount  # type: ignore[attr-defined]

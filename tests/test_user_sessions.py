@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealdesk.settings import Settings
-from store.auth import UserSession
+from store.auth import LoginThrottle, UserSession, prune
 from store.models import User
 from tests.auth_support import (
     addressed,
@@ -249,3 +249,27 @@ async def test_an_admin_signs_a_user_out_everywhere(
     assert revoked.actor == admin.email and revoked.data["reason"] == "signed_out_by_admin"
     [token_revoked] = audit_rows(sessions, "token.revoked", f"user:{rae.id}")
     assert token_revoked.data["via"] == "sign out everywhere"
+
+
+def test_long_ended_sessions_and_idle_throttle_rows_are_pruned(
+        sessions: sessionmaker[Session], rae: User) -> None:
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    with sessions.begin() as s:
+        for name, created, expires, revoked in (
+                ("live", now, now + 7 * day, None),
+                ("revoked lately", now - day, now + 6 * day, now - day),
+                ("revoked long ago", now - 40 * day, now - 33 * day, now - 39 * day),
+                ("expired long ago", now - 40 * day, now - 33 * day, None)):
+            s.add(UserSession(id_hash=name, user_id=rae.id, created_at=created,
+                              last_seen_at=created, expires_at=expires, revoked_at=revoked))
+        for key, updated, locked in (("account:fresh@x.test", now, None),
+                                     ("account:old@x.test", now - 3 * day, None),
+                                     ("address:10.0.0.1", now - 3 * day, now + day)):
+            s.add(LoginThrottle(key=key, failures=1, window_started_at=updated,
+                                updated_at=updated, locked_until=locked, lockouts=0))
+    with sessions() as s:
+        assert prune(s) == (2, 1)
+        assert sorted(s.scalars(select(UserSession.id_hash))) == ["live", "revoked lately"]
+        assert sorted(s.scalars(select(LoginThrottle.key))) == [
+            "account:fresh@x.test", "address:10.0.0.1"]  # the lockout still runs
