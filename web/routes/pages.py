@@ -57,14 +57,14 @@ def login(request: Request, session: SessionDep, settings: SettingsDep,
           email: Annotated[str, Form(max_length=255)],
           password: Annotated[str, Form(max_length=1000)],
           next: Annotated[str, Form()] = "/inbox") -> Response:
+    again = {"email": email, "next": _safe_next(next)}
     try:
         sid = login_service.log_in(session, attempt(request, email, "form"), password,
                                    SessionPolicy.of(settings))
-    except (TooManyTries, Unauthenticated) as e:
-        again = {"email": email, "next": _safe_next(next)}
-        if isinstance(e, Unauthenticated):
-            return render(request, "login.html", {**again, "error": "That email and password "
-                                                  "don't match."}, status_code=401)
+    except Unauthenticated:
+        return render(request, "login.html", {**again, "error": "That email and password "
+                                              "don't match."}, status_code=401)
+    except TooManyTries as e:  # the page says how long to wait
         response = render(request, "login.html", {**again, "error": e.message},
                           status_code=429)
         response.headers["Retry-After"] = str(e.retry_after)
