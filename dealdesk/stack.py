@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 
 from dealdesk.devserver import TemporalDevServer, port_open
-from dealdesk.settings import Settings
+from dealdesk.settings import Settings, with_secret_key
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 
@@ -127,6 +127,8 @@ def _healthy(url: str) -> bool:
 def run_stack(settings: Settings, *, demo: bool) -> int:
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
+    # Made here, before the children start, so every web process reads the same key.
+    with_secret_key(settings)
     host, port = settings.temporal_address.rsplit(":", 1)
     server: TemporalDevServer | None = None
     if port_open(host, int(port)):

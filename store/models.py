@@ -112,6 +112,9 @@ class Delegation(Base):
 
 
 class ApiToken(Base):
+    """A bearer token of the JSON API (see web/services/api_tokens.py); only its SHA-256 is
+    kept, and its first characters (``prefix``) to tell tokens apart."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,6 +122,10 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str | None] = mapped_column(String(16), index=True)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
 
     user: Mapped[User] = relationship()
 

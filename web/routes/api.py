@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1 (Bearer tokens from POST /api/v1/auth/token)."""
+"""The JSON API under /api/v1 (Bearer tokens: web/routes/api_auth.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from store.models import (
     User,
 )
 from store.who import Who
-from web.auth import CurrentUser, Unauthenticated, authenticate, issue_api_token, require
+from web.auth import CurrentUser, require
 from web.deps import (
     ClientDep,
     IdempotencyKey,
@@ -44,16 +44,6 @@ from web.services.tasks import InboxFilter
 from workflows.messages import TaskResult
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
-
-
-class TokenIn(BaseModel):
-    email: str = Field(min_length=3, max_length=255)
-    password: str = Field(min_length=1, max_length=1000)
-
-
-class TokenOut(BaseModel):
-    token: str
-    expires_at: dt.datetime
 
 
 class TaskOut(BaseModel):
@@ -226,18 +216,7 @@ class DelegationOut(BaseModel):
     ends_at: dt.datetime
 
 
-# ------------------------------------------------------------------ auth
-@router.post("/auth/token", response_model=TokenOut)
-def create_token(body: TokenIn, session: SessionDep) -> TokenOut:
-    user = authenticate(session, body.email, body.password)
-    if user is None:
-        raise Unauthenticated("that email and password don't match")
-    write_lock(session)
-    token = issue_api_token(session, user)
-    session.commit()
-    return TokenOut(token=token, expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
-
-
+# ------------------------------------------------------------------ me (tokens: api_auth.py)
 @router.get("/me")
 def me(user: CurrentUser) -> dict[str, object]:
     return {"id": user.id, "email": user.email, "name": user.name, "roles": sorted(user.roles)}

@@ -13,11 +13,22 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from store.models import OutboxMessage, User
-from web.auth import CurrentUser, authenticate, log_in, log_out, optional_user, verify_csrf
+from web.auth import (
+    CurrentUser,
+    attempt,
+    client_ip,
+    end_session,
+    optional_user,
+    session_id,
+    start_session,
+    verify_csrf,
+)
 from web.deps import SessionDep, SettingsDep
-from web.errors import Invalid
+from web.errors import Invalid, TooManyTries, Unauthenticated
 from web.render import render
-from web.services import delegations
+from web.services import delegations, user_sessions
+from web.services import login as login_service
+from web.services.user_sessions import SessionPolicy
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,21 +51,33 @@ async def login_page(request: Request, next: str = "/inbox") -> Response:
 
 
 @router.post("/login", dependencies=[Depends(verify_csrf)])
-def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
-                password: Annotated[str, Form()], next: Annotated[str, Form()] = "/inbox"
-                ) -> Response:
-    user = authenticate(session, email, password)
-    if user is None:
-        return render(request, "login.html", {"error": "That email and password don't match.",
-                                              "email": email, "next": _safe_next(next)},
-                      status_code=401)
-    log_in(request, user)
+def login(request: Request, session: SessionDep, settings: SettingsDep,
+          email: Annotated[str, Form(max_length=255)],
+          password: Annotated[str, Form(max_length=1000)],
+          next: Annotated[str, Form()] = "/inbox") -> Response:
+    again = {"email": email, "next": _safe_next(next)}
+    try:
+        sid = login_service.log_in(session, attempt(request, email, "form"), password,
+                                   SessionPolicy.of(settings))
+    except Unauthenticated:
+        return render(request, "login.html", {**again, "error": "That email and password "
+                                              "don't match."}, status_code=401)
+    except TooManyTries as e:  # the page says how long to wait
+        response = render(request, "login.html", {**again, "error": e.message},
+                          status_code=429)
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response
+    start_session(request, sid)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
-async def logout(request: Request) -> Response:
-    log_out(request)
+def logout(request: Request, session: SessionDep) -> Response:
+    """Ends the server-side session: the cookie, even replayed, signs nobody in again."""
+    sid = session_id(request)
+    if sid is not None:
+        user_sessions.log_out(session, sid, ip=client_ip(request))
+    end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 

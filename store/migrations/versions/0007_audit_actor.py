@@ -4,7 +4,7 @@ Rows written before keep NULL in the new columns and hash exactly as they did (s
 adds the structured actor to the hashed content only when ``actor_kind`` is set).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-10 10:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
