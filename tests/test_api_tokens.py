@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import ApiToken, User
 from tests.auth_support import audit_rows, move_back, signed_in, token_login
-from tests.conftest import DEALDESK
+from tests.processes import DEALDESK
 from tests.support import make_user
 
 
