@@ -90,7 +90,7 @@ async def test_tokens_through_the_api(live_url: str, sessions: sessionmaker[Sess
     assert [(e.data["token"], e.data["name"]) for e in issued] == [
         (crm["id"], "CRM sync"), (default["id"], "")]
     [revoked] = audit_rows(sessions, "token.revoked", f"user:{rae.id}")
-    assert revoked.actor == rae.email and revoked.data["via"] == "api"
+    assert revoked.actor_email == rae.email and revoked.data["via"] == "api"
 
 
 async def test_an_expired_or_unknown_token_is_refused(
