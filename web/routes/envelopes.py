@@ -33,9 +33,10 @@ from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, Quote, User
 from web.auth import CurrentUser
 from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from web.paging import ListingDep
 from web.render import is_htmx, render
 from web.services import envelopes as service
-from web.services import signer
+from web.services import lists, signer
 from web.services.quote_documents import latest_document
 from workflows.envelope_messages import Client as ClientInfo
 
@@ -87,19 +88,17 @@ class Waiting:
 
 @router.get("/envelopes")
 def envelopes_page(request: Request, user: CurrentUser, session: SessionDep,
-                         view: str = "all") -> Response:
+                         wanted: ListingDep, view: str = "all") -> Response:
     view = view if view in VIEWS else "all"
-    q = service.visible(select(Envelope), user).order_by(Envelope.created_at.desc()).limit(200)
-    if VIEWS[view][1]:
-        q = q.where(Envelope.status.in_(VIEWS[view][1]))
+    page = lists.envelopes(session, user, wanted, VIEWS[view][1])
     rows = []
-    env: Envelope
-    for env in session.scalars(q).unique():
+    for env in page.items:
         waiting = signer.waiting_on(env)
         rows.append({"env": env, "waiting": waiting,
                      "days": signer.days_waiting(_since(waiting)) if waiting else None})
-    return render(request, "envelopes.html", {"rows": rows, "view": view, "views": VIEWS,
-                                              "may_create": _may_create(user)})
+    return render(request, "envelopes.html", {"rows": rows, "page": page, "q": wanted.q,
+                                              "view": view, "views": VIEWS,
+                                              "may_create": _may_create(user)}, block="list")
 
 
 @router.get("/envelopes/waiting")
