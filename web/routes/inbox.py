@@ -196,8 +196,7 @@ async def decide(request: Request, task_id: str, user: CurrentUser, session: Ses
         # Someone else decided first (or the chain ended): the row stops offering actions.
         return await in_session(session, _closed_row, request, user, task_id, e.message)
     if origin == "inbox":
-        after = await task_service.what_next(session, client, task_id, result)
-        return await in_session(session, _decided_row, request, user, task_id, result, after)
+        return await in_session(session, _decided_row, request, user, task_id, result)
     return await in_session(session, _panel, request, user, task_id, result,
                             f"You {_past(result.task.state)} this task.")
 
@@ -217,8 +216,8 @@ def _count_without(session: Session, user: User, task_id: str) -> int:
 
 
 def _decided_row(session: Session, request: Request, user: User, task_id: str,
-                 result: TaskResult, after: task_service.WhatNext) -> Response:
-    return render(request, "inbox.html", {"done": result.task, "after": after,
+                 result: TaskResult) -> Response:
+    return render(request, "inbox.html", {"done": result.task, "result": result,
                                           "count": _count_without(session, user, task_id)},
                   block="row_done")
 

@@ -10,9 +10,6 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session, defaultload, lazyload
 from temporalio.client import (
     Client,
-    RPCTimeoutOrCancelledError,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -24,13 +21,7 @@ from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services.quotes import actor_of
 from web.services.refusals import refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.messages import (
-    ChainSnapshot,
-    ClaimInput,
-    DecisionInput,
-    DelegateInput,
-    TaskResult,
-)
+from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
 
 View = Literal["all", "mine", "queues", "claimed", "delegated"]
 VIEWS: tuple[View, ...] = ("all", "mine", "queues", "claimed", "delegated")
@@ -214,44 +205,6 @@ async def delegate(session: Session, client: Client, task_id: str, user: User, t
                          DelegateInput(task.id, actor_of(user), target.id, target.name, comment))
 
 
-@dataclass(frozen=True)
-class WhatNext:
-    """Where a decision left the quote, as the inbox says it to the approver."""
-
-    chain_status: str
-    """The chain's status, "approved" once no step is left to decide."""
-    next_step: str | None = None
-    """The name of the step that opens next, while the chain goes on."""
-    step_waits: bool = False
-    """The decided step still waits for other approvers (all-of or K-of-N)."""
-
-
-QUERY_TIMEOUT = dt.timedelta(seconds=3)
-_UNDECIDED = ("pending", "open")
-
-
-async def what_next(session: Session, client: Client, task_id: str,
-                    result: TaskResult) -> WhatNext:
-    """After an approval the Update answers "running" even when it closed the last step (the
-    chain ends a moment later, on its main line): ask the chain which steps are left."""
-    if result.chain_status != "running" or result.task.state != "approved":
-        return WhatNext(result.chain_status)
-    task = await in_session(session, task_ref, task_id)
-    try:
-        snap: ChainSnapshot = await client.get_workflow_handle(task.workflow_id).query(
-            ApprovalChainWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT)
-    except (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError,
-            WorkflowQueryRejectedError):
-        return WhatNext("running")  # the decision stands; only the wording is vaguer
-    steps = sorted(snap.steps, key=lambda s: s.position)
-    if any(s.key == result.task.step_key and s.state == "open" for s in steps):
-        return WhatNext("running", step_waits=True)
-    left = [s for s in steps if s.state in _UNDECIDED]
-    if not left:
-        return WhatNext("approved" if snap.status in ("running", "approved") else snap.status)
-    return WhatNext(snap.status, next_step=left[0].name)
-
-
 def active_user_by_email(session: Session, email: str) -> User | None:
     """The one lookup of a person by email (case-insensitive, active accounts only)."""
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower(),
@@ -267,5 +220,5 @@ def _check_reachable(task: TaskRef, user: User) -> None:
         raise Forbidden("your role cannot act on approval tasks")
 
 
-__all__ = ["VIEWS", "InboxFilter", "WhatNext", "can_act", "claim", "decide", "delegate",
-           "get_task", "inbox", "inbox_count", "inbox_queries", "what_next"]
+__all__ = ["VIEWS", "InboxFilter", "can_act", "claim", "decide", "delegate", "get_task",
+           "inbox", "inbox_count", "inbox_queries"]
