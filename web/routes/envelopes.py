@@ -348,10 +348,18 @@ def envelope_page(request: Request, envelope_id: int, user: CurrentUser,
         "env": env, "events": events, "words": EVENT_WORDS, "mine": mine, "files": files,
         "by_id": {r.id: r for r in env.recipients},
         "may_act": service.may_act(env, user) and env.status == "sent", "live_key": live_key,
-        "waiting": signer.waiting_on(env), "notice": NOTICES.get(notice),
+        "waiting": signer.waiting_on(env), "notice": _notice(notice, env),
         "days": signer.days_waiting(_since(signer.waiting_on(env)))}, block="live")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _notice(key: str, env: Envelope) -> str | None:
+    """After a signature: "the next recipients are invited" only while someone is left."""
+    if key == "signed" and not signer.waiting_on(env):
+        return ("Signed. That was the last signature: the document is being sealed."
+                if env.status == "sent" else "Signed.")
+    return NOTICES.get(key)
 
 
 @router.get("/envelopes/{envelope_id}/files/{kind}.pdf")
