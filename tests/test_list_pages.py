@@ -153,9 +153,11 @@ async def test_quotes_are_searched_and_paged(lists: Lists) -> None:
     await rep.aclose()
 
 
-async def test_list_pages_under_parallel_requests(lists: Lists) -> None:
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgresql",
+                                                           marks=pytest.mark.postgres)])
+async def test_list_pages_under_parallel_requests(lists: Lists, store: str) -> None:
     """20 page requests at once on one app (searches and pages of all three lists): every
-    one answers, none with a 5xx, each with its own right count."""
+    one answers, none with a 5xx, each with its own right count; on both stores."""
     admin, _ = await browser_session(lists.url, lists.people.admin)
     asks: list[tuple[str, dict[str, str | int], str]] = [
         ("/dev/mail", {"q": "invoice"}, "12 messages matching “invoice”"),
