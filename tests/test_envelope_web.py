@@ -416,6 +416,8 @@ async def test_an_internal_countersigner_signs_from_the_envelope_page(
             env = s.get(Envelope, eid)
             return env is not None and env.status == "completed"
     await eventually(completed, timeout=40)
+    after = await web.get(f"/envelopes/{eid}?notice=signed")  # the last signer lands here
+    assert "Signed." in after.text and "next recipients are invited" not in after.text
     final = await web.get(f"/envelopes/{eid}/files/final.pdf")
     assert final.status_code == 200 and final.content.startswith(b"%PDF")
     assert 'filename="msa (signed).pdf"' in final.headers["content-disposition"]

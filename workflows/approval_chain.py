@@ -257,7 +257,7 @@ class ApprovalChainWorkflow:
             "on_behalf_of": task.on_behalf_of_name or None,
             "quote_version": self._in.facts.version})
         self._dirty = True
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @decide.validator
     def _validate_decide(self, inp: DecisionInput) -> None:
@@ -292,7 +292,7 @@ class ApprovalChainWorkflow:
         self._record(inp.actor, "task.claimed" if inp.claim else "task.unclaimed",
                      {"task": task.id})
         self._dirty = True
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @claim.validator
     def _validate_claim(self, inp: ClaimInput) -> None:
@@ -323,7 +323,7 @@ class ApprovalChainWorkflow:
             "comment": inp.comment})
         self._dirty = True
         await self._notify([self._assignment_notice(task, f"delegated-{inp.to_user_id}")])
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @delegate.validator
     def _validate_delegate(self, inp: DelegateInput) -> None:
@@ -400,6 +400,12 @@ class ApprovalChainWorkflow:
     def _own_deal(self) -> tuple[int, int]:
         """The submitter and the quote's owner: never the delegate of anyone's seat here."""
         return self._in.submitted_by.user_id, self._in.facts.owner_id
+
+    def _result(self, task: TaskState) -> TaskResult:
+        own = self._step(task.step_key)
+        return TaskResult(task, self._status, step_open=own.state == "open",
+                          steps_left=[s.name for s in self._steps if s is not own
+                                      and s.state in ("pending", "open")])
 
     def _step(self, key: str) -> StepState:
         return next(s for s in self._steps if s.key == key)

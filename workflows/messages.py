@@ -234,6 +234,12 @@ class TaskResult:
 
     task: TaskState
     chain_status: str
+    step_open: bool | None = None
+    """The task's step still waits for other decisions (all-of, K-of-N)."""
+    steps_left: list[str] | None = None
+    """The names of the other steps still to decide, in order. The chain's status stays
+    "running" until its main line ends it, a moment after the last step closes: nothing left
+    here then means the quote is being approved. None from a worker older than this field."""
 
 
 # --- activity payloads --------------------------------------------------------------------

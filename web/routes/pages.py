@@ -1,18 +1,17 @@
-"""Login and logout, the home redirect, out-of-office windows, and the dev mail viewer."""
+"""Login and logout, the home redirect, the favicon, out-of-office windows, and the dev mail
+viewer."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from store.models import OutboxMessage, User
+from store.models import User
 from web.auth import (
     CurrentUser,
     attempt,
@@ -25,12 +24,14 @@ from web.auth import (
 )
 from web.deps import SessionDep, SettingsDep
 from web.errors import Invalid, TooManyTries, Unauthenticated
+from web.paging import ListingDep
 from web.render import render
-from web.services import delegations, user_sessions
+from web.services import delegations, lists, user_sessions
 from web.services import login as login_service
 from web.services.user_sessions import SessionPolicy
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).resolve().parents[1] / "static" / "favicon.ico"
 
 
 def _safe_next(target: str | None) -> str:
@@ -43,6 +44,13 @@ def _safe_next(target: str | None) -> str:
 @router.get("/")
 async def home(user: Annotated[User | None, Depends(optional_user)]) -> Response:
     return RedirectResponse("/inbox" if user else "/login", status_code=303)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Pages link the SVG icon; browsers ask for this one anyway (and log a 404 without it)."""
+    return FileResponse(FAVICON, media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/login")
@@ -112,26 +120,8 @@ def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Respo
 
 @router.get("/dev/mail")
 def mail_page(request: Request, user: CurrentUser, session: SessionDep,
-                    settings: SettingsDep) -> Response:
+                    settings: SettingsDep, wanted: ListingDep) -> Response:
     """The outbox: everyone sees the mail sent to them; an admin sees all. Outside
     development, signing links in other people's mail are masked: they act as their holder."""
-    q = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(200)
-    if "admin" not in user.roles:
-        q = q.where(OutboxMessage.to_addr == user.email)
-    mask = settings.environment != "development"
-    messages = [MailView(m.subject, m.to_addr, m.created_at, m.sent_at is not None,
-                         _SIGN_LINK.sub(r"\1…", m.body) if mask and m.to_addr != user.email
-                         else m.body) for m in session.scalars(q)]
-    return render(request, "mail.html", {"messages": messages})
-
-
-_SIGN_LINK = re.compile(r"(/sign/)[A-Za-z0-9_\-]+")
-
-
-@dataclass(frozen=True)
-class MailView:
-    subject: str
-    to_addr: str
-    created_at: dt.datetime
-    sent: bool
-    body: str
+    page = lists.mail(session, user, wanted, mask_others=settings.environment != "development")
+    return render(request, "mail.html", {"page": page, "q": wanted.q}, block="list")

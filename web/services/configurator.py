@@ -271,7 +271,7 @@ def reprice(session: Session, quote: Quote) -> None:
     try:
         Pricer(spec.catalog, spec.prices, deal_of(quote))  # the deal itself is checked once
     except PricingError as e:
-        raise Invalid(str(e), field="pricing") from None
+        raise Invalid(str(e), field=e.field or "pricing") from None
     for item in items_of(session, quote):
         sel = parse_selection(item.selection)
         _store_priced(item, _valid_preview(session, quote, sel,
