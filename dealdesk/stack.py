@@ -31,9 +31,10 @@ from store.migrate import upgrade
 console = Console()
 
 BACKOFF_MAX = 30.0
-STEADY = 15.0
-"""A child that ran this long before dying was killed, not crash-looping: it is started again
-at once (its back-off resets). One that dies sooner waits 1, 2, 4… up to 30 s."""
+STEADY = 5.0
+"""A child that ran this long before dying was killed, not crash-looping (a broken install
+dies within a second or two of starting): it is started again at once and its back-off resets.
+One that dies sooner waits 1, 2, 4… up to 30 s."""
 
 
 @dataclass
