@@ -58,12 +58,14 @@ def migrate() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(standby: Annotated[Path | None, typer.Option(
+        help="load everything, create this file, then wait for SIGUSR1 before polling (the "
+             "warm spare `dealdesk up` keeps)", hidden=True)] = None) -> None:
     """Run a Temporal worker for the deal workflows and their activities."""
     from dealdesk.runtime import run_worker
 
     _warn_missing_tools()
-    asyncio.run(run_worker(get_settings()))
+    asyncio.run(run_worker(get_settings(), standby=standby))
 
 
 @app.command()

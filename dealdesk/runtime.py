@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -29,7 +30,11 @@ async def connect(settings: Settings, attempts: int = 60) -> Client:
     raise AssertionError("unreachable")
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, *, standby: Path | None = None) -> None:
+    """Poll until SIGINT/SIGTERM. With ``standby`` (a file to create once ready) the process
+    loads and connects everything, says so by creating the file, and waits for SIGUSR1 before
+    it polls: ``dealdesk up`` keeps such a warm spare and swaps it in when its worker dies,
+    so workflows wait a second for a worker instead of a whole start-up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
@@ -40,6 +45,10 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if standby is not None and not await _stand_by(standby, stop):
+        await asyncio.to_thread(converter.close)
+        engine.dispose()
+        return
     housekeeping = asyncio.create_task(
         Housekeeping(client, sessions, settings.task_queue).run())
     try:
@@ -54,3 +63,21 @@ async def run_worker(settings: Settings) -> None:
             await housekeeping
         await asyncio.to_thread(converter.close)
         engine.dispose()
+
+
+async def _stand_by(ready: Path, stop: asyncio.Event) -> bool:
+    """Wait for SIGUSR1 (True: go and poll) or a stop (False)."""
+    go = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+    await asyncio.to_thread(_touch, ready)  # the supervisor's sign that this spare is ready
+    log.info("standing by: everything is loaded; SIGUSR1 starts polling")
+    waits = [asyncio.create_task(go.wait()), asyncio.create_task(stop.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    return go.is_set() and not stop.is_set()
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()

@@ -1,9 +1,10 @@
 """``dealdesk up``: the whole stack on one machine, as supervised child processes.
 
-Temporal dev server (state in var/temporal.db) → migrations → worker → web (→ demo data).
-A child that dies (a worker killed by the OOM killer, a crashed web process, even the dev
-server) is started again with back-off, and the rest of the stack stays up: in-flight
-workflows carry on as soon as a worker polls again. Ctrl-C stops the children in reverse
+Temporal dev server (state in var/temporal.db) → migrations → worker (and its warm spare) →
+web (→ demo data). A child that dies (a worker killed by the OOM killer, a crashed web
+process, even the dev server) is started again with back-off, and the rest of the stack stays
+up: in-flight workflows carry on as soon as a worker polls again, which for the worker is at
+once, since its warm spare takes over. Ctrl-C stops the children in reverse
 order. Running it again resumes every in-flight workflow, because the dev server's SQLite
 file and the store survive.
 """
@@ -31,6 +32,7 @@ from store.migrate import upgrade
 console = Console()
 
 BACKOFF_MAX = 30.0
+SPARE_DELAY = 10.0
 STEADY = 5.0
 """A child that ran this long before dying was killed, not crash-looping (a broken install
 dies within a second or two of starting): it is started again at once and its back-off resets.
@@ -43,16 +45,21 @@ class Child:
 
     command: str
     log: Path
+    args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     backoff: float = 0.0
     restart_at: float | None = None
     restarts: int = 0
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def spawn(self) -> None:
         out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the child
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "dealdesk", self.command], stdout=out,
+            [sys.executable, "-m", "dealdesk", self.command, *self.args], stdout=out,
             stderr=subprocess.STDOUT)
         out.close()  # the child has its own copy
         self.started = time.monotonic()
@@ -73,17 +80,50 @@ class Child:
 
 
 @dataclass
+class Spare:
+    """A warm ``dealdesk worker --standby``: loaded and connected, it polls the moment it gets
+    SIGUSR1. When the worker dies the spare takes over at once (a cold start takes seconds:
+    imports, the PKI, the client), and a new spare is started behind it."""
+
+    child: Child
+    ready_file: Path
+    respawn_at: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.child.alive and self.ready_file.exists()
+
+    def take_over(self, worker: Child, now: float) -> None:
+        assert self.child.proc is not None
+        self.child.proc.send_signal(signal.SIGUSR1)
+        worker.proc, worker.started, worker.restart_at = self.child.proc, now, None
+        self.child.proc = None
+        self.ready_file.unlink(missing_ok=True)
+        # The next spare starts a little later: the new worker first replays the histories
+        # of everything in flight, and a spare loading beside it would slow that down.
+        self.respawn_at = now + SPARE_DELAY
+
+
+@dataclass
 class Supervisor:
     """Keeps the children (and the dev server we started) running until :meth:`stop`."""
 
     children: list[Child]
     server: TemporalDevServer | None
+    spare: Spare | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def tick(self, now: float) -> None:
         for child in self.children:
             proc = child.proc
             if proc is None or proc.poll() is None:
+                continue
+            if child.command == "worker" and self.spare is not None and self.spare.ready \
+                    and not self.stopping.is_set():
+                console.print(f"[yellow]dealdesk worker exited with code {proc.returncode}; "
+                              f"its warm spare took over (see {child.log})[/yellow]")
+                child.restarts += 1
+                self.spare.take_over(child, now)
                 continue
             if child.restart_at is None:
                 ran = now - child.started
@@ -97,6 +137,10 @@ class Supervisor:
             elif now >= child.restart_at and not self.stopping.is_set():
                 child.restarts += 1
                 child.spawn()
+        spare = self.spare
+        if spare is not None and not spare.child.alive and now >= spare.respawn_at \
+                and not self.stopping.is_set():
+            spare.child.spawn()  # the spare died (or was used): another one stands by
         if self.server is not None and not self.server.running and not self.stopping.is_set():
             console.print("[yellow]the Temporal dev server exited; starting it again[/yellow]")
             try:
@@ -110,9 +154,10 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
-        for child in reversed(self.children):
+        everyone = [*([self.spare.child] if self.spare else []), *self.children]
+        for child in reversed(everyone):
             child.stop()
-        for child in reversed(self.children):
+        for child in reversed(everyone):
             child.wait()
         if self.server is not None:
             self.server.stop()
@@ -143,9 +188,13 @@ def run_stack(settings: Settings, *, demo: bool) -> int:
         server.start()
     upgrade(settings.database_url)
     children = [Child("worker", var / "worker.log"), Child("web", var / "web.log")]
+    ready = var / "run" / "worker-standby.ready"
+    ready.unlink(missing_ok=True)
+    spare = Spare(Child("worker", var / "worker.log", ("--standby", str(ready))), ready)
     for child in children:
         child.spawn()
-    supervisor = Supervisor(children, server)
+    spare.child.spawn()
+    supervisor = Supervisor(children, server, spare)
     watcher = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
     watcher.start()
     stop = threading.Event()

@@ -7,6 +7,7 @@ request answers 5xx, and the stack stays up (the supervisor restarts what was ki
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import random
@@ -30,6 +31,7 @@ from dealdesk.devserver import free_port
 from store import audit
 from store.commerce import Invoice
 from store.db import make_engine, make_session_factory
+from store.liveness import WorkerHeartbeat
 from store.models import ApprovalRequest, Envelope, EnvelopeEvent, OutboxMessage, Quote
 from tests.pdfs import contract_pdf
 from tests.support import eventually
@@ -47,7 +49,7 @@ class Stack:
     url: str
     database_url: str
     output: list[str]
-    ready_workers: int = 0
+    killed: set[int] = field(default_factory=set)
 
 
 @pytest.fixture
@@ -166,10 +168,12 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
         nonlocal kills
         rng = random.Random(7)
         while not stop.is_set():
-            pid = await eventually(lambda: _ready(stack, victim), timeout=180, interval=0.2)
+            pid = await eventually(lambda: _ready(stack, victim, sessions), timeout=180,
+                                   interval=0.2)
             if await _stopped(stop, rng.uniform(4, 8)):
                 return
             os.kill(pid, signal.SIGKILL)
+            stack.killed.add(pid)
             kills += 1
 
     async def quote(n: int) -> None:
@@ -182,21 +186,23 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
         qid = r.json()["id"]
         r = await d.call(rep, "POST", f"/api/v1/quotes/{qid}/submit")
         assert r.status_code in (202, 409), r.text
-        while True:
-            for approver in approvers:
-                inbox = await d.call(approver, "GET", "/api/v1/inbox")
-                for task in inbox.json() if inbox.status_code == 200 else []:
-                    if task["quote_id"] == qid:
-                        r = await d.call(approver, "POST", f"/api/v1/tasks/{task['id']}/decision",
-                                         json={"decision": "approve"})
-                        assert r.status_code in (200, 409), r.text
-            status = (await d.call(rep, "GET", f"/api/v1/quotes/{qid}")).json()["status"]
-            if status == "approved":
-                break
-            await asyncio.sleep(0.5)
+        async def approved() -> bool:
+            r = await d.call(rep, "GET", f"/api/v1/quotes/{qid}")
+            return bool(r.json()["status"] == "approved")
+        await eventually(approved, timeout=600, interval=1)
         if n < 10:
             r = await d.call(rep, "POST", f"/api/v1/quotes/{qid}/won")
             assert r.status_code == 202, r.text
+
+    async def approve(approver: httpx.AsyncClient) -> None:
+        """An approver working through their inbox as tasks arrive."""
+        while not stop.is_set():
+            inbox = await d.call(approver, "GET", "/api/v1/inbox")
+            for task in inbox.json() if inbox.status_code == 200 else []:
+                r = await d.call(approver, "POST", f"/api/v1/tasks/{task['id']}/decision",
+                                 json={"decision": "approve"})
+                assert r.status_code in (200, 409), r.text
+            await asyncio.sleep(0.5)
 
     async def envelope(n: int) -> None:
         spec = json.dumps({"title": f"Probe MSA {n}", "recipients": [
@@ -228,14 +234,16 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
 
     watching = asyncio.create_task(watch())
     killing = asyncio.create_task(kill())
+    approving = [asyncio.create_task(approve(a)) for a in approvers]
     try:
-        await asyncio.gather(*(quote(n) for n in range(30)), *(envelope(n) for n in range(15)))
-        done = await eventually(lambda: _all_settled(sessions), timeout=300, interval=1)
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{_diagnosis(stack, sessions, kills)}") from None
+        await asyncio.wait_for(asyncio.gather(*(quote(n) for n in range(30)),
+                                              *(envelope(n) for n in range(15))), 480)
+        done = await eventually(lambda: _all_settled(sessions), timeout=180, interval=1)
+    except (AssertionError, TimeoutError) as e:
+        raise AssertionError(f"{e!r}\n{_diagnosis(stack, sessions, kills)}") from None
     finally:
         stop.set()
-        await asyncio.gather(watching, killing)
+        await asyncio.gather(watching, killing, *approving)
     assert done and kills >= 3, kills
     assert stack.proc.poll() is None, "".join(stack.output)  # the stack stayed up
     assert not d.server_errors, d.server_errors
@@ -259,19 +267,18 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
     engine.dispose()
 
 
-def _ready(stack: Stack, victim: str) -> int | None:
-    """The victim's pid once it serves: a worker polling its task queue (its log says so), a
-    web process answering."""
-    pid = _child(stack.proc.pid, victim)
-    if pid is None:
-        return None
+def _ready(stack: Stack, victim: str, sessions: sessionmaker[Session]) -> int | None:
+    """The victim's pid once it serves: a worker that polls (its heartbeat is fresh: a warm
+    spare doesn't beat until it takes over), a web process that answers."""
     if victim == "worker":
-        log = Path(stack.database_url.removeprefix("sqlite:///")).parent / "worker.log"
-        polling = log.read_text(errors="replace").count("polling task queue")
-        if polling <= stack.ready_workers:
-            return None
-        stack.ready_workers = polling
-        return pid
+        with sessions() as s:
+            ids = s.scalars(select(WorkerHeartbeat.worker_id).where(
+                WorkerHeartbeat.seen_at > dt.datetime.now(dt.UTC) - dt.timedelta(seconds=4)))
+            pids = {int(i.split(":")[1]) for i in ids} - stack.killed
+        return min(pids) if pids else None
+    pid = _child(stack.proc.pid, victim)
+    if pid is None or pid in stack.killed:
+        return None
     try:
         httpx.get(f"{stack.url}/static/app.css", timeout=1)
     except httpx.HTTPError:
