@@ -18,7 +18,27 @@ T = TypeVar("T")
 WRITE_OPTION = "dealdesk_write"
 
 
+class UnstorableText(ValueError):
+    """Text with a NUL character: PostgreSQL's text columns can't hold it, so no store does."""
+
+
+def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+    rows = parameters if executemany else [parameters]
+    for row in rows or ():
+        values = row.values() if isinstance(row, dict) else row
+        if any(isinstance(v, str) and "\x00" in v for v in values or ()):
+            raise UnstorableText("text holds a NUL character (\\u0000): remove it")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    engine = _make_engine(url, **kwargs)
+    # The same text is refused on every dialect, before it reaches the database.
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
@@ -22,7 +23,7 @@ from dealdesk.worker import open_pki
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
-from store.db import make_engine, make_session_factory
+from store.db import UnstorableText, make_engine, make_session_factory
 from web.auth import Unauthenticated
 from web.errors import AppError, Invalid, Unavailable
 from web.headers import SecurityHeaders
@@ -50,6 +51,13 @@ from web.services.refusals import temporal_unavailable
 
 log = logging.getLogger("dealdesk.web")
 THREADS = 100
+# Where a validation error was found: the field's name alone reads better.
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with any unpaired surrogate (from a request's JSON) shown as U+FFFD."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
     """Keep trying in the background: the UI serves (and /healthz reports) meanwhile."""
@@ -108,10 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
+        exc.message = _encodable(exc.message)  # it may quote the request's text
         if wants_json(request):
             body: dict[str, object] = {"detail": exc.message}
             if exc.field:
-                body["field"] = exc.field
+                body["field"] = _encodable(exc.field)
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if isinstance(exc, Unauthenticated):
@@ -139,12 +148,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
+        problems, fields = [], []
         for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in _LOCATIONS)
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+            fields.append(where)
         message = "; ".join(problems) or "the request is malformed"
-        return await app_error(request, Invalid(message))
+        return await app_error(request, Invalid(message, field=next(filter(None, fields),
+                                                                     None)))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # A backstop: every route bounds its numbers (web/params.py); reaching here is a bug.
+        log.error("a value the store can't hold reached it on %s %s", request.method,
+                  request.url.path, exc_info=exc)
+        return await app_error(request, Invalid(
+            "a value in the request is out of range for the store: use smaller numbers"))
+
+    @app.exception_handler(UnstorableText)
+    async def unstorable_text(request: Request, exc: UnstorableText) -> Response:
+        return await app_error(request, Invalid(str(exc)))
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> Response:
+        # JSON may escape half a UTF-16 pair ("\ud800"): Python decodes it, but no store,
+        # Temporal payload or response can encode it.
+        if "surrogates" not in exc.reason:
+            raise exc
+        return await app_error(request, Invalid(
+            "the request's text holds an unpaired surrogate (such as \\ud800 in JSON): "
+            "send valid Unicode text"))
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
@@ -14,14 +14,16 @@ from store.models import ROLES, AuditEvent, User, UserRole
 from web.auth import CurrentUser, hash_password, require
 from web.deps import SessionDep
 from web.errors import Invalid
+from web.params import MAX_ID
 from web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/audit", dependencies=[require("auditor", "admin")])
-def audit_page(request: Request, session: SessionDep, entity: str | None = None,
-                     before: int | None = None) -> Response:
+def audit_page(request: Request, session: SessionDep,
+               entity: Annotated[str | None, Query(max_length=200)] = None,
+               before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(100)
     if entity:
         q = q.where(AuditEvent.entity == entity.strip())

@@ -10,9 +10,9 @@ showed (a bundle not seen before gets its default options), ``item`` when editin
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
@@ -22,6 +22,7 @@ from store.models import Quote, User
 from web.auth import CurrentUser
 from web.deps import FormDep, SessionDep
 from web.errors import Forbidden, Invalid, NotFound
+from web.params import MAX_ID, MAX_QUANTITY, PathId, Position, form_int
 from web.render import render
 from web.services import configurator
 from web.services.catalog import spec_of
@@ -72,15 +73,15 @@ def _context(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
 
 
 @router.get("/quotes/{quote_id}/build")
-def builder_page(request: Request, quote_id: int, user: CurrentUser,
+def builder_page(request: Request, quote_id: PathId, user: CurrentUser,
                        session: SessionDep) -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", _context(session, quote, user))
 
 
 @router.get("/quotes/{quote_id}/build/products")
-def search(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
-                 q: str = "") -> Response:
+def search(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
+           q: Annotated[str, Query(max_length=200)] = "") -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", {
         "quote": quote, "products": sellable(_catalog(session, quote), quote.currency, q),
@@ -89,17 +90,15 @@ def search(request: Request, quote_id: int, user: CurrentUser, session: SessionD
 
 def _selection(form: FormData, catalog: Catalog) -> Selection:
     sku = str(form.get("sku", ""))
-    try:
-        qty = int(str(form.get("qty", "1")))
-    except ValueError:
-        raise Invalid("quantity must be a whole number", field="qty") from None
+    qty = form_int(form.get("qty", "1"), "qty", 1, MAX_QUANTITY)
+    if qty is None:
+        raise Invalid("quantity: enter how many, from 1", field="qty")
     chosen: dict[str, int] = {}
     for key, value in form.multi_items():
-        if key.startswith("o:") and str(value).strip():
-            try:
-                chosen[key[2:]] = int(str(value))
-            except ValueError:
-                raise Invalid(f"{key[2:]}: quantity must be a whole number", field=key) from None
+        if key.startswith("o:"):
+            count = form_int(value, key, 0, MAX_QUANTITY)
+            if count is not None:
+                chosen[key[2:]] = count
     seen = {str(v) for k, v in form.multi_items() if k == "seen"}
 
     def build(product: Product, path: str, quantity: int) -> Selection:
@@ -134,8 +133,9 @@ def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
 
 
 @router.get("/quotes/{quote_id}/build/configure")
-def configure_new(request: Request, quote_id: int, user: CurrentUser,
-                        session: SessionDep, sku: str = "", item: int | None = None) -> Response:
+def configure_new(request: Request, quote_id: PathId, user: CurrentUser,
+                  session: SessionDep, sku: Annotated[str, Query(max_length=200)] = "",
+                  item: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
     if item is not None:
@@ -164,12 +164,12 @@ def _defaults_deep(catalog: Catalog, sel: Selection) -> Selection:
 
 
 @router.post("/quotes/{quote_id}/build/configure")
-def configure_change(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def configure_change(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                      form: FormDep) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
     sel = _selection(form, catalog)
-    item = int(str(form["item"])) if form.get("item") else None
+    item = form_int(form.get("item"), "item", 1, MAX_ID)
     panel = _panel(session, quote, catalog, sel,
                    parse_pct(form.get("discount", "0"), "discount"), item)
     return render(request, "builder.html", {"quote": quote, "catalog": catalog,
@@ -177,15 +177,16 @@ def configure_change(request: Request, quote_id: int, user: CurrentUser, session
 
 
 @router.post("/quotes/{quote_id}/build/items")
-def save_item(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def save_item(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
               form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
     sel = _selection(form, catalog)
     discount = parse_pct(form.get("discount", "0"), "discount")
-    if form.get("item"):
-        configurator.change_item(session, quote, user, int(str(form["item"])), sel, discount)
+    item = form_int(form.get("item"), "item", 1, MAX_ID)
+    if item is not None:
+        configurator.change_item(session, quote, user, item, sel, discount)
         session.commit()
         return _workspace(request, session, quote, user)
     [added] = configurator.add_items(session, quote, user, [(sel, discount)], defaults=False)
@@ -201,7 +202,7 @@ def _workspace(request: Request, session: SessionDep, quote: Quote, user: User) 
 
 
 @router.post("/quotes/{quote_id}/build/items/{position}/delete")
-def delete_item(request: Request, quote_id: int, position: int, user: CurrentUser,
+def delete_item(request: Request, quote_id: PathId, position: Position, user: CurrentUser,
                       session: SessionDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
@@ -211,7 +212,7 @@ def delete_item(request: Request, quote_id: int, position: int, user: CurrentUse
 
 
 @router.post("/quotes/{quote_id}/build/pricing")
-def set_pricing(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def set_pricing(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                 form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)

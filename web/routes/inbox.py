@@ -15,6 +15,7 @@ from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEve
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Invalid, NotFound
+from web.params import MAX_ID, TaskId, form_amount
 from web.render import render
 from web.services import configurator
 from web.services import envelopes as envelope_service
@@ -30,26 +31,14 @@ VIEW_TITLES = {"all": "Everything for me", "mine": "Assigned to me", "queues": "
                "claimed": "Claimed by me", "delegated": "Delegated to me"}
 
 
-def _amount(value: str | None, field: str) -> int | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        amount = float(value.replace(",", ""))
-    except ValueError:
-        raise Invalid(f"{field}: {value!r} is not a number", field=field) from None
-    if amount < 0:
-        raise Invalid(f"{field}: must not be negative", field=field)
-    return round(amount * 100)
-
-
 def _filter(view: str, queue: str | None, account: str | None, min_amount: str | None,
             max_amount: str | None) -> InboxFilter:
     if view not in VIEWS:
         raise Invalid(f"view must be one of {', '.join(VIEWS)}", field="view")
     return InboxFilter(view=view, queue=queue or None,
                        account=(account or "").strip() or None,
-                       min_amount=_amount(min_amount, "min_amount"),
-                       max_amount=_amount(max_amount, "max_amount"), limit=PAGE_ROWS)
+                       min_amount=form_amount(min_amount, "min_amount"),
+                       max_amount=form_amount(max_amount, "max_amount"), limit=PAGE_ROWS)
 
 
 @router.get("/inbox")
@@ -133,7 +122,7 @@ def may_view_task(task: ApprovalTask, user: User) -> bool:
 
 
 @router.get("/tasks/{task_id}")
-def task_page(request: Request, task_id: str, user: CurrentUser,
+def task_page(request: Request, task_id: TaskId, user: CurrentUser,
                     session: SessionDep) -> Response:
     task = task_service.get_task(session, task_id)
     if not may_view_task(task, user):
@@ -142,10 +131,10 @@ def task_page(request: Request, task_id: str, user: CurrentUser,
 
 
 @router.post("/tasks/{task_id}/decision")
-async def decide(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def decide(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                  client: ClientDep, decision: Annotated[str, Form()],
                  comment: Annotated[str, Form()] = "",
-                 quote_version: Annotated[int | None, Form()] = None,
+                 quote_version: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
                  origin: Annotated[str, Form()] = "task") -> Response:
     result = await task_service.decide(session, client, task_id, user, decision, comment,
                                        quote_version)
@@ -180,7 +169,7 @@ def _panel(session: Session, request: Request, user: User, task_id: str, result:
 
 
 @router.post("/tasks/{task_id}/claim")
-async def claim(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def claim(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                 client: ClientDep, release: Annotated[bool, Form()] = False) -> Response:
     result = await task_service.claim(session, client, task_id, user, claim=not release)
     notice = "Released back to the queue." if release else "Claimed: it is yours now."
@@ -188,7 +177,7 @@ async def claim(request: Request, task_id: str, user: CurrentUser, session: Sess
 
 
 @router.post("/tasks/{task_id}/delegate")
-async def delegate(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def delegate(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                    client: ClientDep, to: Annotated[str, Form()],
                    comment: Annotated[str, Form()] = "") -> Response:
     result = await task_service.delegate(session, client, task_id, user, to, comment)

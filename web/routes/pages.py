@@ -18,6 +18,7 @@ from store.models import Delegation, OutboxMessage, User
 from web.auth import CurrentUser, authenticate, log_in, log_out, optional_user, verify_csrf
 from web.deps import SessionDep, SettingsDep
 from web.errors import Invalid, NotFound
+from web.params import LAST_DAY, PathId
 from web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -70,7 +71,8 @@ def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Respo
 @router.post("/away")
 def away_create(request: Request, user: CurrentUser, session: SessionDep,
                       delegate_email: Annotated[str, Form()],
-                      starts: Annotated[dt.date, Form()], ends: Annotated[dt.date, Form()]
+                      starts: Annotated[dt.date, Form(le=LAST_DAY)],
+                      ends: Annotated[dt.date, Form(le=LAST_DAY)]
                       ) -> Response:
     start = dt.datetime.combine(starts, dt.time.min, dt.UTC)
     end = dt.datetime.combine(ends, dt.time.min, dt.UTC) + dt.timedelta(days=1)
@@ -95,7 +97,7 @@ def away_create(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/away/{window_id}/delete")
-def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def away_delete(window_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     write_lock(session)
     window = session.get(Delegation, window_id)
     if window is None or window.user_id != user.id:

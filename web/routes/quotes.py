@@ -17,6 +17,7 @@ from store.models import Account, ApprovalRequest, ApprovalTask, Quote
 from web.auth import CurrentUser
 from web.deps import ClientDep, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Invalid
+from web.params import PathId
 from web.render import render
 from web.services import configurator, quote_documents
 from web.services import quotes as quote_service
@@ -116,14 +117,14 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
 
 
 @router.get("/quotes/{quote_id}")
-def quote_page(request: Request, quote_id: int, user: CurrentUser,
+def quote_page(request: Request, quote_id: PathId, user: CurrentUser,
                      session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     return render(request, "quote.html", _chain_context(session, quote), block="chain")
 
 
 @router.get("/quotes/{quote_id}/edit")
-def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
+def edit_quote_page(request: Request, quote_id: PathId, user: CurrentUser,
                           session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:
@@ -133,7 +134,7 @@ def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
 
 @router.post("/quotes/{quote_id}/edit")
 def edit_quote(
-    request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+    request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
     fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
     write_lock(session)
@@ -144,7 +145,7 @@ def edit_quote(
 
 
 @router.post("/quotes/{quote_id}/submit")
-async def submit_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+async def submit_quote(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                        client: MaybeClientDep, settings: SettingsDep) -> Response:
     quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user,
@@ -154,7 +155,7 @@ async def submit_quote(request: Request, quote_id: int, user: CurrentUser, sessi
 
 
 @router.post("/quotes/{quote_id}/recall")
-async def recall_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+async def recall_quote(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                        client: ClientDep, settings: SettingsDep,
                        comment: Annotated[str, Form()] = "") -> Response:
     quote = await in_session(session, visible_quote, quote_id, user)

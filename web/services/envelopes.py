@@ -49,6 +49,7 @@ from web.errors import (
     TooLarge,
     Unavailable,
 )
+from web.services.quotes import READ_ALL as QUOTE_READERS
 from web.services.refusals import temporal_unavailable
 from workflows.envelope import (
     ALREADY_DONE,
@@ -210,7 +211,11 @@ def _check_quote_link(session: Session, sender: User, quote_id: int,
     """An envelope wins a quote's deal when signed, so only the quote's own generated
     document, sent by its owner (or the deal desk) once it is approved, may be linked."""
     quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == sender.id or "deal_desk" in sender.roles):
+    if quote is None or not (quote.owner_id == sender.id
+                             or sender.roles.intersection(QUOTE_READERS)):
+        raise Invalid(f"no quote {quote_id}: link an approved quote of yours, or send the "
+                      "document without linking a quote", field="quote_id")
+    if not (quote.owner_id == sender.id or "deal_desk" in sender.roles):
         raise Forbidden(f"quote {quote_id} isn't yours to send for signature: only its owner "
                         "or the deal desk can", field="quote_id")
     if quote.status != "approved":
