@@ -22,19 +22,28 @@ class UnstorableText(ValueError):
     """Text with a NUL character: PostgreSQL's text columns can't hold it, so no store does."""
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):  # rows of an executemany, or a batch's flat values
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                 executemany: bool) -> None:
-    rows = parameters if executemany else [parameters]
-    for row in rows or ():
-        values = row.values() if isinstance(row, dict) else row
-        if any(isinstance(v, str) and "\x00" in v for v in values or ()):
-            raise UnstorableText("text holds a NUL character (\\u0000): remove it")
+    if _holds_nul(parameters):
+        raise UnstorableText("text holds a NUL character (\\u0000): remove it")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, refuse_nul: bool = False, **kwargs: Any) -> Engine:
+    """``refuse_nul``: raise :class:`UnstorableText` for text with a NUL, on every dialect,
+    before it reaches the database (the web app's engine: it writes what requests carry)."""
     engine = _make_engine(url, **kwargs)
-    # The same text is refused on every dialect, before it reaches the database.
-    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    if refuse_nul:
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
     return engine
 
 

@@ -56,20 +56,20 @@ class Findings:
 def _fuzz(base_url: str, token: str, schema_doc: dict[str, Any]) -> Findings:
     """Blocking (requests): runs on a worker thread while the app serves on the test's loop."""
     schema = schemathesis.openapi.from_dict(schema_doc)
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {token}"
     found = Findings()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        for mode, examples in EXAMPLES.items():
-            run = _runner(operation.as_strategy(generation_mode=mode), examples, base_url,
-                          http, found)
-            try:
-                run()
-            except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE  # nothing to break: no parameters
-            except (Exception, FailureGroup) as e:  # report every operation's, not the first
-                found.failures.append(f"{operation.label} [{mode.value}]: {e}")
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode, examples in EXAMPLES.items():
+                run = _runner(operation.as_strategy(generation_mode=mode), examples, base_url,
+                              http, found)
+                try:
+                    run()
+                except Unsatisfiable:
+                    assert mode is GenerationMode.NEGATIVE  # no parameters: nothing to break
+                except (Exception, FailureGroup) as e:  # report every operation's failures
+                    found.failures.append(f"{operation.label} [{mode.value}]: {e}")
     return found
 
 

@@ -169,6 +169,10 @@ async def test_out_of_range_amounts_and_missing_references_write_nothing(
     assert r.status_code == 422 and r.json()["field"] == "after"
     r = await rep.post("/api/v1/accounts", json={"name": "Nul\u0000 Corp"})
     assert r.status_code == 422 and "NUL character" in r.json()["detail"]
+    for path, body in [("/api/v1/tasks/t/decision", {"decision": "approve", "comment": "\0"}),
+                       ("/api/v1/envelopes/1/void", {"reason": "no\0"})]:  # bound for history
+        r = await rep.post(path, json=body)
+        assert r.status_code == 422 and "NUL character" in r.json()["detail"], r.text
     r = await admin.post("/api/v1/catalog", content='{"\\ud800": 1}',  # YAML reads the escape
                          headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "\ufffd" in r.json()["detail"]  # echoed, made encodable

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Store work, sync routes and blocking documents run on this pool (web/deps.py):
         # enough threads that requests waiting for SQLite's write lock never starve reads.
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, refuse_nul=True)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
         app.state.blobs = BlobStore(settings.blob_dir)

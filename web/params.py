@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from cpq.money import MAX_MINOR
 from web.errors import Invalid
@@ -51,6 +51,17 @@ Points = Annotated[int, Field(ge=0, le=MAX_POINTS)]
 TaskId = Annotated[str, Path(min_length=1, max_length=300, description="a task's id")]
 BookName = Annotated[str, Path(min_length=1, max_length=200, description="a price book's name")]
 Label = Annotated[str, Field(max_length=200)]
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text must not hold a NUL character (\\u0000)")
+    return text
+
+
+NoNul = AfterValidator(_no_nul)
+"""For text that goes to a workflow rather than the store (which refuses NUL itself): a
+comment or reason in history would fail its projection on PostgreSQL, attempt after attempt."""
 
 
 def form_int(value: object, field: str, low: int, high: int, *,

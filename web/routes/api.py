@@ -32,7 +32,7 @@ from web.deps import (
     in_session,
 )
 from web.errors import API_ERRORS, Invalid, NotFound
-from web.params import PathId, QueryAmount, QueryId, TaskId, Version
+from web.params import NoNul, PathId, QueryAmount, QueryId, TaskId, Version
 from web.routes.inbox import may_view_task
 from web.services import policies as policy_service
 from web.services import quotes as quote_service
@@ -99,13 +99,13 @@ class DecisionOut(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "request_changes"]
-    comment: str = Field("", max_length=4000)
+    comment: Annotated[str, NoNul] = Field("", max_length=4000)
     quote_version: Version | None = None
 
 
 class DelegateIn(BaseModel):
     to: str = Field(max_length=255, description="the delegate's email")
-    comment: str = Field("", max_length=4000)
+    comment: Annotated[str, NoNul] = Field("", max_length=4000)
 
 
 class QuoteOut(BaseModel):

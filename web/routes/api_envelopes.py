@@ -21,7 +21,7 @@ from store.models import Envelope, EnvelopeEvent, User
 from web.auth import CurrentUser
 from web.deps import ClientDep, IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import API_ERRORS, AppError, Forbidden, Invalid, TooLarge
-from web.params import Page, PathId, Points, RowId
+from web.params import NoNul, Page, PathId, Points, RowId
 from web.services import envelopes as service
 
 router = APIRouter(prefix="/api/v1", tags=["envelopes"], responses=API_ERRORS)
@@ -114,7 +114,7 @@ class EnvelopeOut(BaseModel):
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Annotated[str, NoNul] = Field(min_length=1, max_length=2000)
 
 
 def _spec(session: Session, raw: str) -> service.EnvelopeIn:

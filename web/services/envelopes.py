@@ -380,6 +380,13 @@ def _refusal(e: WorkflowUpdateFailedError) -> AppError:
     return Conflict("the envelope refused this action")
 
 
+def _storable(text: str, field: str) -> None:
+    """Text bound for the workflow, and from there for the store, which can't hold a NUL."""
+    if "\x00" in text:
+        raise Invalid(f"{field.replace('_', ' ')}: remove the NUL character (\\u0000)",
+                      field=field)
+
+
 UPDATE_TIMEOUT = dt.timedelta(seconds=20)
 """A signature waits for its turn at the PDF (parallel signers queue) and its activity: longer
 than an approval, still a clear "try again" rather than a hung page when no worker runs."""
@@ -410,6 +417,7 @@ async def sign(client: Client, env: Envelope, recipient: EnvelopeRecipient, type
         raise Invalid("type your name to sign", field="typed_name")
     if len(typed_name) > 200:
         raise Invalid("the name is longer than 200 characters", field="typed_name")
+    _storable(typed_name, "typed_name")
     result = await _update(client, env, EnvelopeWorkflow.sign,
                            SignInput(recipient.id, typed_name.strip(), info, drawn_sha256))
     assert isinstance(result, SignResult)
@@ -420,6 +428,7 @@ async def decline(client: Client, env: Envelope, recipient: EnvelopeRecipient, r
                   info: ClientInfo) -> SignResult:
     if not reason.strip():
         raise Invalid("a reason is required to decline", field="reason")
+    _storable(reason, "reason")
     result = await _update(client, env, EnvelopeWorkflow.decline,
                            DeclineInput(recipient.id, reason.strip()[:2000], info))
     assert isinstance(result, SignResult)
@@ -429,6 +438,7 @@ async def decline(client: Client, env: Envelope, recipient: EnvelopeRecipient, r
 async def void(client: Client, env: Envelope, user: User, reason: str) -> None:
     if not reason.strip():
         raise Invalid("a reason is required to void an envelope", field="reason")
+    _storable(reason, "reason")
     await _update(client, env, EnvelopeWorkflow.void, VoidInput(user.id, user.name,
                                                                 reason.strip()[:2000]))
 
