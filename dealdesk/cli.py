@@ -144,7 +144,7 @@ def audit_verify() -> None:
 def pki_seal_hsm() -> None:
     """Create the organisation seal's key in the PKCS#11 token named by DEALDESK_SEAL_PKCS11_*
     settings (once) and issue its certificate from the internal CA."""
-    from dealdesk.worker import open_pki
+    from dealdesk.parts import open_pki
     from documents.hsm import HsmError, provision_seal
 
     settings = get_settings()

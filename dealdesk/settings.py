@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from documents.hsm import HsmConfig
+if TYPE_CHECKING:  # the PKCS#11 stack is heavy: imported only when an HSM is configured
+    from documents.hsm import HsmConfig
+
 
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside development
 DEV_PKI_PASSPHRASE = "dev-only-pki-passphrase"  # noqa: S105 - refused in production
@@ -89,6 +91,8 @@ class Settings(BaseSettings):
     def hsm(self) -> HsmConfig | None:
         if not self.seal_pkcs11_module:
             return None
+        from documents.hsm import HsmConfig
+
         return HsmConfig(self.seal_pkcs11_module, self.seal_pkcs11_token,
                          self.seal_pkcs11_pin, self.seal_pkcs11_key_label)
 

@@ -31,8 +31,9 @@ from store.migrate import upgrade
 console = Console()
 
 BACKOFF_MAX = 30.0
-STEADY = 60.0
-"""A child that ran this long before dying is restarted at once (its back-off resets)."""
+STEADY = 15.0
+"""A child that ran this long before dying was killed, not crash-looping: it is started again
+at once (its back-off resets). One that dies sooner waits 1, 2, 4… up to 30 s."""
 
 
 @dataclass

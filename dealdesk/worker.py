@@ -13,12 +13,12 @@ from temporalio.worker import Worker
 from activities.approvals import ApprovalActivities
 from activities.billing import BillingActivities
 from activities.envelopes import EnvelopeActivities
-from activities.mail import Mailer, SmtpConfig
-from activities.webhooks import WebhookActivities, WebhookEndpoint
+from activities.mail import Mailer
+from activities.webhooks import WebhookActivities
+from dealdesk.parts import open_pki, smtp_config, webhook_endpoints
 from dealdesk.settings import Settings
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.hsm import HsmSeal
-from documents.pki import Pki
 from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.billing import BillingWorkflow
@@ -26,25 +26,6 @@ from workflows.envelope import EnvelopeWorkflow
 
 WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
-
-
-def smtp_config(settings: Settings) -> SmtpConfig | None:
-    if not settings.smtp_host:
-        return None
-    return SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_username,
-                      settings.smtp_password, settings.smtp_starttls, settings.smtp_from)
-
-
-def open_pki(settings: Settings) -> Pki:
-    return Pki(settings.pki_dir, settings.pki_passphrase, org_name=settings.org_name,
-               base_url=settings.base_url)
-
-
-def webhook_endpoints(settings: Settings) -> list[WebhookEndpoint]:
-    """The configured URLs, named ``webhook-1``, ``webhook-2``… (names, never URLs, travel
-    through workflow histories and logs)."""
-    return [WebhookEndpoint(f"webhook-{n}", url, settings.webhook_secret.encode())
-            for n, url in enumerate(settings.webhook_urls, start=1)]
 
 
 def open_converter(settings: Settings) -> Converter:

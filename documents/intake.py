@@ -48,6 +48,7 @@ import hashlib
 import html
 import io
 import logging
+import pickle
 import re
 import subprocess
 import tempfile
@@ -101,6 +102,9 @@ class DocumentRefused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+    def __reduce__(self) -> tuple[type[DocumentRefused], tuple[str, str]]:
+        return type(self), (self.reason, self.code)  # crosses the sandbox's process boundary
 
 
 class AnchorSearchFailed(Exception):
@@ -578,3 +582,38 @@ def _malformed(name: str) -> DocumentRefused:
     return DocumentRefused(
         f"{name} is damaged or uses PDF syntax we can't process safely; open it and save or "
         "print it to a new PDF, then upload that.", RefusalCode.MALFORMED)
+
+
+UPLOAD_LIMITS = sandbox.Limits(seconds=90, memory_mb=2048)
+"""For :func:`check_upload`: a 25 MB PDF with a few signatures takes about a second."""
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    accepted: AcceptedPdf
+    anchors: tuple[Anchor, ...]
+    """The ``[[sign:…]]`` anchors, when asked for."""
+
+
+def check_upload(data: bytes, *, filename: str, max_bytes: int, with_anchors: bool,
+                 limits: sandbox.Limits = UPLOAD_LIMITS) -> CheckedUpload:
+    """:func:`accept_pdf` and, if asked, :func:`find_anchors`, in a child process
+    (``documents.sandbox``): parsing and rewriting an untrusted upload is seconds of pure
+    Python for a big file, and in the web process that CPU work held the GIL the event loop
+    needs. Raises what they raise, or :class:`DocumentRefused` when the check overran its
+    limits."""
+    try:
+        out = sandbox.run(_check_upload, data, filename, max_bytes, with_anchors,
+                          limits=limits)
+    except sandbox.SandboxError as e:
+        raise DocumentRefused(f"{_display_name(filename)} could not be checked: {e}; save it "
+                              "again as a simpler PDF (e.g. print to PDF) and upload that.",
+                              RefusalCode.MALFORMED) from e
+    checked: CheckedUpload = pickle.loads(out)  # noqa: S301 - our own child's answer
+    return checked
+
+
+def _check_upload(data: bytes, filename: str, max_bytes: int, with_anchors: bool) -> bytes:
+    accepted = accept_pdf(data, filename=filename, max_bytes=max_bytes)
+    anchors = tuple(find_anchors(accepted.data)) if with_anchors else ()
+    return pickle.dumps(CheckedUpload(accepted, anchors))

@@ -139,7 +139,10 @@ def _writer(pdf: bytes) -> IncrementalPdfFileWriter:
 
 
 def prepare_fields(pdf: bytes, specs: Sequence[FieldSpec]) -> bytes:
-    """Add every (empty) signature field in one incremental update."""
+    """Add every (empty) signature field in one incremental update (none: ``pdf`` as it is,
+    e.g. a certified upload whose signers sign in its own fields)."""
+    if not specs:
+        return pdf
     w = _writer(pdf)
     pages = int(w.root["/Pages"]["/Count"])
     existing = {f[0] for f in fields.enumerate_sig_fields(w.prev, filled_status=None)}

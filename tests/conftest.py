@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.envelope_support import Cast
 from tests.pg import PostgresServer
+from tests.processes import Processes
 from tests.support import make_user, serve
 from tests.wheel_support import installed_venv, wheel  # noqa: F401 - session fixtures
 
@@ -129,34 +128,19 @@ async def live_url(settings: Settings, worker: str) -> AsyncIterator[str]:
         yield url
 
 
-DEALDESK = Path(sys.executable).parent / "dealdesk"
+@pytest.fixture
+def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    """``dealdesk worker`` / ``dealdesk web`` subprocesses on this test's store and queue;
+    stopped at the end (their logs are under tmp_path)."""
+    procs = Processes(settings, tmp_path)
+    yield procs
+    procs.stop_all()
 
 
 @pytest.fixture
-def worker_process(settings: Settings, tmp_path: Path) -> Iterator[object]:
+def worker_process(processes: Processes) -> Callable[[], subprocess.Popen[bytes]]:
     """Start ``dealdesk worker`` subprocesses on this test's store and queue (call it)."""
-    procs: list[subprocess.Popen[bytes]] = []
-    env = {**os.environ, "DEALDESK_ENVIRONMENT": "test",
-           "DEALDESK_DATABASE_URL": settings.database_url,
-           "DEALDESK_TEMPORAL_ADDRESS": settings.temporal_address,
-           "DEALDESK_TASK_QUEUE": settings.task_queue,
-           "DEALDESK_WORKFLOW_PREFIX": settings.workflow_prefix,
-           "DEALDESK_VAR_DIR": str(tmp_path / "var")}
-
-    def start() -> subprocess.Popen[bytes]:
-        if not DEALDESK.exists():
-            pytest.fail(f"{DEALDESK} is missing: run .venv/bin/pip install -e . --no-deps")
-        with open(tmp_path / f"worker-{len(procs)}.log", "wb") as log:
-            proc = subprocess.Popen([str(DEALDESK), "worker"], env=env, cwd=tmp_path,
-                                    stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+    return processes.worker
 
 
 @pytest.fixture

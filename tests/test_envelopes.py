@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import docx
 import pytest
@@ -16,13 +17,16 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
 from documents.intake import accept_pdf, find_anchors
+from documents.pki import Pki
 from documents.placement import FieldRequest, place_fields
+from documents.verify import verify_pdf
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, OutboxMessage, User
 from tests.envelope_support import Cast, act, envelope, recipients, send, three_party
 from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
 from tests.support import eventually, replays
 from tests.test_convert import corrupt_document_xml
+from tests.test_intake import _changed_page_text, presigned
 from web.errors import Conflict, Gone, Invalid
 from web.services import envelopes as svc
 from workflows.envelope import EnvelopeWorkflow
@@ -118,8 +122,13 @@ async def test_void_by_the_sender(sessions: sessionmaker[Session], client: Clien
 
 async def test_bad_envelopes_are_refused_and_nothing_is_written(
         sessions: sessionmaker[Session], client: Client, settings: Settings,
-        cast: Cast) -> None:
+        cast: Cast, tmp_path: Path) -> None:
+    theirs = Pki(tmp_path / "theirs", "their-passphrase", org_name="Customer CA",
+                 base_url="http://127.0.0.1:9")
+    tampered = _changed_page_text(await asyncio.to_thread(presigned, theirs))
     cases = [
+        (three_party(cast, document=tampered, document_name="signed.pdf"),
+         "signature 'Sig1' by Jane Doe does not match the document"),
         (three_party(cast, document=b"hello", document_name="x.pdf"), "not a PDF"),
         (three_party(cast, title=" "), "title"),
         (three_party(cast, recipients=[svc.RecipientIn("A", "not-an-email")]), "email"),
@@ -189,3 +198,32 @@ def test_fields_go_below_their_anchor_or_stack_on_the_last_page() -> None:
     assert placed[1] == (0, (10, 10, 110, 60))
     assert placed[2][0] == placed[3][0] == 1  # stacked on the last page, side by side
     assert placed[2][1][2] <= placed[3][1][0] and 4 not in placed
+
+
+async def test_a_certified_upload_is_signed_in_its_own_field_and_passes_verify(
+        sessions: sessionmaker[Session], client: Client, settings: Settings, worker: str,
+        cast: Cast, tmp_path: Path) -> None:
+    """A customer's certified contract (form filling allowed, one empty Buyer field): the
+    signer signs in that field, no field is added (the certification forbids it), and the
+    sealed PDF passes dealdesk's verify trusting both CAs. Two signers for one field are
+    refused up front."""
+    theirs = Pki(tmp_path / "theirs", "their-passphrase", org_name="Customer CA",
+                 base_url="http://127.0.0.1:9")
+    upload = await asyncio.to_thread(presigned, theirs, certify=True)  # pyHanko's sync API
+    one = svc.RecipientIn("Bob Buyer", "bob@acme.test")
+    with pytest.raises(Invalid, match="1 empty field"):
+        await send(sessions, client, settings, cast, svc.EnvelopeIn(
+            title="Certified", document_name="contract.pdf", document=upload,
+            recipients=[one, svc.RecipientIn("Cy Buyer", "cy@acme.test")]))
+    eid = await send(sessions, client, settings, cast, svc.EnvelopeIn(
+        title="Certified", document_name="contract.pdf", document=upload, recipients=[one]))
+    await eventually(lambda: recipients(sessions, eid)["bob@acme.test"] == "sent")
+    assert envelope(sessions, eid).current_sha256 == envelope(sessions, eid).original_sha256
+    await act(sessions, client, eid, "bob@acme.test")
+    done = await eventually(lambda: (e := envelope(sessions, eid)).status == "completed" and e,
+                            timeout=30)
+    final = BlobStore(settings.blob_dir).get(done.final_sha256 or "")
+    roots = open_pki(settings).trust_roots() + theirs.trust_roots()
+    report = await asyncio.to_thread(verify_pdf, final, roots)
+    assert report.valid, report.problems
+    assert [s.field_name for s in report.signatures][:2] == ["Sig1", "Buyer"]

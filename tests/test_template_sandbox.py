@@ -266,7 +266,7 @@ def test_services_name_the_template_and_the_limit(sessions: sessionmaker[Session
         # A template stored before the limits existed fails at generation, named the same way.
         s.add(QuoteTemplate(name="legacy.docx", sha256=blobs.put(RUNAWAY),
                             created_by_id=admin.id))
-        quote = make_quote(s, admin, make_account(s))
+        quote = make_quote(s, make_user(s, "Rae Rep", "rep"), make_account(s))
         s.flush()
 
         def never(_docx: bytes, _name: str) -> bytes:

@@ -7,7 +7,6 @@ signing page, and the sealed PDF downloads with valid signatures."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -20,8 +19,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from reportlab.lib.pagesizes import A4
-from reportlab.pdfgen import canvas
 from sqlalchemy import create_engine, text
 
 from dealdesk.devserver import TemporalDevServer, free_port
@@ -118,16 +115,6 @@ def app(installed_venv: Path, postgres: PostgresServer, temporal_server: Tempora
     installed.stop()
 
 
-def contract() -> bytes:
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf, pagesize=A4)
-    c.drawString(72, 760, "Smoke Industries: master services agreement")
-    c.drawString(72, 200, "[[sign:buyer]]")
-    c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
 @pytest.mark.timeout(360)
 def test_the_installed_wheel_runs_a_deal_end_to_end(app: Installed) -> None:
     try:
@@ -210,10 +197,16 @@ def _deal(app: Installed) -> None:
         app.eventually("the quote to be approved", approved)
         assert len(decided) == 2  # one task per step: manager, deal desk
 
+        # Send for signature: the quote's own generated document (LibreOffice, from the
+        # installed package's template), unchanged, with the quote linked.
+        r = http.post(f"/api/v1/quotes/{quote_id}/document", headers=rep)
+        assert r.status_code == 201, r.text
+        quote_pdf = http.get(r.json()["pdf_url"], headers=rep)
+        assert quote_pdf.status_code == 200 and quote_pdf.content.startswith(b"%PDF")
         spec = {"title": "Smoke MSA", "quote_id": quote_id, "recipients": [
-            {"name": "Ann Buyer", "email": "ann@smoke.example", "anchor": "buyer"}]}
+            {"name": "Ann Buyer", "email": "ann@smoke.example"}]}
         r = http.post("/api/v1/envelopes", headers=rep,
-                      files={"document": ("smoke.pdf", contract(), "application/pdf")},
+                      files={"document": ("quote.pdf", quote_pdf.content, "application/pdf")},
                       data={"spec": json.dumps(spec)})
         assert r.status_code == 201, r.text
         envelope_id = r.json()["id"]

@@ -12,14 +12,13 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from dealdesk.parts import open_pki
 from dealdesk.settings import Settings, get_settings
-from dealdesk.worker import open_pki
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
@@ -48,6 +47,7 @@ from web.routes import (
 from web.routes import envelopes as envelope_pages
 from web.routes import signer as signing_pages
 from web.services.refusals import temporal_unavailable
+from web.static_files import MemoryStatic
 
 log = logging.getLogger("dealdesk.web")
 THREADS = 100
@@ -89,13 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.converter = lambda data, name: converter.convert(data, filename=name)
         app.state.tsa = internal_timestamper(app.state.pki)
         app.state.temporal = None
+        app.state.health = health.HealthProbe(settings)
         connecting = asyncio.create_task(_connect_temporal(app, settings))
         try:
             await asyncio.wait_for(asyncio.shield(connecting), timeout=10)
         except TimeoutError:
             log.warning("Temporal at %s not reachable yet; retrying in the background",
                         settings.temporal_address)
+        probing = asyncio.create_task(app.state.health.run(app.state))
         yield
+        probing.cancel()
         connecting.cancel()
         await asyncio.to_thread(converter.close)
         engine.dispose()
@@ -180,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "the request's text holds an unpaired surrogate (such as \\ud800 in JSON): "
             "send valid Unicode text"))
 
-    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount("/static", MemoryStatic(Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
                    admin.router, api.router, api_cpq.router, api_envelopes.router,
                    pki.router, invoices.pages, invoices.api, builder.router,

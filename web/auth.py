@@ -8,6 +8,7 @@ API tokens are random 256-bit strings; only their SHA-256 is stored.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,8 +28,11 @@ from web.errors import AppError, Forbidden
 _hasher = PasswordHasher()
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 TOKEN_TTL = dt.timedelta(days=30)
-# Verifying against this keeps unknown-email logins as slow as wrong-password ones.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps unknown-email logins as slow as wrong-password ones
+    (made on first use, not at import: every process would pay for it at start-up)."""
+    return _hasher.hash("not-a-real-password")
 
 
 class Unauthenticated(AppError):
@@ -57,7 +61,7 @@ def hash_password(password: str) -> str:
 def authenticate(session: Session, email: str, password: str) -> User | None:
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.is_active:

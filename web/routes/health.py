@@ -1,4 +1,5 @@
-"""GET /healthz: each component's state as JSON (200 when all are up, else 503).
+"""GET /healthz: each component's state as JSON (200 when all are up, else 503), as the
+background :class:`HealthProbe` last saw it (at most a second ago: ``checked_ms_ago``).
 
 ``tools`` lists the system programs and fonts this machine lacks (see dealdesk/tools.py),
 each with its package. They do not count towards the overall ``ok``: a missing LibreOffice or
@@ -8,6 +9,8 @@ whole app out of the load balancer for it. Monitoring should alert on ``tools.ok
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -21,10 +24,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from dealdesk.settings import Settings
 from dealdesk.tools import missing
 from store import liveness
 
 router = APIRouter(tags=["health"])
+PROBE_EVERY = 1.0
 
 
 async def _queue(client: Client, namespace: str, name: str, live: int) -> dict[str, Any]:
@@ -50,35 +55,82 @@ def _store(sessions: sessionmaker[Session], task_queue: str) -> int:
         return liveness.live_workers(s, task_queue)
 
 
+class HealthProbe:
+    """The store, Temporal and the task queue's workers, checked in the background every
+    :data:`PROBE_EVERY` seconds; /healthz answers from the last check (with its age). A load
+    balancer polls /healthz often: answering from memory keeps it fast when the app is busiest
+    (no thread hop queued behind a burst, no RPCs to a loaded Temporal), which is exactly when
+    it must not time out, and a check at most a second old is as good for routing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.checked_at = 0.0
+        not_yet = {"ok": False, "error": "not checked yet"}
+        self.report: dict[str, Any] = {"database": not_yet, "temporal": not_yet,
+                                       "task_queues": {settings.task_queue: not_yet}}
+
+    async def check(self, sessions: sessionmaker[Session], client: Client | None) -> None:
+        settings = self._settings
+        live = 0
+        try:
+            live = await anyio.to_thread.run_sync(_store, sessions, settings.task_queue)
+            database: dict[str, Any] = {"ok": True}
+        except Exception as e:
+            database = {"ok": False, "error": type(e).__name__}
+        if client is None:
+            temporal: dict[str, Any] = {"ok": False, "error": "not connected",
+                                        "address": settings.temporal_address}
+            queue: dict[str, Any] = {"ok": False, "error": "Temporal not connected"}
+        else:
+            try:
+                ok = await client.service_client.check_health(timeout=timedelta(seconds=2))
+                temporal = {"ok": bool(ok), "address": settings.temporal_address,
+                            "namespace": settings.temporal_namespace}
+                queue = await _queue(client, settings.temporal_namespace, settings.task_queue,
+                                     live)
+            except Exception as e:
+                temporal = {"ok": False, "error": type(e).__name__}
+                queue = {"ok": False, "error": "Temporal unreachable"}
+        self.report = {"database": database, "temporal": temporal,
+                       "task_queues": {settings.task_queue: queue}}
+        self.checked_at = time.monotonic()
+
+    async def run(self, app_state: Any) -> None:
+        while True:
+            await self.check(app_state.sessions, app_state.temporal)
+            await asyncio.sleep(PROBE_EVERY)
+
+
+_tools: tuple[float, list[Any]] = (0.0, [])
+
+
+async def _missing_tools() -> list[Any]:
+    """Looked up at most every 30 s, on a thread (a dozen file-system lookups)."""
+    global _tools
+    checked, absent = _tools
+    if time.monotonic() - checked > 30:
+        absent = await anyio.to_thread.run_sync(missing)
+        _tools = (time.monotonic(), absent)
+    return absent
+
+
+@router.get("/livez")
+async def livez() -> JSONResponse:
+    """This process answers (for a container's liveness check; /healthz is the whole
+    picture, 503 when a dependency is down, for monitoring and readiness)."""
+    return JSONResponse({"ok": True})
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    report: dict[str, Any] = {}
-    live = 0
-    try:
-        live = await anyio.to_thread.run_sync(_store, request.app.state.sessions,
-                                              settings.task_queue)
-        report["database"] = {"ok": True, "dialect": request.app.state.engine.dialect.name}
-    except Exception as e:
-        report["database"] = {"ok": False, "error": type(e).__name__}
-    client: Client | None = request.app.state.temporal
-    if client is None:
-        report["temporal"] = {"ok": False, "error": "not connected",
-                              "address": settings.temporal_address}
-        report["task_queues"] = {settings.task_queue: {"ok": False}}
-    else:
-        try:
-            ok = await client.service_client.check_health(timeout=timedelta(seconds=2))
-            report["temporal"] = {"ok": bool(ok), "address": settings.temporal_address,
-                                  "namespace": settings.temporal_namespace}
-            report["task_queues"] = {settings.task_queue: await _queue(
-                client, settings.temporal_namespace, settings.task_queue, live)}
-        except Exception as e:
-            report["temporal"] = {"ok": False, "error": type(e).__name__}
-            report["task_queues"] = {settings.task_queue: {"ok": False}}
+    probe: HealthProbe = request.app.state.health
+    report: dict[str, Any] = dict(probe.report)
+    report["database"] = {**report["database"],
+                          "dialect": request.app.state.engine.dialect.name}
     healthy = (report["database"]["ok"] and report["temporal"]["ok"]
                and all(q["ok"] for q in report["task_queues"].values()))
     report["ok"] = healthy
-    absent = missing()
+    report["checked_ms_ago"] = round((time.monotonic() - probe.checked_at) * 1000)
+    absent = await _missing_tools()
     report["tools"] = {"ok": not absent, "missing": [t.as_json() for t in absent]}
     return JSONResponse(report, status_code=200 if healthy else 503)

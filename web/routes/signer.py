@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from activities.mail import Mailer
+from dealdesk.parts import smtp_config
 from dealdesk.settings import Settings
-from dealdesk.worker import smtp_config
 from documents.filenames import safe_filename
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeRecipient

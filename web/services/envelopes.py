@@ -24,13 +24,7 @@ from dealdesk.faults import crash_point
 from dealdesk.settings import Settings
 from documents.convert import ConversionFailed, check_docx
 from documents.filenames import safe_filename
-from documents.intake import (
-    AcceptedPdf,
-    AnchorSearchFailed,
-    DocumentRefused,
-    accept_pdf,
-    find_anchors,
-)
+from documents.intake import AcceptedPdf, AnchorSearchFailed, DocumentRefused, check_upload
 from documents.placement import FieldRequest, PlacementError, place_fields
 from store import idempotency, starts
 from store.blobs import BlobStore
@@ -50,7 +44,7 @@ from web.errors import (
     Unavailable,
 )
 from web.services.quotes import READ_ALL as QUOTE_READERS
-from web.services.refusals import temporal_unavailable
+from web.services.refusals import UPDATE_TIMEOUT, temporal_unavailable
 from workflows.envelope import (
     ALREADY_DONE,
     ENVELOPE_CLOSED,
@@ -175,10 +169,13 @@ class _Checked:
     pdf: AcceptedPdf | None
     pdf_sha256: str | None
     placements: dict[int, tuple[int, tuple[int, int, int, int]]]
+    own_fields: dict[int, str] = field(default_factory=dict)
+    """Signer index → the (certified) document's own empty field they sign in."""
 
 
 def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Checked:
-    """Blocking (PDF parsing, hashing, files): runs on a worker thread."""
+    """Blocking (files, hashing; the PDF checks run in a child process): call it on a worker
+    thread."""
     name = safe_filename(inp.document_name, "document.pdf")
     if not inp.document:
         raise Invalid("choose the document to send (a PDF or a Word .docx file)",
@@ -190,20 +187,37 @@ def _check_document(inp: EnvelopeIn, blobs: BlobStore, max_bytes: int) -> _Check
         # Conversion takes seconds to minutes: the envelope's workflow does it ("preparing").
         return _Checked(name, blobs.put(inp.document), None, None, {})
     try:
-        doc = accept_pdf(inp.document, filename=name, max_bytes=max_bytes)
+        checked = check_upload(inp.document, filename=name, max_bytes=max_bytes,
+                               with_anchors=any(r.anchor for r in inp.recipients))
     except DocumentRefused as e:
         raise Invalid(e.reason, field="document") from None
-    try:
-        anchors = find_anchors(doc.data) if any(r.anchor for r in inp.recipients) else []
     except AnchorSearchFailed:
         raise Invalid(f"{name}: the [[sign:…]] anchors could not be read; place the "
                       "signature fields by page and position instead", field="document") \
             from None
+    doc, anchors = checked.accepted, list(checked.anchors)
+    if doc.certification is not None:
+        return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), {},
+                        _own_fields(inp, doc, name))
     try:
         placements = place_fields(_requests(inp), doc, anchors)
     except PlacementError as e:
         raise Invalid(str(e), field="recipients") from None
     return _Checked(name, blobs.put(inp.document), doc, blobs.put(doc.data), placements)
+
+
+def _own_fields(inp: EnvelopeIn, doc: AcceptedPdf, name: str) -> dict[int, str]:
+    """A certified upload allows signing its empty fields but no new field (validators flag
+    one as a change the certification forbids): the signers take its own empty fields, in
+    routing order."""
+    signers = sorted(_requests(inp), key=lambda n: inp.recipients[n].routing_order)
+    empty = list(doc.empty_signature_fields)
+    if len(empty) < len(signers):
+        raise Invalid(f"{name} is certified by its author, which allows signing only in its "
+                      f"own signature fields: it has {len(empty)} empty field(s) for "
+                      f"{len(signers)} signer(s). Ask the author for a copy with a field per "
+                      "signer, or an uncertified copy", field="document")
+    return dict(zip(signers, empty, strict=False))
 
 
 def _check_quote_link(session: Session, sender: User, quote_id: int,
@@ -275,7 +289,7 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
             access_code_hash=(_hasher.hash(r.access_code.strip())
                               if r.auth_method == "access_code" else None),
             user_id=r.user_id, status="created", anchor=r.anchor or None,
-            field_page=placed[0] if placed else None,
+            field_name=checked.own_fields.get(n), field_page=placed[0] if placed else None,
             field_box=list(placed[1]) if placed else None)
         session.add(row)
         rows.append(row)
@@ -385,11 +399,6 @@ def _storable(text: str, field: str) -> None:
     if "\x00" in text:
         raise Invalid(f"{field.replace('_', ' ')}: remove the NUL character (\\u0000)",
                       field=field)
-
-
-UPDATE_TIMEOUT = dt.timedelta(seconds=20)
-"""A signature waits for its turn at the PDF (parallel signers queue) and its activity: longer
-than an approval, still a clear "try again" rather than a hung page when no worker runs."""
 
 
 async def _update(client: Client, env: Envelope, update: object, arg: object | None) -> object:

@@ -24,11 +24,10 @@ from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.params import Amount, Label, Months, RowId
 from web.services import configurator
 from web.services.policies import active_policy, spec_of
-from web.services.refusals import refusal_error, temporal_unavailable
+from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import Actor, ChainInput, PriorApproval, QuoteFacts, RecallInput
 
-UPDATE_TIMEOUT = dt.timedelta(seconds=10)
 EDITABLE = ("draft", "approved", "rejected", "changes_requested")
 READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", "admin")
 """Roles that read every quote; anyone else reads their own."""

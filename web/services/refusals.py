@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -25,6 +27,12 @@ def refusal_error(e: WorkflowUpdateFailedError) -> AppError:
         field = "comment" if cause.type == chain.COMMENT_REQUIRED else None
         return _BY_TYPE[cause.type](cause.message, field=field)
     return Conflict(f"the approval chain refused the change: {cause}")
+
+
+UPDATE_TIMEOUT = dt.timedelta(seconds=20)
+"""How long a click waits for its workflow to take an Update. A worker killed mid-task is
+restarted and picks the workflow up within seconds; a workflow whose worker stays gone (or
+whose workflow task keeps failing) answers 503 "try again" instead of holding the request."""
 
 
 def temporal_unavailable(e: RPCError) -> Unavailable:

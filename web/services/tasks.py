@@ -19,7 +19,7 @@ from store.models import APPROVER_ROLES, Account, ApprovalTask, Quote, User
 from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services.quotes import actor_of
-from web.services.refusals import refusal_error, temporal_unavailable
+from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
 
@@ -149,9 +149,6 @@ def task_ref(session: Session, task_id: str) -> TaskRef:
     return TaskRef(task_id, row.workflow_id, row.assignee_id)
 
 
-UPDATE_TIMEOUT = dt.timedelta(seconds=10)
-"""How long a click waits for the workflow to take it: a chain whose worker is gone (or whose
-workflow task keeps failing) answers 503 "try again" instead of holding the request."""
 
 
 async def _update(client: Client, task: TaskRef, update: object, arg: object) -> TaskResult:

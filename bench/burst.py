@@ -1,0 +1,194 @@
+"""One instance under a burst: /healthz latency during the burst over idle, and envelopes
+created per second next to raw workflow starts per second, all in one run.
+
+    .venv/bin/python -m bench.burst [--rounds 3]
+
+Starts its own Temporal dev server, a migrated temp SQLite store and ``dealdesk worker`` +
+``dealdesk web`` as separate processes (as ``dealdesk up`` runs them). Each round:
+
+1. **idle**: /healthz polled every 50 ms for 3 s;
+2. **burst**: the same polling while, at once, 20 envelopes are created through the API (10
+   PDF, 10 Word), 20 logins fail (wrong passwords) and 50 tasks are approved;
+3. **raw starts**: 50 trivial workflows started concurrently on the same server (their own
+   queue, no worker needed: a start only records the workflow).
+
+It prints p50/p95 of /healthz idle and during the bursts, ``p95_burst/p95_idle`` (target
+≤ 2×), envelopes created per second (201s over the wall time of the 20 creates) next to raw
+starts per second, approvals per second, and how long the worker took until every envelope was
+"sent" (Word conversions included). Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import time
+
+import docx
+import httpx
+from sqlalchemy import func, select
+
+from bench._common import (
+    bench_settings,
+    deployed,
+    finish,
+    machine_note,
+    pct,
+    summary,
+    temp_root,
+    temporal_server,
+    verdict,
+)
+from dealdesk.runtime import connect
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.models import ApprovalTask, Envelope
+from tests.pdfs import contract_pdf
+from tests.support import load_policy, make_account, make_user
+from tests.web_support import POLICY, quote_body
+
+TARGET_RATIO = 2.0
+PER_ROUND = 50
+
+
+def word_contract(n: int) -> bytes:
+    document = docx.Document()
+    document.add_heading(f"Order form {n}", 1)
+    for i in range(12):
+        document.add_paragraph(f"Clause {i + 1}. The parties agree to the terms of order {n}.")
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+async def poll(http: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        r = await http.get("/healthz")
+        out.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            print(f"  /healthz answered {r.status_code}")
+        await asyncio.sleep(0.05)
+
+
+async def token(url: str, email: str) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(base_url=url, timeout=120)
+    r = await http.post("/api/v1/auth/token", json={"email": email, "password": "pw"})
+    r.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return http
+
+
+async def main(rounds: int) -> None:
+    print(machine_note("start"))
+    with temp_root("dealdesk-burst-") as root, temporal_server(root) as server:
+        url_db = f"sqlite:///{root / 'dealdesk.db'}"
+        upgrade(url_db)
+        settings = bench_settings(root, url_db, server.address)
+        engine = make_engine(url_db)
+        sessions = make_session_factory(engine)
+        with sessions.begin() as s:
+            rep = make_user(s, "Rae Rep", "rep")
+            managers = [make_user(s, f"Mo Manager {i}", "sales_manager") for i in (1, 2)]
+            finance = make_user(s, "Fay Finance", "finance")
+            account = make_account(s).id
+            load_policy(s, POLICY)
+            emails = [rep.email, *(m.email for m in managers), finance.email]
+        documents = [("contract.pdf", contract_pdf(3), "application/pdf") if n % 2 == 0 else
+                     ("order.docx", word_contract(n), "application/vnd.openxmlformats-"
+                      "officedocument.wordprocessingml.document") for n in range(20)]
+        client = await connect(settings)
+        async with deployed(settings) as url:
+            rep_http, *mgr_http = [await token(url, e) for e in emails[:3]]
+            anonymous = httpx.AsyncClient(base_url=url, timeout=120)
+            idle: list[float] = []
+            busy: list[float] = []
+            created_rates, approval_rates, start_rates, sent_after = [], [], [], []
+            for rnd in range(rounds):
+                made = await asyncio.gather(*(rep_http.post("/api/v1/quotes", json=quote_body(
+                    account, title=f"Burst {rnd}-{n}")) for n in range(PER_ROUND)))
+                ids = [r.json()["id"] for r in made]
+                await asyncio.gather(*(rep_http.post(f"/api/v1/quotes/{i}/submit")
+                                       for i in ids))
+                tasks: list[str] = []
+                while len(tasks) < PER_ROUND:
+                    await asyncio.sleep(0.5)
+                    with sessions() as s:
+                        tasks = list(s.scalars(select(ApprovalTask.id).where(
+                            ApprovalTask.quote_id.in_(ids), ApprovalTask.state == "open")))
+                stop = asyncio.Event()
+                probe = asyncio.create_task(poll(anonymous, stop, idle))
+                await asyncio.sleep(3)
+                stop.set()
+                await probe
+                stop = asyncio.Event()
+                probe = asyncio.create_task(poll(anonymous, stop, busy))
+
+                async def timed(calls: list) -> tuple[list[httpx.Response], float]:  # type: ignore[type-arg]
+                    t0 = time.perf_counter()
+                    answers = await asyncio.gather(*calls)
+                    return list(answers), time.perf_counter() - t0
+
+                t_burst = time.perf_counter()
+                (envs, t_env), (_, _), (oks, t_ok) = await asyncio.gather(
+                    timed([rep_http.post("/api/v1/envelopes", files={"document": d}, data={
+                        "spec": json.dumps({"title": f"Burst {rnd}-{n}", "recipients": [
+                            {"name": "Ann Buyer", "email": f"ann{rnd}x{n}@burst.test"}]})})
+                        for n, d in enumerate(documents)]),
+                    timed([anonymous.post("/api/v1/auth/token", json={
+                        "email": emails[3], "password": "wrong"}) for _ in range(20)]),
+                    timed([mgr_http[n % 2].post(f"/api/v1/tasks/{t}/decision",
+                                                json={"decision": "approve"})
+                           for n, t in enumerate(tasks)]))
+                await asyncio.sleep(0.5)
+                stop.set()
+                await probe
+                env_ids = [r.json()["id"] for r in envs if r.status_code == 201]
+                errors = [r.status_code for r in (*envs, *oks) if r.status_code >= 500]
+                print(f"round {rnd + 1}: {len(env_ids)}/20 envelopes created in {t_env:.2f} s, "
+                      f"{sum(r.status_code == 200 for r in oks)}/50 approvals in {t_ok:.2f} s, "
+                      f"5xx: {len(errors)}")
+                created_rates.append(len(env_ids) / t_env)
+                approval_rates.append(len(oks) / t_ok)
+                while True:
+                    with sessions() as s:
+                        sent = s.scalar(select(func.count()).select_from(Envelope).where(
+                            Envelope.id.in_(env_ids), Envelope.status == "sent"))
+                    if sent == len(env_ids):
+                        break
+                    await asyncio.sleep(0.25)
+                sent_after.append(time.perf_counter() - t_burst)
+                t0 = time.perf_counter()
+                await asyncio.gather(*(client.start_workflow(
+                    "BenchNothing", id=f"bench-start-{rnd}-{n}", task_queue="bench-nothing")
+                    for n in range(PER_ROUND)))
+                start_rates.append(PER_ROUND / (time.perf_counter() - t0))
+            for c in (rep_http, *mgr_http, anonymous):
+                await c.aclose()
+        engine.dispose()
+
+    print()
+    print(summary("/healthz idle", idle))
+    print(summary("/healthz during the bursts", busy))
+    ratio = pct(busy, 95) / pct(idle, 95)
+    print(f"p95_burst/p95_idle = {ratio:.2f}  (target <= {TARGET_RATIO:.0f}x: "
+          f"{verdict(ratio <= TARGET_RATIO)})")
+    best = max(created_rates)
+    raw = max(start_rates)
+    print(f"envelopes created per second: {best:.1f} (best round; all: "
+          f"{', '.join(f'{r:.1f}' for r in created_rates)})")
+    print(f"raw workflow starts per second, same server: {raw:.1f} (best round; all: "
+          f"{', '.join(f'{r:.1f}' for r in start_rates)})  -> created/raw = {best / raw:.2f}")
+    print(f"approvals per second during the burst: {max(approval_rates):.1f} (best round)")
+    print(f"every envelope sent (Word converted) after: "
+          f"{', '.join(f'{t:.1f} s' for t in sent_after)}")
+    print(machine_note("end"))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    asyncio.run(main(parser.parse_args().rounds))
+    finish()
