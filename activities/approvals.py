@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.mail import Mailer
 from store import audit
+from store.audit import entity
 from store.db import write_lock
 from store.models import (
     ApprovalRequest,
@@ -22,7 +23,9 @@ from store.models import (
     User,
     UserRole,
 )
+from store.who import Who
 from workflows.messages import (
+    AuditRecord,
     ChainSnapshot,
     EscalationInput,
     Notice,
@@ -31,7 +34,7 @@ from workflows.messages import (
     StepState,
     TaskState,
 )
-from workflows.rules import approval_hash
+from workflows.rules import approval_hash, why_cannot_decide
 
 QUOTE_STATUS = {
     "running": "pending_approval",
@@ -67,7 +70,8 @@ class ApprovalActivities:
                                       assignee_name=f"{t.role.replace('_', ' ')} queue"))
                     continue
                 assert t.user_id is not None
-                seats.append(self._seat_for_user(s, t.user_id, inp.at))
+                seats.append(self._seat_for_user(s, t.user_id, inp.at, inp.submitter_id,
+                                                 inp.owner_id))
         return seats
 
     @activity.defn(name="resolve_escalations")
@@ -79,21 +83,29 @@ class ApprovalActivities:
             for task in inp.tasks:
                 user = s.get(User, task.assignee_id) if task.assignee_id is not None else None
                 if user is not None and user.manager_id is not None:
-                    seats.append(self._seat_for_user(s, user.manager_id, now))
+                    seats.append(self._seat_for_user(s, user.manager_id, now,
+                                                     inp.submitter_id, inp.owner_id))
                 else:
                     role = inp.escalation_role
                     seats.append(Seat(queue_role=role, assignee_id=None,
                                       assignee_name=f"{role.replace('_', ' ')} queue"))
         return seats
 
-    def _seat_for_user(self, s: Session, user_id: int, at: dt.datetime) -> Seat:
+    def _seat_for_user(self, s: Session, user_id: int, at: dt.datetime,
+                       submitter_id: int | None = None, owner_id: int | None = None) -> Seat:
+        """The user's seat, or their delegate's while they are away, if the delegate could
+        decide this chain's tasks (never its submitter or the quote's owner, never someone
+        who lost their approver role since the window was made)."""
         user = s.get(User, user_id)
         if user is None:
             raise ValueError(f"user {user_id} no longer exists")
         away = s.scalar(select(Delegation).where(
             Delegation.user_id == user_id, Delegation.starts_at <= at, Delegation.ends_at > at,
         ).order_by(Delegation.id.desc()).limit(1))
-        if away is not None and away.delegate.is_active:
+        if away is not None and why_cannot_decide(
+                user_id=away.delegate_id, roles=away.delegate.roles,
+                active=away.delegate.is_active, submitter_id=submitter_id,
+                owner_id=owner_id) is None:
             return Seat(queue_role=None, assignee_id=away.delegate_id,
                         assignee_name=away.delegate.name, on_behalf_of_id=user.id,
                         on_behalf_of_name=user.name)
@@ -131,8 +143,8 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
         s.flush()
         _freeze_version(s, snap)
     for ev in snap.events:
-        audit.append(s, event_key=ev.key, actor=ev.actor, action=ev.action,
-                     entity=f"quote-{facts.quote_id}",
+        audit.append(s, event_key=ev.key, actor=_who(ev), action=ev.action,
+                     entity=entity("quote", facts.quote_id),
                      data={**ev.data, "workflow_id": snap.workflow_id}, at=ev.at)
     if snap.revision <= req.revision:
         return  # an older snapshot arriving late: its audit rows are in, state is not
@@ -177,16 +189,25 @@ def _freeze_version(s: Session, snap: ChainSnapshot) -> None:
                        facts=dataclasses.asdict(facts), facts_hash=digest,
                        submitted_by_id=snap.submitted_by.user_id,
                        submitted_at=at))
-    audit.append(s, event_key=f"{snap.workflow_id}#submitted", actor=_label(snap),
-                 action="quote.submitted", entity=f"quote-{facts.quote_id}",
+    submitter = Who("user", snap.submitted_by.user_id, name=snap.submitted_by.name)
+    audit.append(s, event_key=f"{snap.workflow_id}#submitted", actor=submitter,
+                 action="quote.submitted", entity=entity("quote", facts.quote_id),
                  data={"version": facts.version, "hash": digest,
                        "policy": f"{snap.policy_name} v{snap.policy_version}",
                        "workflow_id": snap.workflow_id},
                  at=at)
 
 
-def _label(snap: ChainSnapshot) -> str:
-    return f"{snap.submitted_by.name} (user {snap.submitted_by.user_id})"
+def _who(ev: AuditRecord) -> Who | str:
+    """The record's structured actor (its email comes from the users table, in
+    ``audit.append``); a record from before it existed is read from its label."""
+    if ev.actor_kind == "system":
+        return Who.system(ev.actor_process)
+    if ev.actor_kind == "user":
+        return Who("user", ev.actor_user_id, name=ev.actor_name)
+    if ev.actor == "system":
+        return Who.system("workflow:approval_chain")
+    return ev.actor
 
 
 def _upsert_step(req: ApprovalRequest, row: ApprovalStep | None, step: StepState) -> None:

@@ -44,6 +44,7 @@ from documents.pki import Pki
 from documents.placement import FieldRequest, PlacementError, place_fields
 from documents.timestamps import timestamper
 from store import audit, invoicing
+from store.audit import entity
 from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import (
@@ -54,6 +55,7 @@ from store.models import (
     Quote,
     SignatureApplication,
 )
+from store.who import Who, is_system_label
 from workflows.billing import BillingInput
 from workflows.envelope import DOCUMENT_REFUSED
 from workflows.envelope_messages import (
@@ -73,6 +75,7 @@ EVENT_WORDS = {
     "sealed": "Sealed with a document timestamp", "completed": "Completed",
     "converted": "Converted the Word document to PDF",
     "failed": "The document could not be prepared",
+    "locked": "Was locked out after too many wrong codes",
 }
 
 
@@ -81,7 +84,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_event(s: Session, env: Envelope, kind: str, actor: str, *, key: str,
+def add_event(s: Session, env: Envelope, kind: str, actor: Who, *, key: str,
               recipient: EnvelopeRecipient | None = None, ip: str | None = None,
               user_agent: str | None = None, auth_method: str | None = None,
               detail: dict[str, object] | None = None) -> bool:
@@ -90,20 +93,21 @@ def add_event(s: Session, env: Envelope, kind: str, actor: str, *, key: str,
     key = f"envelope-{env.id}:{key}"
     if s.scalar(select(EnvelopeEvent.id).where(EnvelopeEvent.event_key == key)):
         return False
+    actor = audit.resolved(s, actor)  # the event and the audit row name them alike
     now = dt.datetime.now(dt.UTC)
     s.add(EnvelopeEvent(event_key=key, envelope_id=env.id,
                         recipient_id=recipient.id if recipient else None, at=now, kind=kind,
-                        actor=actor, ip=ip, user_agent=(user_agent or "")[:400] or None,
+                        actor=actor.label, ip=ip, user_agent=(user_agent or "")[:400] or None,
                         auth_method=auth_method, detail=detail or {}))
     audit.append(s, event_key=key, actor=actor, action=f"envelope.{kind}",
-                 entity=f"envelope:{env.id}", at=now,
+                 entity=entity("envelope", env.id), at=now,
                  data={"recipient": recipient.email if recipient else None, "ip": ip,
                        "user_agent": user_agent, "auth": auth_method, **(detail or {})})
     return True
 
 
-def _who(r: EnvelopeRecipient) -> str:
-    return f"{r.name} <{r.email}>"
+def recipient_who(r: EnvelopeRecipient) -> Who:
+    return Who.recipient(r.name, r.email, r.user_id)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,10 @@ class EnvelopeActivities:
                 env.status = "sent"
             s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
                                        input_sha256=source, output_sha256=sha))
+            audit.append(s, event_key=key, actor=Who.system("worker:prepare_envelope"),
+                         action="envelope.prepared", entity=entity("envelope", envelope_id),
+                         data={"document_before": source, "document_after": sha,
+                               "fields": len(specs)})
             return self._commit_or_existing(s, key, sha)
 
     def _convert(self, envelope_id: int) -> None:
@@ -225,7 +233,8 @@ class EnvelopeActivities:
                 if r.id in placed:
                     r.field_page, box = placed[r.id]
                     r.field_box, r.field_name = list(box), f"sig-r{r.id}"
-            add_event(s, env, "converted", "system", key="converted",
+            add_event(s, env, "converted", Who.system("worker:prepare_envelope"),
+                      key="converted",
                       detail={"document": pdf_name, "sha256": sha, "pages": doc.page_count,
                               "from": name, "from_sha256": upload})
             s.commit()
@@ -274,7 +283,8 @@ class EnvelopeActivities:
                 s.add(msg)
                 s.flush()
                 queued.append(msg.id)
-                add_event(s, env, "sent" if inp.kind == "invite" else inp.kind, "system",
+                add_event(s, env, "sent" if inp.kind == "invite" else inp.kind,
+                          Who.system("worker:invite_recipients"),
                           key=f"{r.id}:{inp.round_key}", recipient=r,
                           detail={"to": r.email})
             s.commit()
@@ -310,7 +320,7 @@ class EnvelopeActivities:
                 inp.typed_name.strip()
             s.add(SignatureApplication(idem_key=key, envelope_id=env.id, recipient_id=r.id,
                                        input_sha256=inp.input_sha256, output_sha256=sha))
-            add_event(s, env, "signed", _who(r), key=f"{r.id}:signed", recipient=r,
+            add_event(s, env, "signed", recipient_who(r), key=f"{r.id}:signed", recipient=r,
                       ip=inp.client.ip, user_agent=inp.client.user_agent,
                       auth_method=inp.client.auth_method,
                       detail={"typed_name": inp.typed_name.strip(),
@@ -326,7 +336,8 @@ class EnvelopeActivities:
             write_lock(s)
             env = _envelope(s, inp.envelope_id)
             r = _recipient(env, inp.recipient_id)
-            if add_event(s, env, "approved", _who(r), key=f"{r.id}:approved", recipient=r,
+            if add_event(s, env, "approved", recipient_who(r), key=f"{r.id}:approved",
+                         recipient=r,
                          ip=inp.client.ip, user_agent=inp.client.user_agent,
                          auth_method=inp.client.auth_method,
                          detail={"typed_name": inp.typed_name.strip(),
@@ -363,7 +374,7 @@ class EnvelopeActivities:
             env.final_sha256, env.certificate_sha256 = final_sha, cert_sha
             s.add(SignatureApplication(idem_key=key, envelope_id=envelope_id,
                                        input_sha256=document_sha256, output_sha256=final_sha))
-            add_event(s, env, "sealed", "system", key="sealed",
+            add_event(s, env, "sealed", Who.system("worker:seal_envelope"), key="sealed",
                       detail={"document_before": document_sha256, "document_after": final_sha,
                               "certificate": cert_sha})
             try:
@@ -387,7 +398,8 @@ class EnvelopeActivities:
             words = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in detail.items()
                               if v not in (None, "", False))
             lines.append(EventLine(
-                at=e.at, actor=r.name if r else ("System" if e.actor == "system" else e.actor),
+                at=e.at, actor=r.name if r else ("System" if is_system_label(e.actor)
+                                                 else e.actor),
                 action=EVENT_WORDS.get(e.kind, e.kind), actor_email=r.email if r else "",
                 ip_address=e.ip or "", user_agent=e.user_agent or "",
                 auth_method=e.auth_method if e.auth_method in  # type: ignore[arg-type]
@@ -420,8 +432,9 @@ class EnvelopeActivities:
             write_lock(s)
             env = _envelope(s, inp.envelope_id)
             r = _recipient(env, inp.recipient_id) if inp.recipient_id else None
-            if not add_event(s, env, inp.status, inp.actor, key=f"outcome:{inp.status}",
-                             recipient=r, detail={"reason": inp.reason or None}):
+            if not add_event(s, env, inp.status, _outcome_who(inp, r),
+                             key=f"outcome:{inp.status}", recipient=r,
+                             detail={"reason": inp.reason or None}):
                 won = _won_deal(s, env) if inp.status == "completed" else None
                 s.commit()
                 return won
@@ -485,6 +498,17 @@ class EnvelopeActivities:
         return sha
 
 
+def _outcome_who(inp: OutcomeInput, r: EnvelopeRecipient | None) -> Who:
+    """Who ended the envelope: the recipient who declined, the user who voided it (the
+    workflow names them ``Name (user 7)``), or the envelope's own course (completed, expired,
+    failed)."""
+    if r is not None:
+        return recipient_who(r)
+    if inp.actor and not is_system_label(inp.actor):
+        return Who.parse(inp.actor)
+    return Who.system("worker:record_outcome")
+
+
 def _refused(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=DOCUMENT_REFUSED, non_retryable=True)
 
@@ -540,10 +564,6 @@ def _won_deal(s: Session, env: Envelope) -> BillingInput | None:
     quote = s.get(Quote, env.quote_id) if env.quote_id else None
     if quote is None or quote.status not in ("approved", "won"):
         return None
-    if quote.status == "approved":
-        quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
-        audit.append(s, event_key=f"quote-{quote.id}-won", actor=f"envelope-{env.id}",
-                     action="quote.won", entity=f"quote-{quote.id}",
-                     data={"version": quote.version, "billing": quote.billing,
-                           "envelope": env.id, "signed": env.final_sha256})
-    return BillingInput(quote.id, [i.issue_on.isoformat() for i in invoicing.plan(s, quote)])
+    installments = invoicing.win(s, quote, Who.system("worker:record_outcome"),
+                                 via=entity("envelope", env.id), signed=env.final_sha256)
+    return BillingInput(quote.id, [i.issue_on.isoformat() for i in installments])

@@ -43,7 +43,7 @@ from store.models import (
     User,
     UserRole,
 )
-from web.auth import hash_password
+from web.services.passwords import hash_password
 from web.services.tasks import InboxFilter, inbox_queries
 
 TARGET_MS = 50.0

@@ -46,7 +46,12 @@ _ZERO = Decimal(0)
 
 
 class PricingError(ValueError):
-    """A line can't be priced as asked."""
+    """A line can't be priced as asked. ``field`` names the deal's setting at fault
+    (``partner_tier``, ``price_book``) when it is one, so a form can show it there."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -229,11 +234,12 @@ class Pricer:
         self.partner_pct = _ZERO
         if deal.channel in PARTNER_CHANNELS:
             if deal.partner_tier is None:
-                raise PricingError(f"a {deal.channel} deal needs the partner's tier")
+                raise PricingError(f"a {deal.channel} deal needs the partner's tier",
+                                   field="partner_tier")
             key = (deal.channel, deal.partner_tier)
             if key not in rules.partner_discounts:
                 raise PricingError(f"no partner discount for {deal.channel} tier "
-                                   f"{deal.partner_tier!r}")
+                                   f"{deal.partner_tier!r}", field="partner_tier")
             self.partner_pct = rules.partner_discounts[key]
 
     def _pinned(self) -> PriceBook | None:
@@ -241,18 +247,20 @@ class Pricer:
             return None
         book = next((b for b in self.rules.books if b.name == self.deal.price_book), None)
         if book is None:
-            raise PricingError(f"no price book named {self.deal.price_book!r}")
+            raise PricingError(f"no price book named {self.deal.price_book!r}", field="price_book")
         if book.currency != self.deal.currency:
             raise PricingError(f"price book {book.name!r} is in {book.currency}, the quote in "
-                               f"{self.deal.currency}")
+                               f"{self.deal.currency}", field="price_book")
         if not book.valid_on(self.deal.price_date):
             raise PricingError(f"price book {book.name!r} is valid {book.validity()}, not on "
-                               f"the quote's price date {self.deal.price_date.isoformat()}")
+                               f"the quote's price date {self.deal.price_date.isoformat()}",
+                               field="price_book")
         if book.kind == "account" and book.account_id != self.deal.account_id:
-            raise PricingError(f"price book {book.name!r} belongs to another account")
+            raise PricingError(f"price book {book.name!r} belongs to another account",
+                               field="price_book")
         if book.kind == "channel" and book.channel != self.deal.channel:
             raise PricingError(f"price book {book.name!r} is for the {book.channel} channel, "
-                               f"the quote is {self.deal.channel}")
+                               f"the quote is {self.deal.channel}", field="price_book")
         return book
 
     @staticmethod

@@ -28,6 +28,8 @@ app.add_typer(policies_app, name="policies")
 catalog_app = typer.Typer(help="The product catalog and price books", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(pki_app, name="pki")
+tokens_app = typer.Typer(help="API tokens: list and revoke", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)
 
@@ -95,8 +97,10 @@ def users_create(
         help="password (prompted when omitted; or set DEALDESK_NEW_PASSWORD)")] = None,
 ) -> None:
     """Create a user with roles."""
+    from store import audit
     from store.models import ROLES, User, UserRole
-    from web.auth import hash_password
+    from store.who import Who
+    from web.services.passwords import hash_password
 
     bad = [r for r in role if r not in ROLES]
     if bad:
@@ -106,6 +110,7 @@ def users_create(
     if len(password) < 4:
         err.print("the password is too short")
         raise typer.Exit(2)
+    password_hash = hash_password(password)  # before the write lock: it takes a while
     with _sessions()() as s:
         write_lock(s)
         if s.scalar(select(User).where(func.lower(User.email) == email.lower())):
@@ -117,12 +122,68 @@ def users_create(
             if boss is None:
                 err.print(f"no user with email {manager}")
                 raise typer.Exit(2)
-        user = User(email=email, name=name, password_hash=hash_password(password),
+        user = User(email=email, name=name, password_hash=password_hash,
                     manager_id=boss.id if boss else None)
         user.role_rows = [UserRole(role=r) for r in sorted(set(role))]
         s.add(user)
+        s.flush()
+        audit.append(s, event_key=f"user-{user.id}-created", actor=Who.system("cli:users"),
+                     action="user.created", entity=audit.entity("user", user.id),
+                     data={"email": user.email, "roles": sorted(set(role))})
         s.commit()
     console.print(f"created {email} ({', '.join(role)})")
+
+
+@tokens_app.command("list")
+def tokens_list(user: Annotated[str | None, typer.Option(
+        "--user", help="only this user's tokens (their email)")] = None) -> None:
+    """List API tokens, newest first: number, owner, name, first characters, dates, status."""
+    from store.models import User
+    from web.services import api_tokens
+
+    def when(value: object) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "never"
+
+    with _sessions()() as s:
+        owner = None
+        if user:
+            owner = s.scalar(select(User).where(func.lower(User.email) == user.strip().lower()))
+            if owner is None:
+                err.print(f"no user with email {user}")
+                raise typer.Exit(2)
+        rows = api_tokens.tokens_of(s, owner.id if owner else None)
+        emails = {uid: email for uid, email in s.execute(select(User.id, User.email))}
+        line = "{:>5}  {:<28}  {:<20}  {:<14}  {:<16}  {:<16}  {:<16}  {}"
+        typer.echo(line.format("ID", "USER", "NAME", "TOKEN", "CREATED (UTC)", "EXPIRES",
+                               "LAST USED", "STATUS"))
+        for t in rows:
+            typer.echo(line.format(t.id, emails.get(t.user_id, "?")[:28], (t.name or "-")[:20],
+                                   f"{t.prefix}…" if t.prefix else "-", when(t.created_at),
+                                   when(t.expires_at), when(t.last_used_at),
+                                   api_tokens.status(t)))
+    if not rows:
+        err.print("no API tokens" + (f" of {user}" if user else ""))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token: Annotated[str, typer.Argument(
+        help="the token's number (ID in `tokens list`) or its first characters, ddk_…")]) -> None:
+    """Revoke an API token: requests with it get 401 from now on."""
+    from web.errors import AppError
+    from web.services import api_tokens
+
+    with _sessions()() as s:
+        write_lock(s)
+        try:
+            row = api_tokens.find(s, token)
+        except AppError as e:
+            err.print(e.message, markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        revoked = api_tokens.revoke(s, row, actor="system", via="cli")
+        s.commit()
+        label = f"token {row.id} ({row.name or row.prefix or 'unnamed'}) of {row.user.email}"
+    console.print(f"revoked {label}" if revoked else f"{label} was revoked already",
+                  markup=False, highlight=False)
 
 
 @audit_app.command("verify")

@@ -1,6 +1,7 @@
 """The worker's housekeeping beside its Temporal worker: a heartbeat per task queue (so
-``/healthz`` knows a live worker polls it) and the reconciler that starts the workflows whose
-rows committed but whose start never happened (see ``store/starts.py``)."""
+``/healthz`` knows a live worker polls it), the reconciler that starts the workflows whose
+rows committed but whose start never happened (see ``store/starts.py``), and, hourly, the
+pruning of long-ended sign-in sessions and idle login throttle rows (``store/auth.py``)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from store import liveness, starts
+from store import auth, liveness, starts
 
 log = logging.getLogger("dealdesk.worker")
+PRUNE_EVERY = 3600.0
 
 
 class Housekeeping:
@@ -26,10 +29,19 @@ class Housekeeping:
         self._sessions = sessions
         self._task_queue = task_queue
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pruned_at: float | None = None
 
     def _beat(self) -> None:
         with self._sessions() as s:
             liveness.beat(s, self.worker_id, self._task_queue)
+
+    def _prune(self) -> None:
+        """Hourly (and at start), in each worker: the deletes are idempotent."""
+        if self._pruned_at is not None and time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        with self._sessions() as s:
+            auth.prune(s)
+        self._pruned_at = time.monotonic()
 
     def _stop(self) -> None:
         with self._sessions() as s:
@@ -41,6 +53,7 @@ class Housekeeping:
             while True:
                 try:
                     await anyio.to_thread.run_sync(self._beat)
+                    await anyio.to_thread.run_sync(self._prune)
                     await starts.start_pending(self._client, self._sessions)
                 except Exception:  # keep going: the next round may succeed
                     log.exception("housekeeping round failed")

@@ -6,7 +6,10 @@ No module-level singleton: callers ask :func:`get_settings` (cached) or build a
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -17,7 +20,6 @@ if TYPE_CHECKING:  # the PKCS#11 stack is heavy: imported only when an HSM is co
     from documents.hsm import HsmConfig
 
 
-DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside development
 DEV_PKI_PASSPHRASE = "dev-only-pki-passphrase"  # noqa: S105 - refused in production
 
 
@@ -25,7 +27,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEALDESK_", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
-    secret_key: str = DEV_SECRET
+    # Signs session cookies and form tokens. Empty outside production: var/secret_key, made
+    # on first use (see with_secret_key).
+    secret_key: str = ""
+    # Sign-in sessions end after this long without a request, and at the latest this many
+    # days after the login.
+    session_idle_minutes: int = 12 * 60
+    session_max_days: int = 7
     var_dir: Path = Path("var")
     database_url: str = ""
 
@@ -74,9 +82,7 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'dealdesk.db'}"
         if not self.base_url:
             self.base_url = f"http://{self.web_host}:{self.web_port}"
-        if self.environment == "production" and (
-            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
-        ):
+        if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError(
                 "DEALDESK_SECRET_KEY must be set to a random string of 32+ characters in production"
             )
@@ -112,3 +118,37 @@ class Settings(BaseSettings):
 @functools.cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def with_secret_key(settings: Settings) -> Settings:
+    """``settings`` with a secret key: its own, or (outside production, where the validator
+    requires one) the random key kept in ``var/secret_key`` (mode 0600), made on first use.
+    Every process on the same var directory reads the same key, so sessions survive a restart
+    of ``dealdesk web`` and forms signed by one web process verify in another."""
+    if settings.secret_key:
+        return settings
+    return settings.model_copy(update={"secret_key": _key_file(settings.var_dir / "secret_key")})
+
+
+def _key_file(path: Path) -> str:
+    if not path.exists():
+        _make_key_file(path)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable secret key: delete it and a new one is made")
+    return key
+
+
+def _make_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole under a temporary name, then linked into place: of two processes starting
+    # at once, one link wins and the other reads the winner's key.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48) + "\n")
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink()

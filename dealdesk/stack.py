@@ -24,16 +24,17 @@ import httpx
 from rich.console import Console
 
 from dealdesk.devserver import TemporalDevServer, port_open
-from dealdesk.settings import Settings
+from dealdesk.settings import Settings, with_secret_key
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 
 console = Console()
 
 BACKOFF_MAX = 30.0
-STEADY = 15.0
-"""A child that ran this long before dying was killed, not crash-looping: it is started again
-at once (its back-off resets). One that dies sooner waits 1, 2, 4… up to 30 s."""
+STEADY = 5.0
+"""A child that ran this long before dying was killed, not crash-looping (a broken install
+dies within a second or two of starting): it is started again at once and its back-off resets.
+One that dies sooner waits 1, 2, 4… up to 30 s."""
 
 
 @dataclass
@@ -127,6 +128,8 @@ def _healthy(url: str) -> bool:
 def run_stack(settings: Settings, *, demo: bool) -> int:
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
+    # Made here, before the children start, so every web process reads the same key.
+    with_secret_key(settings)
     host, port = settings.temporal_address.rsplit(":", 1)
     server: TemporalDevServer | None = None
     if port_open(host, int(port)):

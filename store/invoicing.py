@@ -18,10 +18,14 @@ from sqlalchemy.orm import Session
 
 from cpq.billing import PAYMENT_TERMS_DAYS, Charge, Installment, schedule, tax_amount
 from store import audit
+from store.audit import entity
 from store.catalogs import load_spec
 from store.commerce import Invoice, InvoiceSequence, QuoteItem
 from store.db import write_lock
 from store.models import Quote
+from store.who import Who
+
+PROCESS = "worker:issue_invoice"
 
 
 def charges_of(session: Session, quote: Quote) -> list[Charge]:
@@ -42,6 +46,20 @@ def charges_of(session: Session, quote: Quote) -> list[Charge]:
 def plan(session: Session, quote: Quote) -> list[Installment]:
     won = (quote.won_at or dt.datetime.now(dt.UTC)).date()
     return schedule(charges_of(session, quote), quote.billing, quote.term_months, won)
+
+
+def win(session: Session, quote: Quote, actor: Who, **via: object) -> list[Installment]:
+    """An approved quote won, with its one audit row (``quote-{id}-won``), whichever path
+    wins it: a person marking it won, or its signed envelope (``via`` says which). Winning a
+    won deal changes nothing. Returns its billing plan. In the caller's transaction."""
+    if quote.status == "approved":
+        quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
+    installments = plan(session, quote)
+    audit.append(session, event_key=f"quote-{quote.id}-won", actor=actor, action="quote.won",
+                 entity=entity("quote", quote.id),
+                 data={"version": quote.version, "billing": quote.billing,
+                       "installments": [i.issue_on.isoformat() for i in installments], **via})
+    return installments
 
 
 def issue(session: Session, quote_id: int, installment: int) -> Invoice:
@@ -84,9 +102,11 @@ def issue(session: Session, quote_id: int, installment: int) -> Invoice:
                                for i in installments]})
     session.add(invoice)
     session.flush()
-    audit.append(session, event_key=f"invoice-{quote.id}-{installment}", actor="system",
-                 action="invoice.issued", entity=f"quote-{quote.id}",
-                 data={"number": invoice.number, "installment": installment,
-                       "total": invoice.total, "currency": invoice.currency})
+    audit.append(session, event_key=f"invoice-{quote.id}-{installment}",
+                 actor=Who.system(PROCESS), action="invoice.issued",
+                 entity=entity("invoice", invoice.number),
+                 data={"number": invoice.number, "quote": entity("quote", quote.id),
+                       "installment": installment, "total": invoice.total,
+                       "currency": invoice.currency})
     session.commit()
     return invoice

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from workflows import rules
+
 ROLES = (
     "rep",
     "sales_manager",
@@ -35,7 +37,8 @@ ROLES = (
     "auditor",
     "admin",
 )
-APPROVER_ROLES = ("sales_manager", "deal_desk", "finance", "legal", "cfo")
+# Who decides approvals is the workflows' rule (workflows/rules.py); re-exported here.
+APPROVER_ROLES = rules.APPROVER_ROLES
 
 
 def utcnow() -> dt.datetime:
@@ -109,6 +112,9 @@ class Delegation(Base):
 
 
 class ApiToken(Base):
+    """A bearer token of the JSON API (see web/services/api_tokens.py); only its SHA-256 is
+    kept, and its first characters (``prefix``) to tell tokens apart."""
+
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,6 +122,10 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str | None] = mapped_column(String(16), index=True)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
 
     user: Mapped[User] = relationship()
 
@@ -309,9 +319,16 @@ class AuditEvent(Base):
     event_key: Mapped[str] = mapped_column(String(200), unique=True)
     at: Mapped[dt.datetime]
     actor: Mapped[str] = mapped_column(String(255))
+    """A label computed from the structured actor below (rows before 0007: free text)."""
     action: Mapped[str] = mapped_column(String(100), index=True)
     entity: Mapped[str] = mapped_column(String(100), index=True)
     data: Mapped[dict[str, Any]] = mapped_column()
+    # The structured actor (store/who.py); NULL kind on rows written before it existed.
+    actor_kind: Mapped[str | None] = mapped_column(String(20))
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor_email: Mapped[str | None] = mapped_column(String(255))
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    actor_process: Mapped[str | None] = mapped_column(String(100))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
 

@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from dealdesk.settings import Settings
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, User, UserRole
-from web.auth import hash_password
+from web.services.passwords import hash_password
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote
 

@@ -166,6 +166,30 @@ async def test_two_of_three_quorum(deal, cast: Cast) -> None:
         await task_service.decide(s, d.client, t2, s.merge(cast.b2), "approve")
 
 
+async def test_a_decision_says_what_comes_next(deal, cast: Cast) -> None:
+    """The chain's status stays "running" until its main line ends it, a moment after the
+    last step closes; so the Update's result names the steps left and whether the decided
+    step still waits, and the inbox can say "the quote is approved" at the last one."""
+    d = deal(net_amount=7_500_000, nonstandard_terms=["uncapped liability"])
+    await d.submit()
+
+    async def approve(task_id: str, user: User) -> tuple[str, bool | None, list[str] | None]:
+        with d.sessions() as s:
+            r = await task_service.decide(s, d.client, task_id, s.merge(user), "approve")
+        return r.chain_status, r.step_open, r.steps_left
+
+    [manager] = await d.tasks("manager")
+    assert await approve(manager, cast.manager) == (
+        "running", False, ["Deal desk", "Board quorum"])
+    [desk] = await d.tasks("deal_desk")
+    assert await approve(desk, cast.desk) == ("running", False, ["Board quorum"])
+    b1, b2, _ = await d.tasks("board", 3)
+    assert await approve(b1, cast.b1) == ("running", True, [])  # 2-of-3: one more
+    assert await approve(b2, cast.b2) == ("running", False, [])  # the last: being approved
+    await d.status("approved")
+    await replays(d.client, d.wid, [ApprovalChainWorkflow])
+
+
 async def test_reject_ends_the_chain(deal, cast: Cast) -> None:
     d = deal(net_amount=7_500_000)
     await d.submit()

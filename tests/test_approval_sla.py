@@ -171,7 +171,8 @@ async def test_out_of_office_window_routes_new_tasks_to_the_delegate(
     await d.status("approved")
     with sessions() as s:
         approved = s.scalar(select(AuditEvent).where(AuditEvent.action == "task.approved"))
-        assert approved.actor == f"Dan Deputy (user {slow.dan.id})"
+        assert approved.actor == f"Dan Deputy <{slow.dan.email}>"
+        assert approved.actor_user_id == slow.dan.id
         assert approved.data["on_behalf_of"] == "Alice Approver"
 
 
@@ -184,7 +185,7 @@ async def test_delegate_update_moves_a_task_to_another_user(
         alice = s.merge(slow.alice)
         with pytest.raises(Invalid, match="no active user"):
             await task_service.delegate(s, d.client, tid, alice, "nobody@test.example")
-        with pytest.raises(Forbidden, match="submitter"):
+        with pytest.raises(Forbidden, match="Rita Rep holds no approver role"):
             await task_service.delegate(s, d.client, tid, alice, slow.rep.email)
         with pytest.raises(Forbidden, match="assigned to Alice"):
             await task_service.delegate(s, d.client, tid, s.merge(slow.dan), slow.desk.email)

@@ -1,9 +1,11 @@
 """The hash-chained audit log (store/audit.py) after a real approval chain has written to it.
 
-A finished chain verifies; changing any content column of any row with plain SQL makes
-``verify`` name that row; a forger who also rehashes the row is caught at the next row (or at
-the chain head); deleting a row is caught; an ``event_key`` is written once however often
-it is appended; and ``dealdesk audit verify`` exits 0, then 1 naming the bad row.
+A finished chain verifies; its rows name their actors structurally (the person who acted,
+with id and email, or the chain itself as a process) and their entities as ``kind:id``;
+changing any content column of any row with plain SQL, the structured actor's included,
+makes ``verify`` name that row; a forger who also rehashes the row is caught at the next row
+(or at the chain head); deleting a row is caught; an ``event_key`` is written once however
+often it is appended; and ``dealdesk audit verify`` exits 0, then 1 naming the bad row.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,8 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from store import audit
 from store.db import write_lock
-from store.models import AuditEvent, AuditHead
+from store.models import AuditEvent, AuditHead, User
+from store.who import Who
 from tests.chain_fixtures import TWO_STEP_POLICY, Deal, outbox
 from tests.support import eventually, load_policy, make_user
 
@@ -33,19 +37,36 @@ FORGERIES = {
     "entity": "entity || '0'",
     "at": "'2001-02-03 04:05:06.000000'",
     "data": """'{"forged": true}'""",
+    "actor_kind": "CASE WHEN actor_kind = 'user' THEN 'system' ELSE 'user' END",
+    "actor_user_id": "COALESCE(actor_user_id, 0) + 1000",
+    "actor_email": "COALESCE(actor_email, '') || 'x'",
+    "actor_name": "COALESCE(actor_name, '') || 'x'",
+    "actor_process": "COALESCE(actor_process, '') || 'x'",
 }
 
 
+@dataclass
+class Team:
+    rep: User
+    mgr: User
+    desk: User
+
+
 @pytest.fixture
-async def row_ids(sessions: sessionmaker[Session], client: Client, settings: Settings,
-                  worker: str) -> list[int]:
-    """Run one chain to approval with a comment; return the audit rows' ids."""
+def team(sessions: sessionmaker[Session]) -> Team:
     with sessions.begin() as s:
-        rep, mgr, desk = (make_user(s, "Rita Rep", "rep"),
-                          make_user(s, "Mo Manager", "sales_manager"),
-                          make_user(s, "Dee Desk", "deal_desk"))
+        t = Team(make_user(s, "Rita Rep", "rep"), make_user(s, "Mo Manager", "sales_manager"),
+                 make_user(s, "Dee Desk", "deal_desk"))
         load_policy(s, TWO_STEP_POLICY)
         s.expunge_all()
+    return t
+
+
+@pytest.fixture
+async def row_ids(team: Team, sessions: sessionmaker[Session], client: Client, settings: Settings,
+                  worker: str) -> list[int]:
+    """Run one chain to approval with a comment; return the audit rows' ids."""
+    rep, mgr, desk = team.rep, team.mgr, team.desk
     d = Deal(sessions, client, settings, rep, net_amount=7_500_000)
     await d.submit()
     [m] = await d.tasks("manager")
@@ -88,6 +109,39 @@ def test_a_finished_chain_verifies(sessions: sessionmaker[Session], row_ids: lis
         assert action in actions
 
 
+def test_rows_name_who_acted_and_what_it_is_about(sessions: sessionmaker[Session],
+                                                  row_ids: list[int], team: Team) -> None:
+    with sessions() as s:
+        rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        by_action = {r.action: r for r in rows}
+    rep, mgr = (Who("user", u.id, u.email, u.name) for u in (team.rep, team.mgr))
+    # A person in the web tier, a person through the workflow (the chain knows id and name;
+    # the projection adds the email), and the chain acting on its own.
+    assert audit.who_of(by_action["quote.created"]) == rep
+    assert audit.who_of(by_action["quote.submitted"]) == rep
+    assert audit.who_of(by_action["chain.started"]) == rep
+    desk = Who("user", team.desk.id, team.desk.email, team.desk.name)
+    approvals = [r for r in rows if r.action == "task.approved"]
+    assert [audit.who_of(r) for r in approvals] == [mgr, desk]
+    assert [r.actor for r in approvals] == [f"Mo Manager <{mgr.email}>",
+                                            f"Dee Desk <{desk.email}>"]
+    for action in ("step.opened", "chain.approved"):
+        assert audit.who_of(by_action[action]) == Who.system("workflow:approval_chain")
+        assert by_action[action].actor == "system:workflow:approval_chain"
+    assert audit.who_of(by_action["policy.saved"]) == Who.system("cli:policies")
+    quote_id = by_action["quote.created"].entity.split(":")[1]
+    assert {r.entity for r in rows if r.action != "policy.saved"} == {f"quote:{quote_id}"}
+    assert by_action["policy.saved"].entity == "policy:two-step"
+
+
+def test_unsetting_the_structured_actor_is_caught(sessions: sessionmaker[Session],
+                                                  row_ids: list[int]) -> None:
+    """Without a kind a row hashes as an old one would: its stored hash no longer fits."""
+    sql(sessions, "UPDATE audit_events SET actor_kind = NULL WHERE id = :id", id=row_ids[2])
+    result = verify(sessions)
+    assert (result.ok, result.bad_row_id) == (False, row_ids[2])
+
+
 def test_editing_any_column_of_any_row_names_that_row(sessions: sessionmaker[Session],
                                                       row_ids: list[int]) -> None:
     for row_id in row_ids:
@@ -111,8 +165,7 @@ def _rehash(sessions: sessionmaker[Session], row_id: int, actor: str) -> None:
         ev = s.get(AuditEvent, row_id)
         assert ev is not None
         ev.actor = actor
-        ev.row_hash = audit.row_hash(ev.prev_hash, audit._content(
-            ev.event_key, ev.at, ev.actor, ev.action, ev.entity, ev.data))
+        ev.row_hash = audit.row_hash(ev.prev_hash, audit.content_of(ev))
         s.commit()
 
 
@@ -155,7 +208,7 @@ def test_appending_the_same_event_key_twice_writes_one_row(
         with sessions() as s:
             write_lock(s)
             ev = audit.append(s, event_key="export-42", actor=actor, action="quote.exported",
-                              entity="quote-1", data={"format": "pdf"})
+                              entity="quote:1", data={"format": "pdf"})
             s.commit()
             return ev
 
@@ -164,7 +217,7 @@ def test_appending_the_same_event_key_twice_writes_one_row(
     assert append("mallory@test.example") is None
     with sessions() as s:
         rows = s.scalars(select(AuditEvent).where(AuditEvent.event_key == "export-42")).all()
-        assert [r.actor for r in rows] == ["alice@test.example"]
+        assert [r.actor for r in rows] == ["alice@test.example"]  # nobody by that email
         assert s.scalar(select(func.count()).select_from(AuditEvent)) == len(row_ids) + 1
     assert verify(sessions).ok
 

@@ -34,7 +34,7 @@ async def test_approve_from_inbox_moves_task_to_next_queue(
     await first.get_by_role("button", name="Approve").click()
     done = manager.locator("tr.task.done")
     await expect(done).to_contain_text("Approved")
-    await expect(done).to_contain_text("next approver")
+    await expect(done).to_contain_text("the quote moves on to Finance")
     await expect(rows).to_have_count(1)
     await expect(manager.locator("#badge .badge")).to_have_text("1")
 

@@ -1,4 +1,5 @@
-"""The ``dealdesk`` command against a real store: migrate, users create, policies load."""
+"""The ``dealdesk`` command against a real store: migrate, users create (audited), policies
+load."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.models import Policy, User
+from store.models import AuditEvent, Policy, User
 
 POLICY = """
 name: cli
@@ -49,6 +50,12 @@ def test_users_and_policies(database_url: str, sessions: sessionmaker[Session],
         assert mo is not None and mo.roles == {"sales_manager", "finance"}
         assert mo.manager is not None and mo.manager.email == "boss@x.test"
         assert s.scalar(select(User).where(User.email == "z@x.test")) is None
+        # One audit row per user made, by the CLI as a process.
+        created = s.scalars(select(AuditEvent).where(AuditEvent.action == "user.created")
+                            .order_by(AuditEvent.id)).all()
+        assert [(e.entity, e.actor, e.actor_kind, e.data["email"]) for e in created] == [
+            (f"user:{mo.manager.id}", "system:cli:users", "system", "boss@x.test"),
+            (f"user:{mo.id}", "system:cli:users", "system", "mo@x.test")]
 
     good, broken = tmp_path / "p.yaml", tmp_path / "bad.yaml"
     good.write_text(POLICY)

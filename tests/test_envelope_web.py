@@ -21,7 +21,14 @@ from temporalio.client import Client
 from activities.envelopes import token_hash
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
-from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, OutboxMessage, User
+from store.models import (
+    AuditEvent,
+    Envelope,
+    EnvelopeEvent,
+    EnvelopeRecipient,
+    OutboxMessage,
+    User,
+)
 from tests.envelope_support import envelope
 from tests.pdfs import contract_pdf
 from tests.support import eventually, make_user
@@ -208,7 +215,20 @@ async def test_wrong_codes_lock_the_link(live_url: str, sessions: sessionmaker[S
         assert r.status_code == 429  # locked even with the right code
         page, _ = await open_page(anon, ann_token)
         assert "try again after" in page.text  # said before another code is typed
-        assert recipient(sessions, eid, "ann@globex.test").verified_at is None
+        ann = recipient(sessions, eid, "ann@globex.test")
+        assert ann.verified_at is None
+        with sessions() as s:  # four wrong codes, then the lock: each one audit row
+            trail = s.scalars(select(AuditEvent).where(
+                AuditEvent.entity == f"envelope:{eid}",
+                AuditEvent.action.in_(("envelope.code_rejected", "envelope.locked")))
+                .order_by(AuditEvent.id)).all()
+            assert [e.action for e in trail] == ["envelope.code_rejected"] * 4 + [
+                "envelope.locked"]
+            assert {(e.actor_kind, e.actor_email) for e in trail} == {
+                ("recipient", "ann@globex.test")}
+            assert trail[-1].data["ip"] == "127.0.0.1"
+            locked = s.scalar(select(EnvelopeEvent).where(EnvelopeEvent.kind == "locked"))
+            assert locked is not None and locked.recipient_id == ann.id
 
         # The emailed code: send, read the mail, enter it; the document shows.
         page, csrf = await open_page(anon, ben_token)
@@ -397,6 +417,8 @@ async def test_an_internal_countersigner_signs_from_the_envelope_page(
             env = s.get(Envelope, eid)
             return env is not None and env.status == "completed"
     await eventually(completed, timeout=40)
+    after = await web.get(f"/envelopes/{eid}?notice=signed")  # the last signer lands here
+    assert "Signed." in after.text and "next recipients are invited" not in after.text
     final = await web.get(f"/envelopes/{eid}/files/final.pdf")
     assert final.status_code == 200 and final.content.startswith(b"%PDF")
     assert 'filename="msa (signed).pdf"' in final.headers["content-disposition"]

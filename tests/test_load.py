@@ -174,3 +174,59 @@ async def test_a_runaway_template_is_refused_in_its_time_limit_and_health_stays_
         assert s.scalar(select(func.count()).select_from(QuoteTemplate)) == 0
     await admin.aclose()
     await anonymous.aclose()
+
+
+def long_word_document(pages: int) -> bytes:
+    document = docx.Document()
+    for page in range(pages):
+        document.add_heading(f"Schedule {page + 1}", 2)
+        for i in range(6):
+            document.add_paragraph(f"{page + 1}.{i + 1} The supplier delivers what this "
+                                   "schedule lists, on the dates it gives, at the prices of "
+                                   "the order form.")
+        document.add_page_break()
+    document.add_paragraph("Signed for the customer: [[sign:customer]]")
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.timeout(600)
+async def test_a_400_page_word_document_is_accepted_at_once_and_sent_when_converted(
+        sessions: sessionmaker[Session], processes: Processes) -> None:
+    """The create answers in under a second (the conversion is the workflow's); the
+    envelope shows "preparing" with what it is doing, then "sent" with its invitation, the
+    field at the anchor on the last page."""
+    people = seed_people(sessions)
+    document = long_word_document(400)
+    processes.worker()
+    _, url = processes.web()
+    rep = await token_client(url, people.rep)
+    spec = json.dumps({"title": "Master agreement, all schedules", "recipients": [
+        {"name": "Ann Buyer", "email": "ann@long.test", "anchor": "customer"}]})
+    start = time.perf_counter()
+    r = await rep.post("/api/v1/envelopes", data={"spec": spec}, files={"document": (
+        "agreement.docx", document, "application/vnd.openxmlformats-officedocument."
+        "wordprocessingml.document")})
+    took = time.perf_counter() - start
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "preparing" and took < 1.0, took
+    envelope_id = r.json()["id"]
+
+    def progress() -> str | None:
+        with sessions() as s:
+            env = s.get(Envelope, envelope_id)
+            return env.progress if env is not None and env.status == "preparing" else None
+    assert "Word" in await eventually(progress, timeout=60)
+
+    def sent() -> Envelope | None:
+        with sessions() as s:
+            env = s.get(Envelope, envelope_id)
+            return env if env is not None and env.status == "sent" else None
+    env = await eventually(sent, timeout=480, interval=1)
+    assert env.page_count >= 400 and env.document_name == "agreement.pdf"
+    with sessions() as s:
+        ann = s.scalar(select(EnvelopeRecipient).where(
+            EnvelopeRecipient.envelope_id == envelope_id))
+        assert ann is not None and ann.status == "sent" and ann.field_page == env.page_count - 1
+    await rep.aclose()

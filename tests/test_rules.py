@@ -2,7 +2,8 @@
 
 Covers: every condition operator; plan_chain ordering (also through an unselected
 predecessor); step fingerprints (which fact changes re-open a step); all/any/K-of-N groups;
-cycle detection; SLA deadlines; and parse_policy's problem messages, each naming its place.
+cycle detection; SLA deadlines; who may decide a task (and why not); and parse_policy's
+problem messages, each naming its place.
 """
 
 from __future__ import annotations
@@ -262,3 +263,37 @@ def test_parse_policy_reports_every_problem_at_once() -> None:
         "name", "escalation_role", "steps[0].remind_after", "rules"]
     with pytest.raises(PolicyError, match="mapping"):
         parse_policy(["not", "a", "mapping"], version=1, roles=ROLES, lookup_user=USERS.get)
+
+
+# --- who may decide (claims, delegations, out-of-office windows) ---------------------------
+
+SUBMITTER, OWNER, ANYONE = 1, 2, 3
+
+
+def cannot(user_id: int = ANYONE, *roles: str, active: bool = True,
+           queue: str | None = None) -> str | None:
+    return rules.why_cannot_decide(user_id=user_id, roles=roles, active=active,
+                                   queue_role=queue, submitter_id=SUBMITTER, owner_id=OWNER)
+
+
+def test_an_active_approver_may_decide() -> None:
+    for role in rules.APPROVER_ROLES:
+        assert cannot(ANYONE, role) is None
+        assert cannot(ANYONE, role, queue=role) is None
+    assert cannot(ANYONE, "rep", "sales_manager", queue="sales_manager") is None
+
+
+def test_who_may_not_decide_and_why() -> None:
+    assert cannot(ANYONE, "finance", active=False) == "is not an active user"
+    assert cannot(ANYONE, "auditor") == "is an auditor, and auditors never decide approvals"
+    # An auditor never decides, whatever else they hold.
+    assert "auditor" in (cannot(ANYONE, "finance", "auditor", queue="finance") or "")
+    assert (cannot(ANYONE, "rep") or "").startswith("holds no approver role")
+    assert cannot(ANYONE, "admin") == cannot(ANYONE, "rep")
+    assert cannot(ANYONE, "finance", queue="sales_manager") == \
+        "is not in the sales manager queue"
+    assert "submitted this quote" in (cannot(SUBMITTER, "sales_manager") or "")
+    assert "owns this quote" in (cannot(OWNER, "sales_manager") or "")
+    # Without a chain (an out-of-office window), only the person's roles count.
+    assert rules.why_cannot_decide(user_id=SUBMITTER, roles=["cfo"]) is None
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -88,6 +89,10 @@ def _wait(predicate, timeout: float = 30) -> object:  # type: ignore[no-untyped-
 def test_up_demo_then_restart_resumes(stack: Stack) -> None:
     out = stack.start()
     assert stack.url in out and "Temporal UI" in out
+    # No constant secret key: a random one made on the first run, readable only by us.
+    key_file = Path(stack.env["DEALDESK_VAR_DIR"]) / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text()
     health = httpx.get(f"{stack.url}/healthz").json()
     assert health["ok"] and health["task_queues"]["deals"]["workflow_pollers"] >= 1
 
@@ -112,6 +117,7 @@ def test_up_demo_then_restart_resumes(stack: Stack) -> None:
     # Second start on the same var/: no re-seeding, chains continue where they were.
     out = stack.start()
     assert "Seeding" not in out
+    assert key_file.read_text() == key
     manager = _token(stack.url, "manager@demo.test")
     inbox_after = httpx.get(f"{stack.url}/api/v1/inbox", headers=manager).json()
     assert acme["id"] not in [t["id"] for t in inbox_after]

@@ -18,18 +18,19 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from dealdesk.parts import open_pki
-from dealdesk.settings import Settings, get_settings
+from dealdesk.settings import Settings, get_settings, with_secret_key
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
 from store.db import UnstorableText, make_engine, make_session_factory
-from web.auth import Unauthenticated
-from web.errors import AppError, Invalid, Unavailable
+from web.errors import AppError, Invalid, TooManyTries, Unauthenticated, Unavailable
 from web.headers import SecurityHeaders
 from web.render import is_htmx, render
 from web.routes import (
+    account,
     admin,
     api,
+    api_auth,
     api_cpq,
     api_envelopes,
     builder,
@@ -71,7 +72,7 @@ async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = with_secret_key(settings or get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,9 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="dealdesk", version="0.1.0", lifespan=lifespan,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings
+    # The cookie only carries the session's id: the user_sessions row decides how long a
+    # session lasts (web/services/user_sessions.py).
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
                        session_cookie="dealdesk_session", same_site="lax",
-                       https_only=settings.cookies_secure, max_age=12 * 3600)
+                       https_only=settings.cookies_secure,
+                       max_age=settings.session_max_days * 86400)
 
     app.add_middleware(SecurityHeaders)
 
@@ -120,6 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         exc.message = _encodable(exc.message)  # it may quote the request's text
+        response = answer(request, exc)
+        if isinstance(exc, TooManyTries) and exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    def answer(request: Request, exc: AppError) -> Response:
         if wants_json(request):
             body: dict[str, object] = {"detail": exc.message}
             if exc.field:
@@ -184,8 +194,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "send valid Unicode text"))
 
     app.mount("/static", MemoryStatic(Path(__file__).parent / "static"), name="static")
-    for router in (health.router, pages.router, inbox.router, quotes.router, policies.router,
-                   admin.router, api.router, api_cpq.router, api_envelopes.router,
+    for router in (health.router, pages.router, account.router, inbox.router, quotes.router,
+                   policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
+                   api_envelopes.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

@@ -1,42 +1,31 @@
-"""Authentication: argon2 password hashes, cookie sessions with CSRF tokens, API tokens.
+"""Who is asking: a signed-in browser or an API client, and the CSRF check of the browser's
+writes.
 
-The session cookie is signed (Starlette's SessionMiddleware) and holds only the user id,
-a CSRF token and the password-hash fingerprint, so changing a password ends old sessions.
-API tokens are random 256-bit strings; only their SHA-256 is stored.
+A browser's session cookie is signed (Starlette's SessionMiddleware) and holds only a random
+session id and the CSRF token (and, on signing pages, which recipients passed their access
+check). Whose session it is, and whether it still counts, is the ``user_sessions`` row's to
+say (web/services/user_sessions.py), so logging out ends it for good. API clients send a
+Bearer token (web/services/api_tokens.py). Both are looked up on a worker thread.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from store.models import ApiToken, User
-from web.deps import SessionDep
-from web.errors import AppError, Forbidden
+from store.models import User
+from web.deps import SessionDep, SettingsDep
+from web.errors import Forbidden, Unauthenticated
+from web.services import api_tokens, user_sessions
+from web.services.login import Attempt
+from web.services.user_sessions import SessionPolicy
 
-_hasher = PasswordHasher()
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-TOKEN_TTL = dt.timedelta(days=30)
-@functools.cache
-def _dummy_hash() -> str:
-    """Verifying against this keeps unknown-email logins as slow as wrong-password ones
-    (made on first use, not at import: every process would pay for it at start-up)."""
-    return _hasher.hash("not-a-real-password")
-
-
-class Unauthenticated(AppError):
-    status = 401
+SESSION_ID = "sid"
 
 
 @dataclass(frozen=True)
@@ -54,23 +43,15 @@ class Viewer:
         return cls(user.id, user.email, user.name, user.roles)
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def client_ip(request: Request) -> str:
+    """The client's address (behind a proxy, uvicorn takes it from X-Forwarded-For when the
+    proxy's address is in FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None or not user.is_active:
-        return None
-    return user
-
-
-def _fingerprint(user: User) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+def attempt(request: Request, email: str, via: str) -> Attempt:
+    return Attempt(email=email, ip=client_ip(request),
+                   user_agent=request.headers.get("user-agent", "")[:400], via=via)
 
 
 def csrf_token(request: Request) -> str:
@@ -81,12 +62,19 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
-def log_in(request: Request, user: User) -> None:
+def start_session(request: Request, session_id: str) -> None:
+    """Point the cookie at a new server-side session, with a new CSRF token (nothing from
+    before the login carries over)."""
     request.session.clear()
-    request.session.update(uid=user.id, pw=_fingerprint(user), csrf=secrets.token_urlsafe(32))
+    request.session.update({SESSION_ID: session_id, "csrf": secrets.token_urlsafe(32)})
 
 
-def log_out(request: Request) -> None:
+def session_id(request: Request) -> str | None:
+    value = request.session.get(SESSION_ID)
+    return value if isinstance(value, str) else None
+
+
+def end_session(request: Request) -> None:
     request.session.clear()
 
 
@@ -105,37 +93,22 @@ async def verify_csrf(request: Request) -> None:
                         "and try again")
 
 
-def issue_api_token(session: Session, user: User) -> str:
-    token = "ddk_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                         expires_at=dt.datetime.now(dt.UTC) + TOKEN_TTL))
-    return token
-
-
-def _user_from_bearer(session: Session, token: str) -> User | None:
-    return session.scalar(select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-        ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest(),
-        ApiToken.expires_at > dt.datetime.now(dt.UTC), User.is_active))
-
-
-def optional_user(request: Request, session: SessionDep) -> User | None:
+def optional_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
     """The signed-in user (cookie or Bearer token), looked up on a worker thread."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = _user_from_bearer(session, auth[7:].strip())
-        if user is None:
-            raise Unauthenticated("the API token is unknown or expired; get a new one from "
-                                  "POST /api/v1/auth/token")
+        user = api_tokens.resolve(session, auth[7:].strip())
         request.state.via_token = True
         return user
-    uid = request.session.get("uid")
-    if uid is None:
+    sid = session_id(request)
+    if sid is None:
         return None
-    user = session.get(User, uid)
-    if user is None or not user.is_active or request.session.get("pw") != _fingerprint(user):
-        request.session.clear()
+    row = user_sessions.resolve(session, sid, SessionPolicy.of(settings))
+    if row is None:
+        request.session.pop(SESSION_ID, None)
         return None
-    return user
+    request.state.session_row = row.id
+    return row.user
 
 
 async def current_user(request: Request,

@@ -7,6 +7,7 @@ sets ``Vary: HX-Request`` so caches keep the two apart.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
+from markupsafe import Markup, escape
 
 from cpq.money import major, minor_exponent
 from web.auth import csrf_token
+from web.services.costs import sees_costs
 
 TEMPLATES = Jinja2Blocks(directory=str(Path(__file__).parent / "templates"))
 
@@ -66,13 +69,37 @@ def label(value: str | None) -> str:
     return (value or "").replace("_", " ")
 
 
+# http(s) only: a "javascript:" or "data:" URL never matches, so it stays text. An ellipsis
+# ends a URL: what follows it was cut (a masked signing link), and is not linked.
+_URL = re.compile(r"https?://[^\s<>\"'`…]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+
+
+def linkify(text: str) -> Markup:
+    """Plain text as HTML with its http(s) URLs as links; everything else escaped. Line
+    breaks stay as they are (the page shows them with ``white-space: pre-wrap``)."""
+    out: list[str] = []
+    pos = 0
+    for m in _URL.finditer(text):
+        url = m.group(0).rstrip(_TRAILING)  # "see https://x.test/a." links without the dot
+        end = m.start() + len(url)
+        out.append(escape(text[pos:m.start()]))
+        if text.startswith("…", end) or url.endswith("//"):
+            out.append(escape(url))
+        else:
+            out.append(Markup('<a href="{0}" rel="noopener">{0}</a>').format(url))
+        pos = end
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
+
+
 TEMPLATES.env.filters.update(money=money, unit_money=unit_money, when=when, due=due_label,
-                             label=label)
+                             label=label, linkify=linkify)
 def has_role(user: Any, *roles: str) -> bool:
     return user is not None and bool(user.roles.intersection(roles))
 
 
-TEMPLATES.env.globals.update(is_overdue=is_overdue, has_role=has_role)
+TEMPLATES.env.globals.update(is_overdue=is_overdue, has_role=has_role, sees_costs=sees_costs)
 
 
 def is_htmx(request: Request) -> bool:

@@ -78,6 +78,11 @@ def _actor_label(actor: Actor) -> str:
     return f"{actor.name} (user {actor.user_id})"
 
 
+# What the chain does on its own (step opened, reminded, chain ended) is recorded as this
+# process; what a person does, as that person (AuditRecord's structured actor).
+PROCESS = "workflow:approval_chain"
+
+
 @workflow.defn
 class ApprovalChainWorkflow:
     @workflow.init
@@ -105,7 +110,7 @@ class ApprovalChainWorkflow:
     # ---------------------------------------------------------------- main line
     @workflow.run
     async def run(self, inp: ChainInput) -> ChainResult:
-        self._record(_actor_label(inp.submitted_by), "chain.started", {
+        self._record(inp.submitted_by, "chain.started", {
             "quote_version": inp.facts.version,
             "policy": f"{inp.policy.name} v{inp.policy.version}",
             "steps": [s.key for s in self._steps],
@@ -126,7 +131,7 @@ class ApprovalChainWorkflow:
         for step in self._steps:
             if step.state in ("pending", "open"):
                 step.state = "cancelled"
-        self._record("system", f"chain.{self._status}", {"quote_version": inp.facts.version})
+        self._record(None, f"chain.{self._status}", {"quote_version": inp.facts.version})
         await self._flush()
         await self._notify([Notice(
             key=f"{workflow.info().workflow_id}:outcome",
@@ -150,7 +155,8 @@ class ApprovalChainWorkflow:
         new_tasks: list[TaskState] = []
         for g, group in enumerate(spec.groups):
             seats = await workflow.execute_activity(
-                RESOLVE_SEATS, ResolveSeatsInput(group.targets, now), result_type=list[Seat],
+                RESOLVE_SEATS, ResolveSeatsInput(group.targets, now, *self._own_deal()),
+                result_type=list[Seat],
                 start_to_close_timeout=_QUICK, retry_policy=_ACTIVITY_RETRY)
             for s, seat in enumerate(seats):
                 task = TaskState(
@@ -162,7 +168,7 @@ class ApprovalChainWorkflow:
                     due_at=step.due_at)
                 self._tasks[task.id] = task
                 new_tasks.append(task)
-        self._record("system", "step.opened", {
+        self._record(None, "step.opened", {
             "step": step.key, "reasons": step.reasons,
             "tasks": [{"id": t.id, "to": t.assignee_name,
                        "on_behalf_of": t.on_behalf_of_name or None} for t in new_tasks]})
@@ -193,8 +199,8 @@ class ApprovalChainWorkflow:
         open_tasks = self._open_tasks(step.key)
         for t in open_tasks:
             t.reminded_at = workflow.now()
-        self._record("system", "step.reminded", {"step": step.key,
-                                                 "tasks": [t.id for t in open_tasks]})
+        self._record(None, "step.reminded", {"step": step.key,
+                                             "tasks": [t.id for t in open_tasks]})
         await self._flush()
         await self._notify([self._assignment_notice(t, "reminder") for t in open_tasks])
 
@@ -203,7 +209,8 @@ class ApprovalChainWorkflow:
         if not originals:
             return
         seats = await workflow.execute_activity(
-            RESOLVE_ESCALATIONS, EscalationInput(originals, self._in.policy.escalation_role),
+            RESOLVE_ESCALATIONS, EscalationInput(originals, self._in.policy.escalation_role,
+                                                 *self._own_deal()),
             result_type=list[Seat], start_to_close_timeout=_QUICK,
             retry_policy=_ACTIVITY_RETRY)
         added = []
@@ -216,7 +223,7 @@ class ApprovalChainWorkflow:
                 due_at=original.due_at, escalated_from=original.id)
             self._tasks[task.id] = task
             added.append(task)
-        self._record("system", "step.escalated", {
+        self._record(None, "step.escalated", {
             "step": step.key,
             "tasks": [{"id": t.id, "from": t.escalated_from, "to": t.assignee_name}
                       for t in added]})
@@ -245,12 +252,12 @@ class ApprovalChainWorkflow:
         else:
             self._close_step(step, task.state)
             self._end_chain(task.state)
-        self._record(_actor_label(inp.actor), f"task.{task.state}", {
+        self._record(inp.actor, f"task.{task.state}", {
             "task": task.id, "step": task.step_key, "comment": task.comment,
             "on_behalf_of": task.on_behalf_of_name or None,
             "quote_version": self._in.facts.version})
         self._dirty = True
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @decide.validator
     def _validate_decide(self, inp: DecisionInput) -> None:
@@ -268,6 +275,11 @@ class ApprovalChainWorkflow:
         self._check_may_act(task, inp.actor)
         if inp.actor.user_id == self._in.submitted_by.user_id:
             raise _refuse("you submitted this quote, so you cannot approve it", NOT_ALLOWED)
+        # Anyone in a queue may decide its tasks unclaimed: the same rule as claiming them.
+        why = (self._why_cannot_decide(task, inp.actor.user_id, inp.actor.roles)
+               if task.assignee_id is None else None)
+        if why:
+            raise _refuse(f"you cannot decide this task: {inp.actor.name} {why}", NOT_ALLOWED)
 
     @workflow.update
     async def claim(self, inp: ClaimInput) -> TaskResult:
@@ -277,10 +289,10 @@ class ApprovalChainWorkflow:
             task.claimed_by_id, task.claimed_by_name = inp.actor.user_id, inp.actor.name
         else:
             task.claimed_by_id, task.claimed_by_name = None, ""
-        self._record(_actor_label(inp.actor), "task.claimed" if inp.claim else "task.unclaimed",
+        self._record(inp.actor, "task.claimed" if inp.claim else "task.unclaimed",
                      {"task": task.id})
         self._dirty = True
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @claim.validator
     def _validate_claim(self, inp: ClaimInput) -> None:
@@ -289,8 +301,13 @@ class ApprovalChainWorkflow:
         if task.queue_role is None or task.assignee_id is not None:
             raise _refuse("only role-queue tasks can be claimed", NOT_ALLOWED)
         self._check_may_act(task, inp.actor)
-        if not inp.claim and task.claimed_by_id != inp.actor.user_id:
-            raise _refuse("you have not claimed this task", NOT_ALLOWED)
+        if not inp.claim:
+            if task.claimed_by_id != inp.actor.user_id:
+                raise _refuse("you have not claimed this task", NOT_ALLOWED)
+            return  # letting go is always allowed
+        why = self._why_cannot_decide(task, inp.actor.user_id, inp.actor.roles)
+        if why:
+            raise _refuse(f"you cannot claim this task: {inp.actor.name} {why}", NOT_ALLOWED)
 
     @workflow.update
     async def delegate(self, inp: DelegateInput) -> TaskResult:
@@ -301,11 +318,12 @@ class ApprovalChainWorkflow:
         task.assignee_id, task.assignee_name = inp.to_user_id, inp.to_user_name
         task.on_behalf_of_id, task.on_behalf_of_name = previous_id, previous
         task.claimed_by_id, task.claimed_by_name = None, ""
-        self._record(_actor_label(inp.actor), "task.delegated", {
-            "task": task.id, "to": inp.to_user_name, "comment": inp.comment})
+        self._record(inp.actor, "task.delegated", {
+            "task": task.id, "to": inp.to_user_name, "to_user_id": inp.to_user_id,
+            "comment": inp.comment})
         self._dirty = True
         await self._notify([self._assignment_notice(task, f"delegated-{inp.to_user_id}")])
-        return TaskResult(task, self._status)
+        return self._result(task)
 
     @delegate.validator
     def _validate_delegate(self, inp: DelegateInput) -> None:
@@ -314,8 +332,10 @@ class ApprovalChainWorkflow:
         self._check_may_act(task, inp.actor)
         if inp.to_user_id == inp.actor.user_id:
             raise _refuse("choose someone other than yourself", NOT_ALLOWED)
-        if inp.to_user_id == self._in.submitted_by.user_id:
-            raise _refuse("a task cannot be delegated to the quote's submitter", NOT_ALLOWED)
+        why = self._why_cannot_decide(task, inp.to_user_id, inp.to_user_roles)
+        if why:
+            raise _refuse(f"the task cannot be delegated to {inp.to_user_name}: "
+                          f"{inp.to_user_name} {why}", NOT_ALLOWED)
 
     @workflow.update
     async def recall(self, inp: RecallInput) -> str:
@@ -325,7 +345,7 @@ class ApprovalChainWorkflow:
             if step.state == "open":
                 self._close_step(step, "cancelled")
         self._end_chain("recalled")
-        self._record(_actor_label(inp.actor), "chain.recalled", {"comment": inp.comment})
+        self._record(inp.actor, "chain.recalled", {"comment": inp.comment})
         self._dirty = True
         return self._status
 
@@ -369,6 +389,24 @@ class ApprovalChainWorkflow:
         if task.claimed_by_id not in (None, actor.user_id):
             raise _refuse(f"claimed by {task.claimed_by_name}", NOT_ALLOWED)
 
+    def _why_cannot_decide(self, task: TaskState, user_id: int, roles: list[str]) -> str | None:
+        """``rules.why_cannot_decide`` for this task: a queue task needs that queue's role
+        (a task delegated to someone is theirs, whatever its queue was)."""
+        return rules.why_cannot_decide(
+            user_id=user_id, roles=roles,
+            queue_role=task.queue_role if task.assignee_id is None else None,
+            submitter_id=self._in.submitted_by.user_id, owner_id=self._in.facts.owner_id)
+
+    def _own_deal(self) -> tuple[int, int]:
+        """The submitter and the quote's owner: never the delegate of anyone's seat here."""
+        return self._in.submitted_by.user_id, self._in.facts.owner_id
+
+    def _result(self, task: TaskState) -> TaskResult:
+        own = self._step(task.step_key)
+        return TaskResult(task, self._status, step_open=own.state == "open",
+                          steps_left=[s.name for s in self._steps if s is not own
+                                      and s.state in ("pending", "open")])
+
     def _step(self, key: str) -> StepState:
         return next(s for s in self._steps if s.key == key)
 
@@ -397,10 +435,18 @@ class ApprovalChainWorkflow:
             if step.state == "pending":
                 step.state = "cancelled"
 
-    def _record(self, actor: str, action: str, data: dict[str, object]) -> None:
+    def _record(self, actor: Actor | None, action: str, data: dict[str, object]) -> None:
+        """An audit row for the projection to write: by ``actor``, or (None) by the chain."""
         self._event_seq += 1
         key = f"{workflow.info().workflow_id}#{self._event_seq}"
-        self._events.append(AuditRecord(key, workflow.now(), actor, action, data))
+        if actor is None:
+            record = AuditRecord(key, workflow.now(), "system", action, data,
+                                 actor_kind="system", actor_process=PROCESS)
+        else:
+            record = AuditRecord(key, workflow.now(), _actor_label(actor), action, data,
+                                 actor_kind="user", actor_user_id=actor.user_id,
+                                 actor_name=actor.name)
+        self._events.append(record)
 
     def _snapshot(self, events: list[AuditRecord]) -> ChainSnapshot:
         return ChainSnapshot(

@@ -165,8 +165,15 @@ class AuditRecord:
     key: str
     at: dt.datetime
     actor: str
+    """A label, as older histories carry it; the fields below are the actor itself."""
     action: str
     data: dict[str, Any]
+    actor_kind: str = ""
+    """``user`` or ``system``; empty in records made before the structured actor existed
+    (the projection then reads ``actor``)."""
+    actor_user_id: int | None = None
+    actor_name: str = ""
+    actor_process: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,9 @@ class DelegateInput:
     to_user_id: int
     to_user_name: str
     comment: str = ""
+    to_user_roles: list[str] = field(default_factory=list)
+    """The target's roles, for the validator's "could they decide it" (``rules``); an
+    input without them (an older caller) names someone who can't."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,12 @@ class TaskResult:
 
     task: TaskState
     chain_status: str
+    step_open: bool | None = None
+    """The task's step still waits for other decisions (all-of, K-of-N)."""
+    steps_left: list[str] | None = None
+    """The names of the other steps still to decide, in order. The chain's status stays
+    "running" until its main line ends it, a moment after the last step closes: nothing left
+    here then means the quote is being approved. None from a worker older than this field."""
 
 
 # --- activity payloads --------------------------------------------------------------------
@@ -244,12 +260,18 @@ class Seat:
 class ResolveSeatsInput:
     targets: list[Target]
     at: dt.datetime
+    submitter_id: int | None = None
+    """An away approver's delegate who is this chain's submitter (or the quote's owner) is
+    passed over: the seat stays with the approver."""
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True)
 class EscalationInput:
     tasks: list[TaskState]
     escalation_role: str
+    submitter_id: int | None = None
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True)

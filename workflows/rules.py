@@ -210,3 +210,38 @@ def approval_hash(facts: QuoteFacts) -> str:
     """Hash of the approval-relevant fields of a quote version (not its title or ids)."""
     fields = {name: facts.fact(name) for name in FACTS}
     return _digest(fields)
+
+
+# --- who may decide -----------------------------------------------------------------------
+
+APPROVER_ROLES = ("sales_manager", "deal_desk", "finance", "legal", "cfo")
+"""Roles whose holders decide approval tasks (a policy's queues are among these)."""
+READ_ONLY_ROLES = ("auditor",)
+"""Roles that read every approval but never decide one, whatever else their holder holds."""
+
+
+def why_cannot_decide(*, user_id: int, roles: Iterable[str], active: bool = True,
+                      queue_role: str | None = None, submitter_id: int | None = None,
+                      owner_id: int | None = None) -> str | None:
+    """Why this person could not decide a task (None if they could), as words that follow
+    their name: "… is an auditor, and auditors never decide approvals".
+
+    The one rule behind claiming, delegating a task and out-of-office windows: an active
+    user with an approver role and no read-only one; for a role-queue task, in that queue;
+    never the chain's submitter nor the quote's owner (nobody approves their own deal).
+    """
+    held = set(roles)
+    if not active:
+        return "is not an active user"
+    if held.intersection(READ_ONLY_ROLES):
+        return "is an auditor, and auditors never decide approvals"
+    if not held.intersection(APPROVER_ROLES):
+        return ("holds no approver role (" + ", ".join(r.replace("_", " ") for r in
+                                                       APPROVER_ROLES) + ")")
+    if queue_role is not None and queue_role not in held:
+        return f"is not in the {queue_role.replace('_', ' ')} queue"
+    if submitter_id is not None and user_id == submitter_id:
+        return "submitted this quote, and nobody approves their own quote"
+    if owner_id is not None and user_id == owner_id:
+        return "owns this quote, and nobody approves their own quote"
+    return None

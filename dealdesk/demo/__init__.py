@@ -21,11 +21,11 @@ from dealdesk.tools import missing
 from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import Account, ApprovalTask, EnvelopeRecipient, Quote, User, UserRole
-from web.auth import hash_password
 from web.services.catalog import save_catalog
 from web.services.configurator import add_items, parse_selection
 from web.services.envelopes import EnvelopeIn, RecipientIn, create_envelope, sign
 from web.services.invoices import mark_won
+from web.services.passwords import hash_many
 from web.services.policies import save_policy
 from web.services.quotes import QuoteFields, create_quote, submit_quote
 from web.services.tasks import decide
@@ -62,13 +62,17 @@ QUOTES = [
 def seed_records(sessions: sessionmaker[Session]) -> bool:
     """Users, accounts and the policy; False when the demo was seeded already."""
     with sessions() as s:
+        if s.scalar(select(User).where(User.email == "rep@demo.test")):
+            return False
+        # Each user's hash has its own salt (one shared hash would tell anyone who reads the
+        # table that they share a password); hashed in parallel, before the write lock.
+        hashes = hash_many([PASSWORD] * len(USERS))
         write_lock(s)
         if s.scalar(select(User).where(User.email == "rep@demo.test")):
             return False
-        password = hash_password(PASSWORD)
         by_email: dict[str, User] = {}
-        for email, name, roles, manager in USERS:
-            u = User(email=email, name=name, password_hash=password,
+        for (email, name, roles, manager), password_hash in zip(USERS, hashes, strict=True):
+            u = User(email=email, name=name, password_hash=password_hash,
                      manager_id=by_email[manager].id if manager else None)
             u.role_rows = [UserRole(role=r) for r in roles]
             s.add(u)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from alembic import context
 
 # Modules with tables of their own, imported so that Base.metadata has them all.
+import store.auth
 import store.commerce
 import store.idempotency
 import store.liveness

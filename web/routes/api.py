@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1 (Bearer tokens from POST /api/v1/auth/token)."""
+"""The JSON API under /api/v1 (Bearer tokens: web/routes/api_auth.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from store import audit
+from store.audit import entity as entity_name
 from store.db import write_lock
 from store.models import (
     Account,
     ApprovalRequest,
     ApprovalTask,
     AuditEvent,
-    Delegation,
     Policy,
     Quote,
     User,
 )
-from web.auth import CurrentUser, Unauthenticated, authenticate, issue_api_token, require
+from store.who import Who
+from web.auth import CurrentUser, require
 from web.deps import (
     ClientDep,
     IdempotencyKey,
@@ -34,24 +35,16 @@ from web.deps import (
 from web.errors import API_ERRORS, Invalid, NotFound
 from web.params import NoNul, PathId, QueryAmount, QueryId, TaskId, Version
 from web.routes.inbox import may_view_task
+from web.services import audit_log, delegations
 from web.services import policies as policy_service
 from web.services import quotes as quote_service
 from web.services import tasks as task_service
+from web.services.costs import sees_costs
 from web.services.quotes import READ_ALL, QuoteFields, visible_quote
 from web.services.tasks import InboxFilter
 from workflows.messages import TaskResult
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS)
-
-
-class TokenIn(BaseModel):
-    email: str = Field(min_length=3, max_length=255)
-    password: str = Field(min_length=1, max_length=1000)
-
-
-class TokenOut(BaseModel):
-    token: str
-    expires_at: dt.datetime
 
 
 class TaskOut(BaseModel):
@@ -116,9 +109,10 @@ class QuoteOut(BaseModel):
     currency: str
     list_amount: int
     net_amount: int
-    cost_amount: int
+    cost_amount: int | None = Field(description="minor units; null unless your role sees "
+                                    "costs (deal desk, finance, CFO, auditor, admin)")
     discount_pct: float
-    margin_pct: float
+    margin_pct: float | None = Field(description="null unless your role sees costs")
     term_months: int
     nonstandard_terms: list[str]
     product_families: list[str]
@@ -126,11 +120,12 @@ class QuoteOut(BaseModel):
     status: str
 
     @classmethod
-    def of(cls, q: Quote) -> QuoteOut:
+    def of(cls, q: Quote, viewer: User) -> QuoteOut:
+        costs = sees_costs(viewer)
         return cls(id=q.id, title=q.title, account_id=q.account_id, owner=q.owner.email,
                    currency=q.currency, list_amount=q.list_amount, net_amount=q.net_amount,
-                   cost_amount=q.cost_amount, discount_pct=q.discount_pct,
-                   margin_pct=q.margin_pct, term_months=q.term_months,
+                   cost_amount=q.cost_amount if costs else None, discount_pct=q.discount_pct,
+                   margin_pct=q.margin_pct if costs else None, term_months=q.term_months,
                    nonstandard_terms=list(q.nonstandard_terms),
                    product_families=list(q.product_families), version=q.version,
                    status=q.status)
@@ -175,14 +170,31 @@ class AccountOut(AccountIn):
     id: int
 
 
+class WhoOut(BaseModel):
+    kind: Literal["user", "system", "recipient"]
+    user_id: int | None
+    email: str
+    name: str
+    process: str
+
+
 class AuditOut(BaseModel):
     id: int
     at: dt.datetime
-    actor: str
+    actor: str = Field(description="a label; rows before the structured actor: free text")
+    who: WhoOut | None = Field(description="the structured actor (null on older rows)")
     action: str
-    entity: str
+    entity: str = Field(description="kind:id, e.g. quote:12 (older rows: quote-12)")
     data: dict[str, object]
     row_hash: str
+
+    @classmethod
+    def of(cls, e: AuditEvent) -> AuditOut:
+        who = audit.who_of(e)
+        return cls(id=e.id, at=e.at, actor=e.actor, action=e.action, entity=e.entity,
+                   data=e.data, row_hash=e.row_hash,
+                   who=WhoOut(kind=who.kind, user_id=who.user_id, email=who.email,
+                              name=who.name, process=who.process) if who else None)
 
 
 class VerifyOut(BaseModel):
@@ -205,18 +217,7 @@ class DelegationOut(BaseModel):
     ends_at: dt.datetime
 
 
-# ------------------------------------------------------------------ auth
-@router.post("/auth/token", response_model=TokenOut)
-def create_token(body: TokenIn, session: SessionDep) -> TokenOut:
-    user = authenticate(session, body.email, body.password)
-    if user is None:
-        raise Unauthenticated("that email and password don't match")
-    write_lock(session)
-    token = issue_api_token(session, user)
-    session.commit()
-    return TokenOut(token=token, expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
-
-
+# ------------------------------------------------------------------ me (tokens: api_auth.py)
 @router.get("/me")
 def me(user: CurrentUser) -> dict[str, object]:
     return {"id": user.id, "email": user.email, "name": user.name, "roles": sorted(user.roles)}
@@ -288,7 +289,7 @@ def list_quotes(user: CurrentUser, session: SessionDep,
         q = q.where(Quote.owner_id == user.id)
     if status:
         q = q.where(Quote.status == status)
-    return [QuoteOut.of(x) for x in session.scalars(q).unique()]
+    return [QuoteOut.of(x, user) for x in session.scalars(q).unique()]
 
 
 @router.post("/quotes", response_model=QuoteOut, status_code=201)
@@ -297,12 +298,12 @@ def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep,
     write_lock(session)
     quote = quote_service.create_quote(session, user, body, idempotency_key)
     session.commit()
-    return QuoteOut.of(quote)
+    return QuoteOut.of(quote, user)
 
 
 @router.get("/quotes/{quote_id}", response_model=QuoteOut)
 def get_quote(quote_id: PathId, user: CurrentUser, session: SessionDep) -> QuoteOut:
-    return QuoteOut.of(visible_quote(session, quote_id, user))
+    return QuoteOut.of(visible_quote(session, quote_id, user), user)
 
 
 @router.put("/quotes/{quote_id}", response_model=QuoteOut)
@@ -312,7 +313,7 @@ def update_quote(quote_id: PathId, body: QuoteFields, user: CurrentUser,
     quote = visible_quote(session, quote_id, user)
     quote_service.edit_quote(session, quote, user, body)
     session.commit()
-    return QuoteOut.of(quote)
+    return QuoteOut.of(quote, user)
 
 
 @router.post("/quotes/{quote_id}/submit", response_model=QuoteOut, status_code=202)
@@ -321,7 +322,7 @@ async def submit(quote_id: PathId, user: CurrentUser, session: SessionDep,
     quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user, task_queue=settings.task_queue,
                                      prefix=settings.workflow_prefix)
-    return QuoteOut.of(quote)
+    return QuoteOut.of(quote, user)
 
 
 @router.post("/quotes/{quote_id}/recall", response_model=QuoteOut)
@@ -335,7 +336,7 @@ async def recall(quote_id: PathId, user: CurrentUser, session: SessionDep, clien
 
 def _quote_out(session: Session, quote_id: int, user: User) -> QuoteOut:
     session.expire_all()
-    return QuoteOut.of(visible_quote(session, quote_id, user))
+    return QuoteOut.of(visible_quote(session, quote_id, user), user)
 
 
 @router.get("/quotes/{quote_id}/approvals", response_model=list[ChainOut])
@@ -399,22 +400,24 @@ def create_account(body: AccountIn, user: CurrentUser, session: SessionDep,
     acc = Account(**body.model_dump())
     session.add(acc)
     session.flush()
-    audit.append(session, event_key=f"account-{acc.id}-created", actor=user.email,
-                 action="account.created", entity=f"account-{acc.id}", data=body.model_dump())
+    audit.append(session, event_key=f"account-{acc.id}-created", actor=Who.user(user),
+                 action="account.created", entity=entity_name("account", acc.id),
+                 data=body.model_dump())
     session.commit()
     return AccountOut(id=acc.id, **body.model_dump())
 
 
 # ------------------------------------------------------------------ audit, delegation
 @router.get("/audit", response_model=list[AuditOut], dependencies=[require("auditor", "admin")])
-def audit_events(session: SessionDep,
-                 entity: Annotated[str | None, Query(max_length=200)] = None,
+def audit_events(session: SessionDep, entity: str | None = Query(
+                     None, max_length=200,
+                     description="kind:id (quote:12); the old quote-12 works too"),
+                 actor: str | None = Query(None, max_length=200,
+                                           description="email, name or process"),
                  after: QueryId = 0, limit: int = Query(200, ge=1, le=1000)) -> list[AuditOut]:
-    q = select(AuditEvent).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(limit)
-    if entity:
-        q = q.where(AuditEvent.entity == entity)
-    return [AuditOut(id=e.id, at=e.at, actor=e.actor, action=e.action, entity=e.entity,
-                     data=e.data, row_hash=e.row_hash) for e in session.scalars(q)]
+    """Oldest first from ``after``: page on with the last row's id."""
+    return [AuditOut.of(e) for e in audit_log.events(
+        session, entity=entity, actor=actor, after=after, limit=limit)]
 
 
 @router.get("/audit/verify", response_model=VerifyOut,
@@ -426,31 +429,23 @@ def audit_verify(session: SessionDep) -> VerifyOut:
 
 @router.get("/delegations", response_model=list[DelegationOut])
 def list_delegations(user: CurrentUser, session: SessionDep) -> list[DelegationOut]:
-    rows = session.scalars(select(Delegation).where(Delegation.user_id == user.id))
     return [DelegationOut(id=d.id, delegate=d.delegate.email, starts_at=d.starts_at,
-                          ends_at=d.ends_at) for d in rows]
+                          ends_at=d.ends_at)
+            for d in delegations.windows_of(session, user) if d.user_id == user.id]
 
 
-@router.post("/delegations", response_model=DelegationOut, status_code=201)
+@router.post("/delegations", response_model=DelegationOut, status_code=201,
+             responses={403: {"description": "you receive no approval tasks (e.g. an auditor "
+                                             "or a rep)"},
+                        422: {"description": "the delegate could not decide approvals"}})
 def create_delegation(body: DelegationIn, user: CurrentUser,
                       session: SessionDep) -> DelegationOut:
-    if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
-        raise Invalid("give times with a timezone, e.g. 2026-12-01T00:00:00Z", field="starts_at")
-    if body.ends_at <= body.starts_at:
-        raise Invalid("ends_at must be after starts_at", field="ends_at")
-    write_lock(session)
-    delegate = session.scalar(select(User).where(func.lower(User.email) == body.delegate.lower(),
-                                                 User.is_active))
-    if delegate is None or delegate.id == user.id:
-        raise Invalid(f"no other active user with email {body.delegate!r}", field="delegate")
-    row = Delegation(user_id=user.id, delegate_id=delegate.id, starts_at=body.starts_at,
-                     ends_at=body.ends_at)
-    session.add(row)
-    session.flush()
-    audit.append(session, event_key=f"delegation-{row.id}", actor=user.email,
-                 action="delegation.created", entity=f"user-{user.id}",
-                 data={"delegate": delegate.email, "starts_at": body.starts_at.isoformat(),
-                       "ends_at": body.ends_at.isoformat()})
-    session.commit()
-    return DelegationOut(id=row.id, delegate=delegate.email, starts_at=row.starts_at,
+    row = delegations.create_window(session, user, body.delegate, body.starts_at,
+                                    body.ends_at)
+    return DelegationOut(id=row.id, delegate=row.delegate.email, starts_at=row.starts_at,
                          ends_at=row.ends_at)
+
+
+@router.delete("/delegations/{window_id}", status_code=204)
+def delete_delegation(window_id: PathId, user: CurrentUser, session: SessionDep) -> None:
+    delegations.delete_window(session, user, window_id)

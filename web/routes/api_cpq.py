@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from store.db import write_lock
-from store.models import Quote
+from store.models import Quote, User
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
 from web.downloads import CsvResponse, text_body
@@ -18,12 +18,13 @@ from web.params import BookName, PathId, Percent, Position
 from web.services import catalog as catalog_service
 from web.services import configurator
 from web.services.configurator import parse_pct, parse_selection
+from web.services.costs import COST_READERS, shown
 from web.services.quotes import visible_quote
 
 router = APIRouter(prefix="/api/v1", tags=["cpq"], responses=API_ERRORS)
 CATALOG_ADMINS = ("admin", "deal_desk")
 # Costs and every account's contracted prices: not for reps.
-CATALOG_READERS = (*CATALOG_ADMINS, "finance", "cfo", "auditor")
+CATALOG_READERS = COST_READERS
 
 
 class CatalogOut(BaseModel):
@@ -118,9 +119,10 @@ def import_book(name: BookName, data: BodyText, user: CurrentUser,
     return _catalog_out(session)
 
 
-def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
+def _lines(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
+    """The quote's pricing and items; costs and margins only for those who see costs."""
     items = configurator.items_of(session, quote)
-    return {
+    lines: dict[str, Any] = shown(user, {
         "quote_id": quote.id, "version": quote.version, "currency": quote.currency,
         "catalog_version": quote.catalog_version, "channel": quote.channel,
         "partner_tier": quote.partner_tier, "header_discount_pct": quote.header_discount_pct,
@@ -130,13 +132,14 @@ def _lines(session: SessionDep, quote: Quote) -> dict[str, Any]:
         "items": [{"position": it.position, "selection": it.selection,
                    "manual_discount_pct": it.manual_discount_pct, "list_total": it.list_total,
                    "net_total": it.net_total, **it.priced} for it in items],
-    }
+    })
+    return lines
 
 
 @router.get("/quotes/{quote_id}/items")
 def list_items(quote_id: PathId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Items with every priced line's waterfall, the bill of materials and rule alerts."""
-    return _lines(session, visible_quote(session, quote_id, user))
+    return _lines(session, visible_quote(session, quote_id, user), user)
 
 
 @router.post("/quotes/{quote_id}/configure")
@@ -171,7 +174,7 @@ def add_items(quote_id: PathId,
     quote = visible_quote(session, quote_id, user)
     configurator.add_items(session, quote, user, parsed)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.put("/quotes/{quote_id}/items/{position}")
@@ -182,7 +185,7 @@ def change_item(quote_id: PathId, position: Position, body: ItemIn, user: Curren
     configurator.change_item(session, quote, user, position, parse_selection(body.selection),
                              parse_pct(body.manual_discount_pct, "manual_discount_pct"))
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.delete("/quotes/{quote_id}/items/{position}")
@@ -192,7 +195,7 @@ def remove_item(quote_id: PathId, position: Position, user: CurrentUser,
     quote = visible_quote(session, quote_id, user)
     configurator.remove_item(session, quote, user, position)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)
 
 
 @router.put("/quotes/{quote_id}/pricing")
@@ -205,4 +208,4 @@ def set_pricing(quote_id: PathId, body: PricingIn, user: CurrentUser,
         header_discount=parse_pct(body.header_discount_pct, "header_discount_pct"),
         price_book=body.price_book, latest_catalog=body.latest_catalog)
     session.commit()
-    return _lines(session, quote)
+    return _lines(session, quote, user)

@@ -9,6 +9,8 @@ showed (a bundle not seen before gets its default options), ``item`` when editin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from cpq.catalog import Catalog, CatalogError, Product, Selection, allowed_options, with_defaults
+from cpq.pricing import CHANNELS, PARTNER_CHANNELS
 from store.db import write_lock
 from store.models import Quote, User
 from web.auth import CurrentUser
@@ -67,9 +70,21 @@ def _context(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
                 "pending_approval", "won"),
             "books": [b for b in spec.prices.books if b.currency == quote.currency
                       and (b.kind == "channel" or b.account_id == quote.account_id)],
-            "tiers": sorted({t for (c, t) in spec.prices.partner_discounts}),
+            "tiers": _tiers(spec.prices.partner_discounts), "partner_channels": PARTNER_CHANNELS,
+            "channels": CHANNELS, "pricing_errors": {},
+            "pricing": {"channel": quote.channel, "partner_tier": quote.partner_tier or "",
+                        "header_discount": quote.header_discount_pct,
+                        "price_book": quote.price_book or ""},
             "conflicts": sorted({s for it in items for s in it.priced.get("conflicts", [])}),
             "alerts": [a for it in items for a in it.priced.get("alerts", [])]}
+
+
+def _tiers(discounts: Mapping[tuple[str, str], Decimal]) -> dict[str, list[tuple[str, Decimal]]]:
+    """Each partner channel's tiers and their discounts, largest discount first."""
+    by_channel: dict[str, list[tuple[str, Decimal]]] = {}
+    for (channel, tier), pct in sorted(discounts.items(), key=lambda kv: -kv[1]):
+        by_channel.setdefault(channel, []).append((tier, pct))
+    return by_channel
 
 
 @router.get("/quotes/{quote_id}/build")
@@ -88,17 +103,46 @@ def search(request: Request, quote_id: PathId, user: CurrentUser, session: Sessi
         "q": q}, block="products")
 
 
-def _selection(form: FormData, catalog: Catalog) -> Selection:
+@dataclass(frozen=True)
+class Reading:
+    """The configuration form as typed: the selection it describes (a number that isn't one
+    counts as its default), the line discount, and what is wrong, by field name."""
+
+    sel: Selection
+    discount: Decimal
+    raw: dict[str, str]
+    errors: dict[str, str]
+
+
+def _whole(text: str, low: int, high: int) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
+
+
+def _read(form: FormData, catalog: Catalog) -> Reading:
     sku = str(form.get("sku", ""))
-    qty = form_int(form.get("qty", "1"), "qty", 1, MAX_QUANTITY)
+    raw = {k: str(v).strip() for k, v in form.multi_items()
+           if k in ("qty", "discount") or k.startswith("o:")}
+    errors: dict[str, str] = {}
+    qty = _whole(raw.get("qty", "1"), 1, MAX_QUANTITY)
     if qty is None:
-        raise Invalid("quantity: enter how many, from 1", field="qty")
+        errors["qty"] = f"Enter a whole number from 1 to {MAX_QUANTITY:,}."
+    try:
+        discount = parse_pct(raw.get("discount", "0"), "discount")
+    except Invalid:
+        discount = Decimal(0)
+        errors["discount"] = "Enter a percentage from 0 to 100, such as 12.5."
     chosen: dict[str, int] = {}
-    for key, value in form.multi_items():
-        if key.startswith("o:"):
-            count = form_int(value, key, 0, MAX_QUANTITY)
-            if count is not None:
-                chosen[key[2:]] = count
+    for key, value in raw.items():
+        if key.startswith("o:") and value:
+            n = _whole(value, 0, MAX_QUANTITY)
+            if n is None:
+                errors[key] = "Enter a whole number of 0 or more."
+            else:
+                chosen[key[2:]] = n
     seen = {str(v) for k, v in form.multi_items() if k == "seen"}
 
     def build(product: Product, path: str, quantity: int) -> Selection:
@@ -113,13 +157,15 @@ def _selection(form: FormData, catalog: Catalog) -> Selection:
         return sel if path in seen else with_defaults(product, sel)
 
     try:
-        return build(catalog.product(sku), "", qty)
+        sel = build(catalog.product(sku), "", qty or 1)
     except CatalogError as e:
         raise Invalid(str(e), field="sku") from None
+    return Reading(sel, discount, raw, errors)
 
 
 def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
-           discount: Decimal, item: int | None) -> dict[str, Any]:
+           discount: Decimal, item: int | None, raw: dict[str, str] | None = None,
+           errors: dict[str, str] | None = None) -> dict[str, Any]:
     p = configurator.preview(session, quote, sel, discount, defaults=False)
     allowed: dict[str, set[str]] = {}
 
@@ -128,8 +174,11 @@ def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
         for o in s.options:
             walk(o, f"{path}/{o.sku}" if path else o.sku)
     walk(p.configured.selection, "")
+    errors = errors or {}
+    # A field in error shows what was typed; the others what the rules made of it.
+    typed = {k: v for k, v in (raw or {}).items() if k in errors}
     return {"preview": p, "sel": p.configured.selection, "allowed": allowed,
-            "discount": discount, "item": item}
+            "discount": discount, "item": item, "raw": typed, "errors": errors}
 
 
 @router.get("/quotes/{quote_id}/build/configure")
@@ -168,12 +217,25 @@ def configure_change(request: Request, quote_id: PathId, user: CurrentUser, sess
                      form: FormDep) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
-    sel = _selection(form, catalog)
-    item = form_int(form.get("item"), "item", 1, MAX_ID)
-    panel = _panel(session, quote, catalog, sel,
-                   parse_pct(form.get("discount", "0"), "discount"), item)
-    return render(request, "builder.html", {"quote": quote, "catalog": catalog,
-                                            "panel": panel}, block="panel")
+    reading = _read(form, catalog)
+    return _panel_response(request, session, quote, catalog, reading, _item_no(form))
+
+
+def _item_no(form: FormData) -> int | None:
+    return form_int(form.get("item"), "item", 1, MAX_ID)
+
+
+def _panel_response(request: Request, session: SessionDep, quote: Quote, catalog: Catalog,
+                    reading: Reading, item: int | None, status_code: int = 200) -> Response:
+    """The configuration panel, with each field's problem next to it."""
+    panel = _panel(session, quote, catalog, reading.sel, reading.discount, item, reading.raw,
+                   reading.errors)
+    response = render(request, "builder.html", {"quote": quote, "catalog": catalog,
+                                                "panel": panel}, block="panel",
+                      status_code=status_code)
+    if status_code != 200:  # the Add button aims at the lines: show the fields instead
+        response.headers.update({"HX-Retarget": "#panel", "HX-Reswap": "innerHTML"})
+    return response
 
 
 @router.post("/quotes/{quote_id}/build/items")
@@ -182,9 +244,12 @@ def save_item(request: Request, quote_id: PathId, user: CurrentUser, session: Se
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
-    sel = _selection(form, catalog)
-    discount = parse_pct(form.get("discount", "0"), "discount")
-    item = form_int(form.get("item"), "item", 1, MAX_ID)
+    reading = _read(form, catalog)
+    if reading.errors:
+        session.rollback()
+        return _panel_response(request, session, quote, catalog, reading, _item_no(form), 422)
+    sel, discount = reading.sel, reading.discount
+    item = _item_no(form)
     if item is not None:
         configurator.change_item(session, quote, user, item, sel, discount)
         session.commit()
@@ -211,16 +276,44 @@ def delete_item(request: Request, quote_id: PathId, position: Position, user: Cu
     return _workspace(request, session, quote, user)
 
 
+PRICING_FIELDS = ("channel", "partner_tier", "header_discount", "price_book")
+
+
 @router.post("/quotes/{quote_id}/build/pricing")
 def set_pricing(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                 form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
-    configurator.set_pricing(
-        session, quote, user, channel=str(form.get("channel", "direct")),
-        partner_tier=str(form.get("partner_tier") or "") or None,
-        header_discount=parse_pct(form.get("header_discount", "0"), "header_discount"),
-        price_book=str(form.get("price_book") or "") or None,
-        latest_catalog=form.get("latest_catalog") == "1")
+    asked = {k: str(form.get(k) or "").strip() for k in PRICING_FIELDS}
+    try:
+        configurator.set_pricing(
+            session, quote, user, channel=asked["channel"] or "direct",
+            partner_tier=asked["partner_tier"] or None,
+            header_discount=parse_pct(asked["header_discount"], "header_discount"),
+            price_book=asked["price_book"] or None,
+            latest_catalog=form.get("latest_catalog") == "1")
+    except Invalid as e:
+        session.rollback()  # nothing changed: show the form as typed, the problem at its field
+        return _pricing_refused(request, session, quote, user, asked, e)
     session.commit()
     return _workspace(request, session, quote, user)
+
+
+def _pricing_refused(request: Request, session: SessionDep, quote: Quote, user: User,
+                     asked: dict[str, str], e: Invalid) -> Response:
+    ctx = _context(session, quote, user)
+    field = e.field if e.field in PRICING_FIELDS else "pricing"
+    message = e.message
+    offered = [tier for tier, _ in ctx["tiers"].get(asked["channel"], [])]
+    if field == "partner_tier" and asked["partner_tier"] not in offered:
+        # A new partner channel (or another partner channel, with tiers of its own).
+        asked = {**asked, "partner_tier": ""}
+        message = (f"Choose the partner's tier: {asked['channel']} prices depend on it. "
+                   "The channel changes when you do.")
+    elif field == "header_discount":
+        message = "Enter a percentage from 0 to 100, such as 12.5."
+    response = render(request, "builder.html", {
+        **ctx, "pricing": asked, "pricing_errors": {field: message},
+    }, block="pricing", status_code=422)
+    response.headers.update({"HX-Retarget": "#pricing", "HX-Reswap": "outerHTML"})
+    return response

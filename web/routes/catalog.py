@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from documents.quote_document import default_template
-from store.commerce import CatalogVersion, ProductDocument
+from store.commerce import CatalogVersion
 from store.db import write_lock
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
@@ -47,9 +47,9 @@ def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/catalog/product-documents/{doc_id}/delete", dependencies=[require(*ADMINS)])
-def remove_sheet(doc_id: PathId, session: SessionDep) -> Response:
+def remove_sheet(doc_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     write_lock(session)
-    session.execute(delete(ProductDocument).where(ProductDocument.id == doc_id))
+    docs.remove_product_document(session, user, doc_id)
     session.commit()
     return RedirectResponse("/catalog#spec-sheets", status_code=303)
 

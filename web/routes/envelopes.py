@@ -35,10 +35,11 @@ from web.auth import CurrentUser
 from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.downloads import content_disposition
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from web.paging import ListingDep
 from web.params import MAX_ID, PathId, form_int, form_number
 from web.render import is_htmx, render
 from web.services import envelopes as service
-from web.services import signer
+from web.services import lists, signer
 from web.services.quote_documents import latest_document
 from workflows.envelope_messages import Client as ClientInfo
 
@@ -90,19 +91,17 @@ class Waiting:
 
 @router.get("/envelopes")
 def envelopes_page(request: Request, user: CurrentUser, session: SessionDep,
-                         view: str = "all") -> Response:
+                         wanted: ListingDep, view: str = "all") -> Response:
     view = view if view in VIEWS else "all"
-    q = service.visible(select(Envelope), user).order_by(Envelope.created_at.desc()).limit(200)
-    if VIEWS[view][1]:
-        q = q.where(Envelope.status.in_(VIEWS[view][1]))
+    page = lists.envelopes(session, user, wanted, VIEWS[view][1])
     rows = []
-    env: Envelope
-    for env in session.scalars(q).unique():
+    for env in page.items:
         waiting = signer.waiting_on(env)
         rows.append({"env": env, "waiting": waiting,
                      "days": signer.days_waiting(_since(waiting)) if waiting else None})
-    return render(request, "envelopes.html", {"rows": rows, "view": view, "views": VIEWS,
-                                              "may_create": _may_create(user)})
+    return render(request, "envelopes.html", {"rows": rows, "page": page, "q": wanted.q,
+                                              "view": view, "views": VIEWS,
+                                              "may_create": _may_create(user)}, block="list")
 
 
 @router.get("/envelopes/waiting")
@@ -343,10 +342,18 @@ def envelope_page(request: Request, envelope_id: PathId, user: CurrentUser,
         "env": env, "events": events, "words": EVENT_WORDS, "mine": mine, "files": files,
         "by_id": {r.id: r for r in env.recipients},
         "may_act": service.may_act(env, user) and env.status == "sent", "live_key": live_key,
-        "waiting": signer.waiting_on(env), "notice": NOTICES.get(notice),
+        "waiting": signer.waiting_on(env), "notice": _notice(notice, env),
         "days": signer.days_waiting(_since(signer.waiting_on(env)))}, block="live")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _notice(key: str, env: Envelope) -> str | None:
+    """After a signature: "the next recipients are invited" only while someone is left."""
+    if key == "signed" and not signer.waiting_on(env):
+        return ("Signed. That was the last signature: the document is being sealed."
+                if env.status == "sent" else "Signed.")
+    return NOTICES.get(key)
 
 
 @router.get("/envelopes/{envelope_id}/files/{kind}.pdf")

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.audit import entity, entity_clause
 from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEvent, User
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
-from web.errors import AppError, Invalid, NotFound
+from web.errors import AppError, Conflict, Invalid, NotFound
 from web.params import MAX_ID, TaskId, form_amount
 from web.render import render
-from web.services import configurator
+from web.services import configurator, delegations
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
-from web.services.tasks import VIEWS, InboxFilter
+from web.services.tasks import VIEWS, InboxFilter, TaskRef
 from workflows.messages import TaskResult, TaskState
 
 router = APIRouter(include_in_schema=False)
@@ -46,14 +48,54 @@ def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
                      view: str = "all", queue: str | None = None, account: str | None = None,
                      min_amount: str | None = None, max_amount: str | None = None) -> Response:
     f = _filter(view, queue, account, min_amount, max_amount)
+    return render(request, "inbox.html", _inbox_context(
+        session, user, f, task_service.inbox(session, user, f),
+        task_service.inbox_count(session, user), _raw(request)), block="rows")
+
+
+def _raw(request: Request) -> dict[str, str]:
+    """The filters as typed, for the filter form."""
+    return {k: request.query_params.get(k, "") for k in ("account", "min_amount", "max_amount")}
+
+
+def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[ApprovalTask],
+                   count: int, raw: dict[str, str]) -> dict[str, object]:
+    return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count, "row_key": row_key,
+            "to_sign": envelope_service.awaiting_signature(session, user),
+            "queues": sorted(r for r in user.roles if r in APPROVER_ROLES), "raw": raw}
+
+
+def row_key(t: ApprovalTask) -> str:
+    """An open task's row as the inbox shows it: who holds it can change (a delegation, a
+    claim) while it stays listed."""
+    return f"{t.id}:{t.assignee_id or ''}:{t.claimed_by_id or ''}"
+
+
+def inbox_filter(
+    view: Annotated[str, Query(max_length=20)] = "all",
+    queue: Annotated[str | None, Query(max_length=50)] = None,
+    account: Annotated[str | None, Query(max_length=200)] = None,
+    min_amount: Annotated[str | None, Query(max_length=30)] = None,
+    max_amount: Annotated[str | None, Query(max_length=30)] = None,
+) -> InboxFilter:
+    return _filter(view, queue, account, min_amount, max_amount)
+
+
+@router.get("/inbox/rows")
+def inbox_rows(request: Request, user: CurrentUser, session: SessionDep,
+               f: Annotated[InboxFilter, Depends(inbox_filter)],
+               shown: Annotated[list[str] | None, Query(max_length=2 * PAGE_ROWS)] = None,
+               shown_count: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> Response:
+    """The open inbox polls this every few seconds with the rows and count it shows: 204
+    while they are current, else the rows again with the counts out of band. New tasks
+    appear, tasks decided elsewhere go, and nothing is swapped (so nothing the person is
+    doing is disturbed) while nothing changed."""
     tasks = task_service.inbox(session, user, f)
-    return render(request, "inbox.html", {
-        "tasks": tasks, "f": f, "views": VIEW_TITLES, "count": task_service.inbox_count(
-            session, user), "to_sign": envelope_service.awaiting_signature(session, user),
-        "queues": sorted(r for r in user.roles if r in APPROVER_ROLES),
-        "raw": {"account": account or "", "min_amount": min_amount or "",
-                "max_amount": max_amount or ""},
-    }, block="rows")
+    count = task_service.inbox_count(session, user)
+    if shown_count == count and sorted(shown or []) == sorted(map(row_key, tasks)):
+        return Response(status_code=204)
+    return render(request, "inbox.html",
+                  _inbox_context(session, user, f, tasks, count, _raw(request)), block="refresh")
 
 
 @router.get("/inbox/badge")
@@ -88,13 +130,6 @@ class Panel:
                    t.on_behalf_of_name or None, t.queue_role, t.claimed_by_name or None,
                    t.decided_by_name or None, t.decided_at, t.comment or None)
 
-    def can_act(self, user: User, assignee_id: int | None, claimed_by_id: int | None) -> bool:
-        if self.state != "open":
-            return False
-        if assignee_id is not None:
-            return assignee_id == user.id
-        return self.queue_role in user.roles and claimed_by_id in (None, user.id)
-
 
 def _task_context(session: SessionDep, task: ApprovalTask, user: User,
                   result: TaskResult | None = None) -> dict[str, object]:
@@ -105,14 +140,20 @@ def _task_context(session: SessionDep, task: ApprovalTask, user: User,
         ApprovalTask.request_id == req.id).order_by(ApprovalTask.created_at,
                                                     ApprovalTask.id)).unique().all()
     history = session.scalars(select(AuditEvent).where(
-        AuditEvent.entity == f"quote-{task.quote_id}").order_by(AuditEvent.id)).all()
+        entity_clause(entity("quote", task.quote_id))).order_by(AuditEvent.id)).all()
+    ref = TaskRef(task.id, task.workflow_id, task.assignee_id, task.queue_role,
+                  req.submitted_by_id, task.quote.owner_id)
     if result is None:
-        panel, can_act = Panel.of_row(task), task_service.can_act(task, user)
+        panel, claimed_by = Panel.of_row(task), task.claimed_by_id
     else:
-        panel = Panel.of_result(result.task)
-        can_act = panel.can_act(user, result.task.assignee_id, result.task.claimed_by_id)
+        panel, claimed_by = Panel.of_result(result.task), result.task.claimed_by_id
+        ref = dataclasses.replace(ref, assignee_id=result.task.assignee_id)
+    may = task_service.actions(ref, panel.state, claimed_by, user)
+    delegates = delegations.eligible_people(
+        session, exclude={user.id, req.submitted_by_id, task.quote.owner_id},
+        queue_role=ref.queue_role if ref.assignee_id is None else None) if may.delegate else []
     return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
-            "p": panel, "can_act": can_act,
+            "p": panel, "may": may, "delegates": delegates,
             "items": configurator.items_at(session, task.quote_id, task.quote_version)}
 
 
@@ -136,8 +177,14 @@ async def decide(request: Request, task_id: TaskId, user: CurrentUser, session: 
                  comment: Annotated[str, Form()] = "",
                  quote_version: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
                  origin: Annotated[str, Form()] = "task") -> Response:
-    result = await task_service.decide(session, client, task_id, user, decision, comment,
-                                       quote_version)
+    try:
+        result = await task_service.decide(session, client, task_id, user, decision, comment,
+                                           quote_version)
+    except Conflict as e:
+        if origin != "inbox":
+            raise
+        # Someone else decided first (or the chain ended): the row stops offering actions.
+        return await in_session(session, _closed_row, request, user, task_id, e.message)
     if origin == "inbox":
         return await in_session(session, _decided_row, request, user, task_id, result)
     return await in_session(session, _panel, request, user, task_id, result,
@@ -149,16 +196,27 @@ def _past(state: str) -> str:
             "changes_requested": "requested changes to"}.get(state, state.replace("_", " "))
 
 
-def _decided_row(session: Session, request: Request, user: User, task_id: str,
-                 result: TaskResult) -> Response:
-    # The store follows the durable decision a moment later: count as if it already had.
-    # Both reads share one snapshot, so the task is either counted and open, or neither.
+def _count_without(session: Session, user: User, task_id: str) -> int:
+    """The user's open tasks, not counting ``task_id``: the store follows a decision a
+    moment later, so count as if it already had. Both reads share one snapshot, so the task
+    is either counted and open, or neither."""
     count = task_service.inbox_count(session, user)
     state = session.scalar(select(ApprovalTask.state).where(ApprovalTask.id == task_id))
-    if state == "open":
-        count -= 1
-    return render(request, "inbox.html", {"done": result.task, "count": count,
-                                          "status": result.chain_status}, block="row_done")
+    return count - 1 if state == "open" else count
+
+
+def _decided_row(session: Session, request: Request, user: User, task_id: str,
+                 result: TaskResult) -> Response:
+    return render(request, "inbox.html", {"done": result.task, "result": result,
+                                          "count": _count_without(session, user, task_id)},
+                  block="row_done")
+
+
+def _closed_row(session: Session, request: Request, user: User, task_id: str,
+                reason: str) -> Response:
+    return render(request, "inbox.html", {"task_id": task_id, "reason": reason,
+                                          "count": _count_without(session, user, task_id)},
+                  block="row_closed", status_code=409)
 
 
 def _panel(session: Session, request: Request, user: User, task_id: str, result: TaskResult,

@@ -1,27 +1,38 @@
-"""Login and logout, the home redirect, out-of-office windows, and the dev mail viewer."""
+"""Login and logout, the home redirect, the favicon, out-of-office windows, and the dev mail
+viewer."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, or_, select
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from store import audit
-from store.db import write_lock
-from store.models import Delegation, OutboxMessage, User
-from web.auth import CurrentUser, authenticate, log_in, log_out, optional_user, verify_csrf
+from store.models import User
+from web.auth import (
+    CurrentUser,
+    attempt,
+    client_ip,
+    end_session,
+    optional_user,
+    session_id,
+    start_session,
+    verify_csrf,
+)
 from web.deps import SessionDep, SettingsDep
-from web.errors import Invalid, NotFound
+from web.errors import Invalid, TooManyTries, Unauthenticated
+from web.paging import ListingDep
 from web.params import LAST_DAY, PathId
 from web.render import render
+from web.services import delegations, lists, user_sessions
+from web.services import login as login_service
+from web.services.user_sessions import SessionPolicy
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).resolve().parents[1] / "static" / "favicon.ico"
 
 
 def _safe_next(target: str | None) -> str:
@@ -36,36 +47,56 @@ async def home(user: Annotated[User | None, Depends(optional_user)]) -> Response
     return RedirectResponse("/inbox" if user else "/login", status_code=303)
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Pages link the SVG icon; browsers ask for this one anyway (and log a 404 without it)."""
+    return FileResponse(FAVICON, media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/login")
 async def login_page(request: Request, next: str = "/inbox") -> Response:
     return render(request, "login.html", {"next": _safe_next(next)})
 
 
 @router.post("/login", dependencies=[Depends(verify_csrf)])
-def login(request: Request, session: SessionDep, email: Annotated[str, Form()],
-                password: Annotated[str, Form()], next: Annotated[str, Form()] = "/inbox"
-                ) -> Response:
-    user = authenticate(session, email, password)
-    if user is None:
-        return render(request, "login.html", {"error": "That email and password don't match.",
-                                              "email": email, "next": _safe_next(next)},
-                      status_code=401)
-    log_in(request, user)
+def login(request: Request, session: SessionDep, settings: SettingsDep,
+          email: Annotated[str, Form(max_length=255)],
+          password: Annotated[str, Form(max_length=1000)],
+          next: Annotated[str, Form()] = "/inbox") -> Response:
+    again = {"email": email, "next": _safe_next(next)}
+    try:
+        sid = login_service.log_in(session, attempt(request, email, "form"), password,
+                                   SessionPolicy.of(settings))
+    except Unauthenticated:
+        return render(request, "login.html", {**again, "error": "That email and password "
+                                              "don't match."}, status_code=401)
+    except TooManyTries as e:  # the page says how long to wait
+        response = render(request, "login.html", {**again, "error": e.message},
+                          status_code=429)
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response
+    start_session(request, sid)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
-async def logout(request: Request) -> Response:
-    log_out(request)
+def logout(request: Request, session: SessionDep) -> Response:
+    """Ends the server-side session: the cookie, even replayed, signs nobody in again."""
+    sid = session_id(request)
+    if sid is not None:
+        user_sessions.log_out(session, sid, ip=client_ip(request))
+    end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
 @router.get("/away")
 def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Response:
-    windows = session.scalars(select(Delegation).where(or_(
-        Delegation.user_id == user.id, Delegation.delegate_id == user.id))
-        .order_by(Delegation.starts_at.desc())).all()
-    return render(request, "away.html", {"windows": windows, "now": dt.datetime.now(dt.UTC)})
+    cannot = delegations.why_cannot_be_away(user)
+    return render(request, "away.html", {
+        "windows": delegations.windows_of(session, user), "now": dt.datetime.now(dt.UTC),
+        "cannot": cannot,
+        "delegates": [] if cannot else delegations.eligible_people(session, exclude=[user.id])})
 
 
 @router.post("/away")
@@ -78,59 +109,21 @@ def away_create(request: Request, user: CurrentUser, session: SessionDep,
     end = dt.datetime.combine(ends, dt.time.min, dt.UTC) + dt.timedelta(days=1)
     if end <= start:
         raise Invalid("the last day must not be before the first day", field="ends")
-    write_lock(session)
-    delegate = session.scalar(select(User).where(
-        func.lower(User.email) == delegate_email.strip().lower(), User.is_active))
-    if delegate is None:
-        raise Invalid(f"no active user with email {delegate_email!r}", field="delegate_email")
-    if delegate.id == user.id:
-        raise Invalid("choose someone other than yourself", field="delegate_email")
-    window = Delegation(user_id=user.id, delegate_id=delegate.id, starts_at=start, ends_at=end)
-    session.add(window)
-    session.flush()
-    audit.append(session, event_key=f"delegation-{window.id}", actor=user.email,
-                 action="delegation.created", entity=f"user-{user.id}",
-                 data={"delegate": delegate.email, "starts_at": start.isoformat(),
-                       "ends_at": end.isoformat()})
-    session.commit()
+    delegations.create_window(session, user, delegate_email, start, end,
+                              field="delegate_email")
     return RedirectResponse("/away", status_code=303)
 
 
 @router.post("/away/{window_id}/delete")
 def away_delete(window_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
-    write_lock(session)
-    window = session.get(Delegation, window_id)
-    if window is None or window.user_id != user.id:
-        raise NotFound("no such out-of-office window of yours")
-    session.delete(window)
-    audit.append(session, event_key=f"delegation-{window.id}-deleted", actor=user.email,
-                 action="delegation.deleted", entity=f"user-{user.id}", data={})
-    session.commit()
+    delegations.delete_window(session, user, window_id)
     return RedirectResponse("/away", status_code=303)
 
 
 @router.get("/dev/mail")
 def mail_page(request: Request, user: CurrentUser, session: SessionDep,
-                    settings: SettingsDep) -> Response:
+                    settings: SettingsDep, wanted: ListingDep) -> Response:
     """The outbox: everyone sees the mail sent to them; an admin sees all. Outside
     development, signing links in other people's mail are masked: they act as their holder."""
-    q = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(200)
-    if "admin" not in user.roles:
-        q = q.where(OutboxMessage.to_addr == user.email)
-    mask = settings.environment != "development"
-    messages = [MailView(m.subject, m.to_addr, m.created_at, m.sent_at is not None,
-                         _SIGN_LINK.sub(r"\1…", m.body) if mask and m.to_addr != user.email
-                         else m.body) for m in session.scalars(q)]
-    return render(request, "mail.html", {"messages": messages})
-
-
-_SIGN_LINK = re.compile(r"(/sign/)[A-Za-z0-9_\-]+")
-
-
-@dataclass(frozen=True)
-class MailView:
-    subject: str
-    to_addr: str
-    created_at: dt.datetime
-    sent: bool
-    body: str
+    page = lists.mail(session, user, wanted, mask_others=settings.environment != "development")
+    return render(request, "mail.html", {"page": page, "q": wanted.q}, block="list")

@@ -6,10 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete
 
 from documents.convert import ConversionFailed
-from store.commerce import QuoteAttachment
 from store.db import write_lock
 from store.models import Quote, User
 from web.auth import CurrentUser
@@ -87,11 +85,8 @@ def attach(request: Request, quote_id: PathId, user: CurrentUser, session: Sessi
 @router.post("/quotes/{quote_id}/attachments/{attachment_id}/delete")
 def detach(quote_id: PathId, attachment_id: PathId, user: CurrentUser,
                  session: SessionDep) -> Response:
-    quote = visible_quote(session, quote_id, user)
-    if quote.owner_id != user.id:
-        raise Forbidden("only the quote's owner can remove attachments")
     write_lock(session)
-    session.execute(delete(QuoteAttachment).where(QuoteAttachment.id == attachment_id,
-                                                  QuoteAttachment.quote_id == quote.id))
+    docs.remove_attachment(session, visible_quote(session, quote_id, user), user,
+                           attachment_id)
     session.commit()
     return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)

@@ -17,11 +17,12 @@ from store.models import Account, ApprovalRequest, ApprovalTask, Quote
 from web.auth import CurrentUser
 from web.deps import ClientDep, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Invalid
+from web.paging import ListingDep
 from web.params import PathId
 from web.render import render
-from web.services import configurator, quote_documents
+from web.services import configurator, lists, quote_documents
 from web.services import quotes as quote_service
-from web.services.quotes import READ_ALL, QuoteFields, visible_quote
+from web.services.quotes import QuoteFields, visible_quote
 
 router = APIRouter(include_in_schema=False)
 def _minor(value: str, field: str, currency: str) -> int:
@@ -64,14 +65,10 @@ def quote_form(
 
 @router.get("/quotes")
 def quotes_page(request: Request, user: CurrentUser, session: SessionDep,
-                      status: str | None = None) -> Response:
-    q = select(Quote).order_by(Quote.updated_at.desc()).limit(200)
-    if not user.roles.intersection(READ_ALL):
-        q = q.where(Quote.owner_id == user.id)
-    if status:
-        q = q.where(Quote.status == status)
-    return render(request, "quotes.html", {"quotes": session.scalars(q).unique().all(),
-                                           "status": status})
+                      wanted: ListingDep, status: str | None = None) -> Response:
+    page = lists.quotes(session, user, wanted, status or None)
+    return render(request, "quotes.html", {"page": page, "q": wanted.q, "status": status},
+                  block="list")
 
 
 def _form_context(session: SessionDep, quote: Quote | None) -> dict[str, object]:

@@ -18,9 +18,11 @@ from cpq.loader import CatalogSpec, parse_catalog
 from cpq.money import MoneyError, major, to_minor
 from documents.csv_cells import read_cell, text_cell
 from store import audit
+from store.audit import entity
 from store.catalogs import account_resolver, load_spec
 from store.commerce import CatalogVersion
 from store.models import User
+from store.who import Who
 from web.errors import Invalid, NotFound
 
 PRODUCT_COLUMNS = ("sku", "name", "family", "unit", "currency", "list_price", "cost")
@@ -38,8 +40,10 @@ def _load_yaml(source: str) -> Any:
 
 
 def save_catalog(session: Session, source: str, actor: User | None, note: str = "",
-                 document: dict[str, Any] | None = None) -> CatalogVersion:
-    """Check the whole document and store it as the next version (caller's transaction)."""
+                 document: dict[str, Any] | None = None,
+                 process: str = "cli:catalog") -> CatalogVersion:
+    """Check the whole document and store it as the next version (caller's transaction).
+    Without a person (the CLI, the demo loader) the audit row names ``process``."""
     doc = document if document is not None else _load_yaml(source)
     try:
         spec = parse_catalog(doc, account_resolver(session))
@@ -54,8 +58,9 @@ def save_catalog(session: Session, source: str, actor: User | None, note: str = 
                          created_by_id=actor.id if actor else None)
     session.add(row)
     session.flush()
-    audit.append(session, event_key=f"catalog-v{version}", actor=actor.email if actor
-                 else "system", action="catalog.saved", entity="catalog",
+    audit.append(session, event_key=f"catalog-v{version}",
+                 actor=Who.user(actor) if actor else Who.system(process),
+                 action="catalog.saved", entity=entity("catalog", version),
                  data={"version": version, "note": note[:200],
                        "products": len(spec.catalog.products),
                        "rules": len(spec.catalog.rules),

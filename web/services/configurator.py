@@ -22,8 +22,10 @@ from cpq.loader import CatalogSpec
 from cpq.money import MAX_MINOR, major
 from cpq.pricing import CHANNELS, Deal, Item, PricedQuote, Pricer, PricingError, flatten
 from store import audit
+from store.audit import entity
 from store.commerce import QuoteItem
 from store.models import Quote, QuoteVersion, User
+from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.params import MAX_QUANTITY
 from web.services.catalog import spec_of
@@ -276,7 +278,7 @@ def reprice(session: Session, quote: Quote) -> None:
     try:
         Pricer(spec.catalog, spec.prices, deal_of(quote))  # the deal itself is checked once
     except PricingError as e:
-        raise Invalid(str(e), field="pricing") from None
+        raise Invalid(str(e), field=e.field or "pricing") from None
     for item in items_of(session, quote):
         sel = parse_selection(item.selection)
         _store_priced(item, _valid_preview(session, quote, sel,
@@ -314,5 +316,5 @@ def configured_facts(session: Session, quote: Quote) -> tuple[list[str], list[st
 def _audit(session: Session, quote: Quote, actor: User, action: str,
            data: dict[str, Any]) -> None:
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-{action}-"
-                 f"{dt.datetime.now(dt.UTC).timestamp()}", actor=actor.email, action=action,
-                 entity=f"quote-{quote.id}", data={"version": quote.version, **data})
+                 f"{dt.datetime.now(dt.UTC).timestamp()}", actor=Who.user(actor), action=action,
+                 entity=entity("quote", quote.id), data={"version": quote.version, **data})

@@ -32,6 +32,7 @@ from store.commerce import QuoteDocumentRow
 from store.db import in_session, write_lock
 from store.idempotency import request_hash
 from store.models import Envelope, EnvelopeRecipient, Quote, User
+from store.who import Who
 from web.deps import off_loop
 from web.errors import (
     AppError,
@@ -297,7 +298,7 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
     for row in rows:
         if row.field_page is not None and doc is not None:
             row.field_name = f"sig-r{row.id}"
-    add_event(session, env, "created", f"{sender.name} <{sender.email}>", key="created",
+    add_event(session, env, "created", Who.user(sender), key="created",
               detail={"document": checked.name, "sha256": stored,
                       "uploaded_sha256": checked.upload_sha256,
                       "pages": doc.page_count if doc else None, "recipients": len(rows),

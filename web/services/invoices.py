@@ -3,7 +3,6 @@ invoices, export them as CSV."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -13,10 +12,12 @@ from temporalio.client import Client
 from dealdesk.faults import crash_point
 from documents.invoice import InvoiceListRow, invoices_csv
 from store import audit, starts
+from store.audit import entity
 from store.commerce import Invoice
 from store.db import in_session, write_lock
-from store.invoicing import plan
+from store.invoicing import win
 from store.models import Quote, User
+from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.billing import BillingInput, BillingWorkflow
 
@@ -39,14 +40,9 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str, prefix: 
     if quote.status not in ("approved", "won"):
         raise Conflict(f"only an approved quote can be won; this one is "
                        f"{quote.status.replace('_', ' ')}")
-    if quote.status == "approved":
-        quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
-    issue_dates = [i.issue_on.isoformat() for i in plan(session, quote)]
     # One row per won deal whichever path wins it (a signed envelope writes the same key).
-    audit.append(session, event_key=f"quote-{quote.id}-won", actor=actor.email,
-                 action="quote.won", entity=f"quote-{quote.id}",
-                 data={"version": quote.version, "billing": quote.billing,
-                       "installments": issue_dates})
+    issue_dates = [i.issue_on.isoformat()
+                   for i in win(session, quote, Who.user(actor), via="manual")]
     wid = billing_workflow_id(prefix, quote.id)
     starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
                    task_queue)
@@ -88,9 +84,10 @@ def set_status(session: Session, invoice: Invoice, actor: User, status: str,
         raise Invalid("say why the invoice is void", field="note")
     write_lock(session)
     invoice.status = status
-    audit.append(session, event_key=f"invoice-{invoice.id}-{status}", actor=actor.email,
-                 action=f"invoice.{status}", entity=f"quote-{invoice.quote_id}",
-                 data={"number": invoice.number, "note": note[:500]})
+    audit.append(session, event_key=f"invoice-{invoice.id}-{status}", actor=Who.user(actor),
+                 action=f"invoice.{status}", entity=entity("invoice", invoice.number),
+                 data={"number": invoice.number, "quote": entity("quote", invoice.quote_id),
+                       "note": note[:500]})
 
 
 def may_view(invoice: Invoice, user: User) -> bool:

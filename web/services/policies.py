@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from temporalio.converter import value_to_type
 
 from store import audit
+from store.audit import entity
 from store.models import ROLES, Policy, QuoteVersion, User
+from store.who import Who
 from web.errors import Invalid, NotFound
 from workflows import rules
 from workflows.messages import PolicySpec, QuoteFacts
@@ -42,8 +44,10 @@ def parse_source(session: Session, source: str, version: int = 0) -> PolicySpec:
         raise Invalid("; ".join(e.problems), field="source") from None
 
 
-def save_policy(session: Session, source: str, actor: User | None) -> Policy:
-    """Validate and store a new version (in the caller's transaction)."""
+def save_policy(session: Session, source: str, actor: User | None,
+                process: str = "cli:policies") -> Policy:
+    """Validate and store a new version (in the caller's transaction). Without a person
+    (the CLI, the demo loader) the audit row names ``process``."""
     spec = parse_source(session, source)
     latest = session.scalar(select(func.max(Policy.version)).where(Policy.name == spec.name))
     version = (latest or 0) + 1
@@ -53,10 +57,10 @@ def save_policy(session: Session, source: str, actor: User | None) -> Policy:
     session.add(row)
     session.flush()
     audit.append(session, event_key=f"policy-{spec.name}-v{version}",
-                 actor=actor.email if actor else "system", action="policy.saved",
-                 entity=f"policy-{spec.name}", data={"version": version,
-                                                     "steps": [s.key for s in spec.steps],
-                                                     "rules": [r.id for r in spec.rules]})
+                 actor=Who.user(actor) if actor else Who.system(process),
+                 action="policy.saved", entity=entity("policy", spec.name),
+                 data={"version": version, "steps": [s.key for s in spec.steps],
+                       "rules": [r.id for r in spec.rules]})
     return row
 
 

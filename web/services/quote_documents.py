@@ -24,11 +24,13 @@ from documents.quote_document import (
     render_pdf,
 )
 from store import audit
+from store.audit import entity
 from store.blobs import BlobStore
 from store.commerce import ProductDocument, QuoteAttachment, QuoteDocumentRow, QuoteTemplate
 from store.db import write_lock
 from store.models import Quote, User
-from web.errors import Forbidden, Invalid, TooLarge
+from store.who import Who
+from web.errors import Forbidden, Invalid, NotFound, TooLarge
 from web.services import configurator
 from web.services.catalog import spec_of
 
@@ -49,6 +51,8 @@ def attachments_of(session: Session, quote: Quote) -> list[QuoteAttachment]:
 
 def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User, name: str,
                    media_type: str, data: bytes) -> QuoteAttachment:
+    """A file appended to the quote's document, with its audit row (caller's write
+    transaction)."""
     if quote.owner_id != actor.id:
         raise Forbidden("only the quote's owner can attach files")
     name = safe_filename(name, "attachment" + MEDIA_TYPES.get(media_type, ""))
@@ -57,7 +61,26 @@ def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User
                           sha256=blobs.put(data), size=len(data))
     session.add(row)
     session.flush()
+    audit.append(session, event_key=f"quote-attachment-{row.id}-added", actor=Who.user(actor),
+                 action="quote.attachment_added", entity=entity("quote", quote.id),
+                 data={"attachment": row.id, "name": row.name, "sha256": row.sha256,
+                       "size": row.size})
     return row
+
+
+def remove_attachment(session: Session, quote: Quote, actor: User, attachment_id: int) -> None:
+    """Take a file off the quote, with its audit row (caller's write transaction)."""
+    if quote.owner_id != actor.id:
+        raise Forbidden("only the quote's owner can remove attachments")
+    row = session.scalar(select(QuoteAttachment).where(QuoteAttachment.id == attachment_id,
+                                                       QuoteAttachment.quote_id == quote.id))
+    if row is None:
+        raise NotFound(f"quote {quote.id} has no attachment {attachment_id}")
+    session.delete(row)
+    audit.append(session, event_key=f"quote-attachment-{row.id}-removed",
+                 actor=Who.user(actor), action="quote.attachment_removed",
+                 entity=entity("quote", quote.id),
+                 data={"attachment": row.id, "name": row.name, "sha256": row.sha256})
 
 
 def _checked(name: str, media_type: str, data: bytes) -> None:
@@ -86,10 +109,22 @@ def add_product_document(session: Session, blobs: BlobStore, actor: User, sku: s
                           sha256=blobs.put(data), size=len(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
-    audit.append(session, event_key=f"product-document-{row.id}", actor=actor.email,
-                 action="product_document.added", entity=f"product-{sku}",
-                 data={"name": row.name, "sha256": row.sha256})
+    audit.append(session, event_key=f"product-document-{row.id}", actor=Who.user(actor),
+                 action="product_document.added", entity=entity("product", sku),
+                 data={"document": row.id, "name": row.name, "sha256": row.sha256})
     return row
+
+
+def remove_product_document(session: Session, actor: User, doc_id: int) -> None:
+    """Stop appending a spec sheet, with its audit row (caller's write transaction)."""
+    row = session.get(ProductDocument, doc_id)
+    if row is None:
+        raise NotFound(f"no spec sheet {doc_id}")
+    session.delete(row)
+    audit.append(session, event_key=f"product-document-{row.id}-removed",
+                 actor=Who.user(actor), action="product_document.removed",
+                 entity=entity("product", row.sku),
+                 data={"document": row.id, "name": row.name, "sha256": row.sha256})
 
 
 def product_documents(session: Session, skus: list[str] | None = None
@@ -185,20 +220,22 @@ def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
     row = QuoteTemplate(name=name, sha256=blobs.put(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
-    audit.append(session, event_key=f"quote-template-{row.id}", actor=actor.email,
-                 action="quote_template.uploaded", entity="quote-template",
+    audit.append(session, event_key=f"quote-template-{row.id}", actor=Who.user(actor),
+                 action="quote_template.uploaded", entity=entity("quote-template", row.id),
                  data={"name": row.name, "sha256": row.sha256})
     return row
 
 
 def reset_template(session: Session, actor: User) -> None:
-    """Back to the built-in template."""
+    """Back to the built-in template: each active upload is retired, with its audit row (a
+    reset with none active changes nothing and writes nothing)."""
     write_lock(session)
     for row in session.scalars(select(QuoteTemplate).where(QuoteTemplate.active)):
         row.active = False
-    audit.append(session, event_key=f"quote-template-reset-{dt.datetime.now(dt.UTC)}",
-                 actor=actor.email, action="quote_template.reset", entity="quote-template",
-                 data={})
+        audit.append(session, event_key=f"quote-template-{row.id}-reset",
+                     actor=Who.user(actor), action="quote_template.reset",
+                     entity=entity("quote-template", row.id),
+                     data={"name": row.name, "sha256": row.sha256})
 
 
 def generate(session: Session, quote: Quote, actor: User, blobs: BlobStore, org_name: str,
@@ -223,8 +260,8 @@ def generate(session: Session, quote: Quote, actor: User, blobs: BlobStore, org_
     session.add(row)
     session.flush()
     audit.append(session, event_key=f"quote-{quote.id}-document-{pdf_sha}",
-                 actor=actor.email, action="quote.document_generated",
-                 entity=f"quote-{quote.id}",
+                 actor=Who.user(actor), action="quote.document_generated",
+                 entity=entity("quote", quote.id),
                  data={"version": quote.version, "docx_sha256": docx_sha,
                        "pdf_sha256": pdf_sha, "pages": pages})
     session.commit()

@@ -17,8 +17,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.faults import crash_point
 from store import audit, idempotency, starts
+from store.audit import entity
 from store.db import write_lock
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
+from store.who import Who
 from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.params import Amount, Label, Months, RowId
@@ -119,8 +121,8 @@ def create_quote(session: Session, owner: User, fields: QuoteFields,
     session.add(quote)
     session.flush()
     idempotency.remember(session, owner.id, "quote", idempotency_key, digest, quote.id)
-    audit.append(session, event_key=f"quote-{quote.id}-created", actor=owner.email,
-                 action="quote.created", entity=f"quote-{quote.id}",
+    audit.append(session, event_key=f"quote-{quote.id}-created", actor=Who.user(owner),
+                 action="quote.created", entity=entity("quote", quote.id),
                  data=fields.model_dump())
     return quote
 
@@ -151,8 +153,8 @@ def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields)
     quote.updated_at = dt.datetime.now(dt.UTC)
     session.flush()
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-edit-"
-                 f"{quote.updated_at.timestamp()}", actor=actor.email, action="quote.edited",
-                 entity=f"quote-{quote.id}", data={"version": quote.version,
+                 f"{quote.updated_at.timestamp()}", actor=Who.user(actor), action="quote.edited",
+                 entity=entity("quote", quote.id), data={"version": quote.version,
                                                    **fields.model_dump()})
     return quote
 

@@ -29,7 +29,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from activities.envelopes import add_event, token_hash
+from activities.envelopes import add_event, recipient_who, token_hash
+from store import audit
+from store.audit import entity
 from store.db import write_lock
 from store.models import Envelope, EnvelopeRecipient
 from web.errors import Gone, Invalid, NotFound, TooManyTries
@@ -166,15 +168,26 @@ def check_code(session: Session, env: Envelope, r: EnvelopeRecipient, code: str,
         if r.failed_attempts >= LOCK_AFTER:
             r.failed_attempts = 0
             r.locked_until = now() + LOCK_FOR
+            # On the certificate of completion too: the link was locked, from where.
+            add_event(session, env, "locked", recipient_who(r),
+                      key=f"{r.id}:locked:{r.locked_until.isoformat()}", recipient=r, ip=ip,
+                      user_agent=user_agent, auth_method=r.auth_method,
+                      detail={"locked_until": r.locked_until.isoformat(),
+                              "wrong_codes": LOCK_AFTER})
             session.commit()
             _check_lock(r)
+        audit.append(session, event_key=f"envelope-{env.id}:{r.id}:wrong-code:"
+                     f"{secrets.token_hex(8)}", actor=recipient_who(r),
+                     action="envelope.code_rejected", entity=entity("envelope", env.id),
+                     data={"recipient": r.email, "ip": ip, "auth": r.auth_method,
+                           "attempt": r.failed_attempts})
         left = LOCK_AFTER - r.failed_attempts
         session.commit()
         raise Invalid(f"That code is not right. {left} tr{'ies' if left != 1 else 'y'} left "
                       "before a 15-minute lock.", field="code")
     r.failed_attempts, r.locked_until, r.verified_at = 0, None, now()
     r.otp_hash = r.otp_expires_at = None
-    add_event(session, env, "verified", f"{r.name} <{r.email}>",
+    add_event(session, env, "verified", recipient_who(r),
               key=f"{r.id}:verified:{secrets.token_hex(4)}", recipient=r, ip=ip,
               user_agent=user_agent, auth_method=r.auth_method)
     session.commit()
@@ -195,11 +208,14 @@ def new_otp(session: Session, env: Envelope, r: EnvelopeRecipient) -> tuple[str,
                       "folder) before asking for another", field="code")
     code = f"{secrets.randbelow(10**6):06d}"
     r.otp_hash, r.otp_expires_at = otp_hash(r.id, code), now() + OTP_TTL
+    message_key = f"envelope-{env.id}:{r.id}:otp:{secrets.token_hex(6)}"
+    audit.append(session, event_key=message_key, actor=recipient_who(r),
+                 action="envelope.code_sent", entity=entity("envelope", env.id),
+                 data={"recipient": r.email, "expires_at": r.otp_expires_at.isoformat()})
     session.commit()
     body = (f"Your code to open {env.title!r} is {code}\n\nIt expires in 10 minutes. If you "
             "did not ask for it, you can ignore this email.")
-    return (f"envelope-{env.id}:{r.id}:otp:{secrets.token_hex(6)}",
-            f"Your code for {env.title}", body)
+    return message_key, f"Your code for {env.title}", body
 
 
 # ------------------------------------------------------------------ reading and signing
@@ -214,7 +230,7 @@ def record_view(session: Session, env: Envelope, r: EnvelopeRecipient, ip: str,
         r.viewed_at = now()
         if r.status == "sent":
             r.status = "viewed"
-        add_event(session, env, "viewed", f"{r.name} <{r.email}>", key=f"{r.id}:viewed",
+        add_event(session, env, "viewed", recipient_who(r), key=f"{r.id}:viewed",
                   recipient=r, ip=ip, user_agent=user_agent, auth_method=r.auth_method)
     session.commit()
 

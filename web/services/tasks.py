@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,11 +16,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from store.models import APPROVER_ROLES, Account, ApprovalTask, Quote, User
+from store.models import APPROVER_ROLES, Account, ApprovalRequest, ApprovalTask, Quote, User
 from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.services.quotes import actor_of
 from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
+from workflows import rules
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
 
@@ -78,15 +80,21 @@ def inbox_queries(user: User, f: InboxFilter) -> list[Select[Any, Any]]:
     ]
 
 
-# The pages show a task's quote title, account and assignee/claimer names only: don't join
-# the quote's owner and account again, nor select each user's roles (all still lazy-load).
+# The pages and the API show a task's quote title, account and assignee/claimer names only:
+# load just those columns (a quote's JSON columns cost more to decode than the rest of the
+# page), don't join the quote's owner and account again, nor select each user's roles (all
+# still lazy-load if something asks).
+_PEOPLE = (User.id, User.name, User.email)
 _INBOX_LOADING = (
+    defaultload(ApprovalTask.quote).load_only(Quote.id, Quote.title, Quote.owner_id,
+                                              Quote.version),
     defaultload(ApprovalTask.quote).lazyload(Quote.owner),
     defaultload(ApprovalTask.quote).lazyload(Quote.account),
+    defaultload(ApprovalTask.account).load_only(Account.id, Account.name),
     lazyload(ApprovalTask.decided_by),  # open tasks are undecided
-    defaultload(ApprovalTask.assignee).lazyload(User.role_rows),
-    defaultload(ApprovalTask.on_behalf_of).lazyload(User.role_rows),
-    defaultload(ApprovalTask.claimed_by).lazyload(User.role_rows),
+    defaultload(ApprovalTask.assignee).load_only(*_PEOPLE).lazyload(User.role_rows),
+    defaultload(ApprovalTask.on_behalf_of).load_only(*_PEOPLE).lazyload(User.role_rows),
+    defaultload(ApprovalTask.claimed_by).load_only(*_PEOPLE).lazyload(User.role_rows),
 )
 
 
@@ -124,29 +132,63 @@ def get_task(session: Session, task_id: str) -> ApprovalTask:
     return task
 
 
-def can_act(task: ApprovalTask, user: User) -> bool:
-    if task.state != "open":
-        return False
-    if task.assignee_id is not None:
-        return task.assignee_id == user.id
-    return task.queue_role in user.roles and task.claimed_by_id in (None, user.id)
-
-
 @dataclass(frozen=True)
 class TaskRef:
-    """What acting on a task needs from the store: which workflow, and whose it is."""
+    """What acting on a task needs from the store: which workflow, whose task it is, and
+    whose deal (its submitter and owner decide nothing on it)."""
 
     id: str
     workflow_id: str
     assignee_id: int | None
+    queue_role: str | None = None
+    submitter_id: int | None = None
+    owner_id: int | None = None
+
+    def why_cannot_decide(self, user_id: int, roles: Iterable[str],
+                          active: bool = True) -> str | None:
+        """``rules.why_cannot_decide`` for this task (see ``ApprovalChainWorkflow``: a task
+        assigned to someone needs no queue role)."""
+        return rules.why_cannot_decide(
+            user_id=user_id, roles=roles, active=active,
+            queue_role=self.queue_role if self.assignee_id is None else None,
+            submitter_id=self.submitter_id, owner_id=self.owner_id)
 
 
 def task_ref(session: Session, task_id: str) -> TaskRef:
-    row = session.execute(select(ApprovalTask.workflow_id, ApprovalTask.assignee_id)
-                          .where(ApprovalTask.id == task_id)).first()
+    row = session.execute(
+        select(ApprovalTask.workflow_id, ApprovalTask.assignee_id, ApprovalTask.queue_role,
+               ApprovalRequest.submitted_by_id, Quote.owner_id)
+        .join(ApprovalRequest, ApprovalRequest.id == ApprovalTask.request_id)
+        .join(Quote, Quote.id == ApprovalTask.quote_id)
+        .where(ApprovalTask.id == task_id)).first()
     if row is None:
         raise NotFound(f"no task {task_id!r}")
-    return TaskRef(task_id, row.workflow_id, row.assignee_id)
+    return TaskRef(task_id, row.workflow_id, row.assignee_id, row.queue_role,
+                   row.submitted_by_id, row.owner_id)
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What the task page offers this user; the workflow's validators decide for real."""
+
+    decide: bool = False
+    claim: bool = False
+    release: bool = False
+    delegate: bool = False
+
+
+def actions(ref: TaskRef, state: str, claimed_by_id: int | None, user: User) -> Actions:
+    if state != "open":
+        return Actions()
+    if ref.assignee_id is not None:
+        mine = ref.assignee_id == user.id and user.id != ref.submitter_id
+        return Actions(decide=mine, delegate=mine)
+    if ref.queue_role not in user.roles or claimed_by_id not in (None, user.id):
+        return Actions()
+    if ref.why_cannot_decide(user.id, user.roles):
+        return Actions(release=claimed_by_id == user.id)
+    return Actions(decide=True, claim=claimed_by_id is None,
+                   release=claimed_by_id == user.id, delegate=True)
 
 
 
@@ -187,19 +229,30 @@ async def claim(session: Session, client: Client, task_id: str, user: User,
                 claim: bool = True) -> TaskResult:
     task = await in_session(session, task_ref, task_id)
     _check_reachable(task, user)
+    if claim and task.assignee_id is None and task.queue_role in user.roles and (
+            why := task.why_cannot_decide(user.id, user.roles)):
+        raise Forbidden(f"you cannot claim this task: {user.name} {why}")
     return await _update(client, task, ApprovalChainWorkflow.claim,
                          ClaimInput(task.id, actor_of(user), claim))
 
 
 async def delegate(session: Session, client: Client, task_id: str, user: User, to_email: str,
                    comment: str = "") -> TaskResult:
+    """Hand the task to someone who could decide it (``rules.why_cannot_decide``): refused
+    here, naming who and why, before the workflow's validator would."""
     task = await in_session(session, task_ref, task_id)
     _check_reachable(task, user)
     target = await in_session(session, active_user_by_email, to_email)
     if target is None:
         raise Invalid(f"no active user with email {to_email!r}", field="to")
-    return await _update(client, task, ApprovalChainWorkflow.delegate,
-                         DelegateInput(task.id, actor_of(user), target.id, target.name, comment))
+    if target.id == user.id:
+        raise Invalid("choose someone other than yourself", field="to")
+    if why := task.why_cannot_decide(target.id, target.roles, target.is_active):
+        raise Forbidden(f"the task cannot be delegated to {target.name}: {target.name} {why}",
+                        field="to")
+    return await _update(client, task, ApprovalChainWorkflow.delegate, DelegateInput(
+        task.id, actor_of(user), target.id, target.name, comment,
+        to_user_roles=sorted(target.roles)))
 
 
 def active_user_by_email(session: Session, email: str) -> User | None:
@@ -217,5 +270,5 @@ def _check_reachable(task: TaskRef, user: User) -> None:
         raise Forbidden("your role cannot act on approval tasks")
 
 
-__all__ = ["VIEWS", "InboxFilter", "can_act", "claim", "decide", "delegate", "get_task",
-           "inbox", "inbox_count", "inbox_queries"]
+__all__ = ["VIEWS", "Actions", "InboxFilter", "actions", "claim", "decide", "delegate",
+           "get_task", "inbox", "inbox_count", "inbox_queries", "task_ref"]

@@ -1,5 +1,6 @@
-// Inbox keyboard shortcuts (j/k move, a approve, r reject, x select, Enter open) and bulk
-// selection. Everything else is htmx attributes in the templates.
+// Inbox keyboard shortcuts (j/k move, a approve, r reject, x select, Enter open), bulk
+// selection, and the poll that keeps the rows and counts current. Everything else is htmx
+// attributes in the templates.
 (function () {
   "use strict";
   let cursor = -1;
@@ -49,7 +50,85 @@
     if (e.target.name === "task_ids" || e.target.id === "select-all") updateBulk();
   });
 
-  document.addEventListener("htmx:afterSwap", function () { cursor = Math.min(cursor, rows().length - 1); updateBulk(); });
+  // When the rows are swapped (the poll, a filter, bulk approve), keep what the person was
+  // doing: ticked boxes, the j/k cursor, an open Reject box with its comment, the focus, and
+  // the confirmations of their own decisions.
+  let kept = null;
+
+  function snapshot(box) {
+    const focused = box.contains(document.activeElement) ? document.activeElement : null;
+    const focusRow = focused && focused.closest("tr[data-task]");
+    const cursorRow = current();
+    return {
+      checked: Array.from(box.querySelectorAll("input[name=task_ids]:checked")).map(b => b.value),
+      cursor: cursorRow ? cursorRow.dataset.task : null,
+      open: Array.from(box.querySelectorAll("tr[data-task] details.more[open]")).map(d => ({
+        task: d.closest("tr").dataset.task, text: d.querySelector("textarea").value })),
+      focus: focusRow ? { task: focusRow.dataset.task, selector: focusSelector(focused) } : null,
+      done: Array.from(box.querySelectorAll("tr.task.done")).map(r => ({
+        row: r, index: Array.from(r.parentNode.children).indexOf(r) })),
+    };
+  }
+
+  function focusSelector(el) {
+    if (el.dataset.action) return "[data-action=" + el.dataset.action + "]";
+    if (el.name) return "[name=" + el.name + "]";
+    if (el.tagName === "A") return "a";
+    return null;
+  }
+
+  function restore(box, s) {
+    const byTask = id => box.querySelector('tr[data-task="' + CSS.escape(id) + '"]');
+    const tbody = box.querySelector("#inbox-table tbody");
+    s.done.forEach(function (d) {  // a row the person just decided stays where it was
+      if (!tbody || byTask(d.row.dataset.task)) return;
+      tbody.insertBefore(d.row, tbody.children[d.index] || null);
+    });
+    s.checked.forEach(function (id) {
+      const row = byTask(id);
+      const b = row && row.querySelector("input[name=task_ids]");
+      if (b) b.checked = true;
+    });
+    s.open.forEach(function (o) {
+      const row = byTask(o.task);
+      const d = row && row.querySelector("details.more");
+      if (d) { d.open = true; d.querySelector("textarea").value = o.text; }
+    });
+    const all = rows();
+    cursor = s.cursor ? all.findIndex(r => r.dataset.task === s.cursor) : Math.min(cursor, all.length - 1);
+    all.forEach((r, i) => r.classList.toggle("cursor", i === cursor));
+    if (s.focus && s.focus.selector) {
+      const row = byTask(s.focus.task);
+      const el = row && row.querySelector(s.focus.selector);
+      if (el) el.focus({ preventScroll: true });
+    }
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "rows") kept = snapshot(e.detail.target);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "rows" && kept) { restore(e.detail.target, kept); kept = null; }
+    else cursor = Math.min(cursor, rows().length - 1);
+    updateBulk();
+  });
+
+  // The poll: only while the page is visible and no request of the page is on its way (a
+  // decision's answer must find its row). htmx marks a requesting element .htmx-request.
+  function idle() { return document.visibilityState === "visible" && !document.querySelector(".htmx-request"); }
+
+  function startPoll() {
+    const poller = document.getElementById("inbox-poll");
+    if (!poller || !window.htmx) return;
+    const every = 1000 * Number(poller.dataset.pollSeconds || 5);
+    setInterval(function () {
+      if (idle()) htmx.trigger(poller, "inbox-poll");
+    }, every);
+    document.addEventListener("visibilitychange", function () { if (idle()) htmx.trigger(poller, "inbox-poll"); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startPoll);
+  else startPoll();
 })();
 
 // Envelopes: the new-envelope form's recipient rows (add, remove, show the access-code box
@@ -206,5 +285,79 @@
         }, { once: true });
       });
     });
+  });
+})();
+
+// Form fields checked as the person types: a field the browser finds invalid (out of range,
+// not a number) shows its data-invalid message in its slot (aria-describedby) and is marked
+// aria-invalid; fixing it clears both. In the quote builder, Add stays disabled while a field
+// is invalid or the rules block it (data-rules-block). The server checks everything again.
+// After htmx swaps a form, focus goes back where it was, or to the field in error.
+(function () {
+  "use strict";
+
+  function slotOf(input) {
+    const id = input.getAttribute("aria-describedby");
+    return id ? document.getElementById(id) : null;
+  }
+
+  function check(input) {
+    const slot = slotOf(input);
+    if (!input.checkValidity()) {
+      input.setAttribute("aria-invalid", "true");
+      if (slot) { slot.textContent = input.dataset.invalid; slot.hidden = false; }
+    } else if (input.hasAttribute("aria-invalid")) {
+      input.removeAttribute("aria-invalid");
+      if (slot) { slot.textContent = ""; slot.hidden = true; }
+    }
+  }
+
+  function syncAdd(form) {
+    const add = form.querySelector("[data-add]");
+    if (!add) return;
+    const fields = form.querySelector("[aria-invalid=true]");
+    const rules = add.hasAttribute("data-rules-block");
+    add.disabled = Boolean(fields) || rules;
+    const preview = form.querySelector("[data-preview]");  // prices for other numbers
+    if (preview) preview.hidden = Boolean(fields);
+    const note = document.getElementById(add.getAttribute("aria-describedby"));
+    if (note) {
+      note.hidden = !add.disabled;
+      note.textContent = fields ? "Fix the highlighted fields to add it."
+        : "Fix the rule problems above to add it.";
+    }
+  }
+
+  document.addEventListener("input", function (e) {
+    const input = e.target;
+    if (!(input instanceof HTMLInputElement) || !input.matches("[data-invalid]")) return;
+    check(input);
+    if (input.form) syncAdd(input.form);
+  });
+
+  function selectorOf(el) {
+    if (el.id) return "#" + CSS.escape(el.id);
+    if (el.getAttribute("name")) return '[name="' + CSS.escape(el.getAttribute("name")) + '"]';
+    if (el.hasAttribute("data-add")) return "[data-add]";
+    return null;
+  }
+
+  let focus = null;
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    const target = e.detail.target;
+    const el = document.activeElement;
+    focus = target && target.id && target.id !== "rows" && el && el !== document.body && target.contains(el)
+      ? { region: target.id, selector: selectorOf(el) } : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focus) return;
+    const region = document.getElementById(focus.region);
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (region && lost) {
+      const el = region.querySelector("[aria-invalid=true]")
+        || (focus.selector && region.querySelector(focus.selector));
+      if (el) el.focus({ preventScroll: true });
+    }
+    focus = null;
   });
 })();
