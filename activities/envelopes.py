@@ -38,6 +38,7 @@ from documents.certificate import (
     render_certificate,
 )
 from documents.convert import ConversionFailed, ConverterUnavailable
+from documents.filenames import safe_filename
 from documents.intake import AnchorSearchFailed, DocumentRefused, accept_pdf, find_anchors
 from documents.pki import Pki
 from documents.placement import FieldRequest, PlacementError, place_fields
@@ -201,7 +202,7 @@ class EnvelopeActivities:
         if self._convert_docx is None:
             raise ApplicationError("this worker cannot convert Word documents (no LibreOffice)",
                                    type="ConverterUnavailable")
-        pdf_name = str(PurePath(name).with_suffix(".pdf"))
+        pdf_name = str(PurePath(safe_filename(name, "document.docx")).with_suffix(".pdf"))
         try:
             pdf = self._convert_docx(self._blobs.get(upload), name)
         except ConversionFailed as e:
@@ -462,7 +463,7 @@ class EnvelopeActivities:
         if inp.status == "completed":
             files: list[object] = [
                 {"sha256": inp.final_sha256,
-                 "filename": f"{PurePath(env.document_name).stem} (signed).pdf",
+                 "filename": safe_filename(f"{PurePath(env.document_name).stem} (signed).pdf"),
                  "content_type": "application/pdf"},
                 {"sha256": inp.certificate_sha256, "filename": "Certificate of completion.pdf",
                  "content_type": "application/pdf"}]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from documents.filenames import safe_filename
 from store.blobs import BlobStore
 from store.db import write_lock
 from store.models import OutboxMessage
@@ -80,8 +81,11 @@ class Mailer:
                 if self._blobs is None:
                     raise RuntimeError("this mailer has no blob store for attachments")
                 maintype, _, subtype = a["content_type"].partition("/")
+                # Names come from uploads: whatever a row holds, none carries a path or
+                # bidi/control characters into the recipient's mail client.
                 email.add_attachment(self._blobs.get(a["sha256"]), maintype=maintype,
-                                     subtype=subtype, filename=a["filename"])
+                                     subtype=subtype,
+                                     filename=safe_filename(a["filename"], "attachment"))
             try:
                 with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=20) as smtp:
                     if self._smtp.starttls:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -38,6 +39,8 @@ from cpq.pricing import (
 )
 
 SECTIONS = ("products", "rules", "schedules", "price_books", "partners", "rounding", "taxes")
+MAX_INT = 10**9
+_WHOLE = re.compile(r"-?[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class CatalogSpec:
     """Account region → tax lines."""
 
 
-def _req(d: Mapping[str, Any], key: str, where: str) -> Any:
+def _req(d: Any, key: str, where: str) -> Any:
+    d = _map(d, where)
     if key not in d or d[key] in (None, ""):
         raise CatalogError(f"{where}: {key} is required")
     return d[key]
@@ -74,12 +78,23 @@ def _list(d: Any, where: str) -> list[Any]:
     return d
 
 
+def _int(v: Any, where: str) -> int:
+    """A whole number (a quantity, a tier's bound, an increment) within ±:data:`MAX_INT`."""
+    text = str(v).strip()
+    if isinstance(v, bool) or not (isinstance(v, int) or _WHOLE.fullmatch(text)):
+        raise CatalogError(f"{where}: {text[:40]!r} is not a whole number")
+    number = int(v)
+    if abs(number) > MAX_INT:
+        raise CatalogError(f"{where}: {number} is out of range (at most {MAX_INT:,})")
+    return number
+
+
 def _pct(v: Any, where: str) -> Decimal:
     try:
         p = Decimal(str(v))
     except InvalidOperation:
         raise CatalogError(f"{where}: {v!r} is not a percentage") from None
-    if not Decimal(0) <= p <= Decimal(100):
+    if not p.is_finite() or not Decimal(0) <= p <= Decimal(100):
         raise CatalogError(f"{where}: a percentage is between 0 and 100, not {v}")
     return p
 
@@ -114,15 +129,18 @@ def _product(d: Any, where: str) -> Product:
     opts = []
     for j, o in enumerate(_list(d.get("options"), f"{where}.options")):
         o = _map(o, f"{where}.options[{j}]")
-        opts.append(Option(str(_req(o, "sku", f"{where}.options[{j}]")),
-                           bool(o.get("required", False)), int(o.get("min_qty", 0)),
-                           int(o.get("max_qty", 1)), int(o.get("default_qty", 0)),
+        at = f"{where}.options[{j}]"
+        opts.append(Option(str(_req(o, "sku", at)), bool(o.get("required", False)),
+                           _int(o.get("min_qty", 0), f"{at}.min_qty"),
+                           _int(o.get("max_qty", 1), f"{at}.max_qty"),
+                           _int(o.get("default_qty", 0), f"{at}.default_qty"),
                            bool(o.get("bundled", False))))
     comps = [Component(str(_req(c, "sku", f"{where}.components[{j}]")),
-                       int(_req(c, "quantity", f"{where}.components[{j}]")))
+                       _int(_req(c, "quantity", f"{where}.components[{j}]"),
+                            f"{where}.components[{j}].quantity"))
              for j, c in enumerate(_list(d.get("components"), f"{where}.components"))]
     attrs = [Attribute(str(_req(a, "name", f"{where}.attributes[{j}]")),
-                       tuple(str(c) for c in _list(a.get("choices"), where)),
+                       tuple(str(c) for c in _list(_map(a, where).get("choices"), where)),
                        bool(a.get("required", False)), a.get("default"))
              for j, a in enumerate(_list(d.get("attributes"), f"{where}.attributes"))]
     return Product(str(_req(d, "sku", where)), str(_req(d, "name", where)),
@@ -173,7 +191,8 @@ def _rule(d: Any, where: str, products: Mapping[str, Product]) -> ProductRule:
             raise CatalogError(f"{where}.when[{j}]: subject is option:SKU, attribute:NAME or "
                                f"quantity")
         conds.append(Condition(subject, op, c.get("value")))
-    add = tuple((str(_req(a, "sku", f"{where}.add")), int(a.get("quantity", 1)))
+    add = tuple((str(_req(a, "sku", f"{where}.add")),
+                 _int(_map(a, f"{where}.add").get("quantity", 1), f"{where}.add.quantity"))
                 for a in _list(d.get("add"), f"{where}.add"))
     allowed = d.get("options")
     return ProductRule(
@@ -191,8 +210,9 @@ def _schedule(i: int, d: Any, where: str) -> DiscountSchedule:
     tiers = []
     for j, t in enumerate(_list(_req(d, "tiers", where), f"{where}.tiers")):
         t = _map(t, f"{where}.tiers[{j}]")
-        lower, upper = int(_req(t, "from", f"{where}.tiers[{j}]")), t.get("to")
-        tiers.append(Tier(lower, None if upper is None else int(upper),
+        lower = _int(_req(t, "from", f"{where}.tiers[{j}]"), f"{where}.tiers[{j}].from")
+        upper = t.get("to")
+        tiers.append(Tier(lower, None if upper is None else _int(upper, f"{where}.tiers[{j}].to"),
                           _pct(t.get("pct", 0), f"{where}.tiers[{j}].pct")))
     for a, b in itertools.pairwise(tiers):
         if a.upper is None or b.lower != a.upper + 1:
@@ -259,14 +279,17 @@ def parse_catalog(doc: Any, account_id: Callable[[str], int | None]) -> CatalogS
     partners = _map(doc.get("partners") or {}, "partners")
     discounts = {(str(_req(p, "channel", "partners.discounts")),
                   str(_req(p, "tier", "partners.discounts"))):
-                 _pct(p.get("pct"), "partners.discounts")
+                 _pct(_map(p, "partners.discounts").get("pct"), "partners.discounts")
                  for p in _list(partners.get("discounts"), "partners.discounts")}
     bands = {str(k): _pct(v, f"partners.bands.{k}")
              for k, v in _map(partners.get("bands") or {}, "partners.bands").items()}
-    rounding = {str(cur): Rounding(int(r.get("increment", 1)), str(r.get("mode", "half_up")))
+    rounding = {str(cur): Rounding(_int(_map(r, f"rounding.{cur}").get("increment", 1),
+                                        f"rounding.{cur}.increment"),
+                                   str(r.get("mode", "half_up")))
                 for cur, r in _map(doc.get("rounding") or {}, "rounding").items()}
     taxes = {str(region): [TaxRate(str(_req(t, "name", f"taxes.{region}")),
-                                   _pct(t.get("pct", 0), f"taxes.{region}"))
+                                   _pct(_map(t, f"taxes.{region}").get("pct", 0),
+                                        f"taxes.{region}"))
                            for t in _list(lines, f"taxes.{region}")]
              for region, lines in _map(doc.get("taxes") or {}, "taxes").items()}
     return CatalogSpec(Catalog(products, rules),

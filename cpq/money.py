@@ -14,6 +14,9 @@ _EXPONENTS: dict[str, int] = {
     "CLF": 4, "UYW": 4,
 }
 _ISO_CODE = re.compile(r"[A-Z]{3}")
+MAX_MINOR = 10**15
+"""The largest amount anything holds, in minor units (10 trillion dollars; a quadrillion yen):
+room for any deal, and far from the store's 64-bit integers even summed over a quote's lines."""
 
 
 class MoneyError(ValueError):
@@ -29,16 +32,23 @@ def minor_exponent(currency: str) -> int:
 
 
 def to_minor(amount: str | int | Decimal, currency: str) -> int:
-    """``"1,234.5"`` USD → 123450. Refuses what isn't an amount, or has too many decimals."""
+    """``"1,234.5"`` USD → 123450. Refuses what isn't an amount, has too many decimals, or is
+    beyond ±:data:`MAX_MINOR` minor units."""
+    shown = repr(str(amount)[:40])
     try:
         value = Decimal(str(amount).replace(",", "").strip())
     except InvalidOperation:
-        raise MoneyError(f"{amount!r} is not an amount") from None
+        raise MoneyError(f"{shown} is not an amount") from None
     if not value.is_finite():
-        raise MoneyError(f"{amount!r} is not an amount")
-    scaled = value.scaleb(minor_exponent(currency))
+        raise MoneyError(f"{shown} is not an amount")
+    exponent = minor_exponent(currency)
+    # Bounded before scaling or int(): 1e999999999 would overflow, or take all memory.
+    if value.adjusted() > 20 or abs(value.scaleb(exponent)) > MAX_MINOR:
+        raise MoneyError(f"{shown} is out of range: amounts go up to "
+                         f"{major(MAX_MINOR, currency)} {currency}")
+    scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
-        raise MoneyError(f"{amount!r} has more decimals than {currency} allows")
+        raise MoneyError(f"{shown} has more decimals than {currency} allows")
     return int(scaled)
 
 

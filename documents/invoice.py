@@ -8,7 +8,8 @@ date), so re-rendering an issued invoice reproduces the file that was sent.
 
 ``invoices_csv(rows)`` is RFC 4180 CSV for spreadsheets. Text cells that a spreadsheet would
 run as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR) get a leading ``'``, as OWASP
-advises; amounts are plain decimals in major units, which no spreadsheet evaluates.
+advises (:mod:`documents.csv_cells`); amounts are plain decimals in major units, which no
+spreadsheet evaluates.
 
 Money is integer minor units plus an ISO 4217 code; :func:`minor_exponent` knows how many
 decimals each currency has and :func:`format_money` prints it (both reused elsewhere).
@@ -46,6 +47,7 @@ from reportlab.platypus import (
 # The certificate's embedded fonts, page numbering, table look and build lock, borrowed so both
 # documents look alike; the lock must be the same one, as reportlab's font state is global.
 from cpq.money import MoneyError, format_money, major, minor_exponent
+from documents.csv_cells import text_cell
 from documents.pdf_common import (
     ACCENT,
     BUILD_LOCK,
@@ -61,7 +63,6 @@ from documents.pdf_common import (
     text,
 )
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = ("number", "issued", "due", "account", "quote", "currency", "subtotal", "tax",
               "total", "status")
 
@@ -331,11 +332,6 @@ def _page_decorator(doc: InvoiceDocument, f: Fonts) -> Callable[[Canvas, Any], N
 
 # --- CSV ------------------------------------------------------------------------------------
 
-def _cell(value: str) -> str:
-    """A text cell a spreadsheet will show, never run: formula starters get a leading ``'``."""
-    return f"'{value}" if value.startswith(_FORMULA_START) else value
-
-
 def invoices_csv(rows: Iterable[InvoiceListRow]) -> str:
     """The invoice list as RFC 4180 CSV (CRLF line ends, header row first)."""
     buf = io.StringIO()
@@ -343,7 +339,7 @@ def invoices_csv(rows: Iterable[InvoiceListRow]) -> str:
     writer.writerow(CSV_HEADER)
     for r in rows:
         writer.writerow([
-            _cell(r.number), r.issued.isoformat(), r.due.isoformat(), _cell(r.account),
-            _cell(r.quote_ref), r.currency, major(r.subtotal, r.currency, ""),
-            major(r.tax, r.currency, ""), major(r.total, r.currency, ""), _cell(r.status)])
+            text_cell(r.number), r.issued.isoformat(), r.due.isoformat(), text_cell(r.account),
+            text_cell(r.quote_ref), r.currency, major(r.subtotal, r.currency, ""),
+            major(r.tax, r.currency, ""), major(r.total, r.currency, ""), text_cell(r.status)])
     return buf.getvalue()

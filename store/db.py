@@ -18,7 +18,36 @@ T = TypeVar("T")
 WRITE_OPTION = "dealdesk_write"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+class UnstorableText(ValueError):
+    """Text with a NUL character: PostgreSQL's text columns can't hold it, so no store does."""
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):  # rows of an executemany, or a batch's flat values
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+    if _holds_nul(parameters):
+        raise UnstorableText("text holds a NUL character (\\u0000): remove it")
+
+
+def make_engine(url: str, *, refuse_nul: bool = False, **kwargs: Any) -> Engine:
+    """``refuse_nul``: raise :class:`UnstorableText` for text with a NUL, on every dialect,
+    before it reaches the database (the web app's engine: it writes what requests carry)."""
+    engine = _make_engine(url, **kwargs)
+    if refuse_nul:
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -318,7 +318,8 @@ async def test_new_envelope_form(live_url: str, sessions: sessionmaker[Session],
     assert f'hx-get="/envelopes/{eid}?live=sent.0"' in page.text
     pdf_file = await web.get(f"/envelopes/{eid}/files/original.pdf")
     assert pdf_file.status_code == 200 and pdf_file.content.startswith(b"%PDF")
-    assert pdf_file.headers["content-disposition"] == 'attachment; filename="msa.pdf"'
+    assert pdf_file.headers["content-disposition"] == (
+        "attachment; filename=\"msa.pdf\"; filename*=UTF-8''msa.pdf")
     await web.aclose()
 
 

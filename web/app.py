@@ -12,6 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
@@ -21,7 +22,7 @@ from dealdesk.settings import Settings, get_settings, with_secret_key
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.timestamps import internal_timestamper
 from store.blobs import BlobStore
-from store.db import make_engine, make_session_factory
+from store.db import UnstorableText, make_engine, make_session_factory
 from web.errors import AppError, Invalid, TooManyTries, Unauthenticated, Unavailable
 from web.headers import SecurityHeaders
 from web.render import is_htmx, render
@@ -51,6 +52,13 @@ from web.static_files import MemoryStatic
 
 log = logging.getLogger("dealdesk.web")
 THREADS = 100
+# Where a validation error was found: the field's name alone reads better.
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with any unpaired surrogate (from a request's JSON) shown as U+FFFD."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 async def _connect_temporal(app: FastAPI, settings: Settings) -> None:
     """Keep trying in the background: the UI serves (and /healthz reports) meanwhile."""
@@ -71,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Store work, sync routes and blocking documents run on this pool (web/deps.py):
         # enough threads that requests waiting for SQLite's write lock never starve reads.
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, refuse_nul=True)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
         app.state.blobs = BlobStore(settings.blob_dir)
@@ -115,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
+        exc.message = _encodable(exc.message)  # it may quote the request's text
         response = answer(request, exc)
         if isinstance(exc, TooManyTries) and exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -124,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if wants_json(request):
             body: dict[str, object] = {"detail": exc.message}
             if exc.field:
-                body["field"] = exc.field
+                body["field"] = _encodable(exc.field)
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if isinstance(exc, Unauthenticated):
@@ -152,12 +161,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
+        problems, fields = [], []
         for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in _LOCATIONS)
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+            fields.append(where)
         message = "; ".join(problems) or "the request is malformed"
-        return await app_error(request, Invalid(message))
+        return await app_error(request, Invalid(message, field=next(filter(None, fields),
+                                                                     None)))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # A backstop: every route bounds its numbers (web/params.py); reaching here is a bug.
+        log.error("a value the store can't hold reached it on %s %s", request.method,
+                  request.url.path, exc_info=exc)
+        return await app_error(request, Invalid(
+            "a value in the request is out of range for the store: use smaller numbers"))
+
+    @app.exception_handler(UnstorableText)
+    async def unstorable_text(request: Request, exc: UnstorableText) -> Response:
+        return await app_error(request, Invalid(str(exc)))
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> Response:
+        # JSON may escape half a UTF-16 pair ("\ud800"): Python decodes it, but no store,
+        # Temporal payload or response can encode it.
+        if "surrogates" not in exc.reason:
+            raise exc
+        return await app_error(request, Invalid(
+            "the request's text holds an unpaired surrogate (such as \\ud800 in JSON): "
+            "send valid Unicode text"))
 
     app.mount("/static", MemoryStatic(Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, account.router, inbox.router, quotes.router,

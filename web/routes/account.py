@@ -16,6 +16,7 @@ from store.db import write_lock
 from store.models import User
 from web.auth import CurrentUser, attempt, client_ip, end_session
 from web.deps import SessionDep, SettingsDep
+from web.params import PathId
 from web.render import is_htmx, render
 from web.services import api_tokens, user_sessions
 from web.services import login as login_service
@@ -104,7 +105,7 @@ def change_password(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/account/sessions/{session_row}/end")
-def end_one_session(request: Request, session_row: int, user: CurrentUser,
+def end_one_session(request: Request, session_row: PathId, user: CurrentUser,
                     session: SessionDep, settings: SettingsDep) -> Response:
     write_lock(session)
     user_sessions.sign_out(session, user, session_row)
@@ -131,7 +132,7 @@ def create_token(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int, user: CurrentUser, session: SessionDep,
+def revoke_token(request: Request, token_id: PathId, user: CurrentUser, session: SessionDep,
                  settings: SettingsDep) -> Response:
     write_lock(session)
     row = api_tokens.own_token(session, user, token_id)

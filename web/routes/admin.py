@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from store.who import Who
 from web.auth import CurrentUser, require
 from web.deps import SessionDep, SettingsDep
 from web.errors import Invalid, NotFound
+from web.params import MAX_ID, PathId
 from web.render import render
 from web.services import audit_log, user_sessions
 from web.services.passwords import MIN_LENGTH, hash_password
@@ -28,8 +29,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/audit", dependencies=[require("auditor", "admin")])
-def audit_page(request: Request, session: SessionDep, entity: str = "", actor: str = "",
-               before: int | None = None, after: int | None = None) -> Response:
+def audit_page(request: Request, session: SessionDep,
+               entity: Annotated[str, Query(max_length=200)] = "",
+               actor: Annotated[str, Query(max_length=200)] = "",
+               before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+               after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> Response:
     """The trail, newest first, a hundred rows a page; ``entity`` in either spelling
     (``quote:12`` or ``quote-12``), ``actor`` by email, name or process."""
     found = audit_log.page(session, entity=entity, actor=actor, before=before, after=after)
@@ -57,7 +61,7 @@ def _users(request: Request, session: Session, settings: Settings,
 
 
 @router.post("/users/{user_id}/sign-out")
-def sign_out_everywhere(request: Request, user_id: int, session: SessionDep,
+def sign_out_everywhere(request: Request, user_id: PathId, session: SessionDep,
                         settings: SettingsDep, admin: CurrentUser,
                         tokens: Annotated[bool, Form()] = False,
                         _: object = require("admin")) -> Response:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from store import audit
@@ -32,7 +32,8 @@ from web.deps import (
     SettingsDep,
     in_session,
 )
-from web.errors import Invalid, NotFound
+from web.errors import API_ERRORS, Invalid, NotFound
+from web.params import NoNul, PathId, QueryAmount, QueryId, TaskId, Version
 from web.routes.inbox import may_view_task
 from web.services import audit_log, delegations
 from web.services import policies as policy_service
@@ -43,7 +44,7 @@ from web.services.quotes import READ_ALL, QuoteFields, visible_quote
 from web.services.tasks import InboxFilter
 from workflows.messages import TaskResult
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS)
 
 
 class TaskOut(BaseModel):
@@ -91,13 +92,13 @@ class DecisionOut(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "request_changes"]
-    comment: str = Field("", max_length=4000)
-    quote_version: int | None = None
+    comment: Annotated[str, NoNul] = Field("", max_length=4000)
+    quote_version: Version | None = None
 
 
 class DelegateIn(BaseModel):
-    to: str = Field(description="the delegate's email")
-    comment: str = Field("", max_length=4000)
+    to: str = Field(max_length=255, description="the delegate's email")
+    comment: Annotated[str, NoNul] = Field("", max_length=4000)
 
 
 class QuoteOut(BaseModel):
@@ -204,7 +205,7 @@ class VerifyOut(BaseModel):
 
 
 class DelegationIn(BaseModel):
-    delegate: str = Field(description="delegate's email")
+    delegate: str = Field(max_length=255, description="delegate's email")
     starts_at: dt.datetime
     ends_at: dt.datetime
 
@@ -226,15 +227,16 @@ def me(user: CurrentUser) -> dict[str, object]:
 @router.get("/inbox", response_model=list[TaskOut])
 def inbox(user: CurrentUser, session: SessionDep,
           view: Literal["all", "mine", "queues", "claimed", "delegated"] = "all",
-          queue: str | None = None, account: str | None = None,
-          min_amount: int | None = None, max_amount: int | None = None,
+          queue: Annotated[str | None, Query(max_length=40)] = None,
+          account: Annotated[str | None, Query(max_length=200)] = None,
+          min_amount: QueryAmount = None, max_amount: QueryAmount = None,
           limit: int = Query(100, ge=1, le=500)) -> list[TaskOut]:
     f = InboxFilter(view, queue, account, min_amount, max_amount, limit)
     return [TaskOut.of(t) for t in task_service.inbox(session, user, f)]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-def get_task(task_id: str, user: CurrentUser, session: SessionDep) -> TaskOut:
+def get_task(task_id: TaskId, user: CurrentUser, session: SessionDep) -> TaskOut:
     task = task_service.get_task(session, task_id)
     if not may_view_task(task, user):
         raise NotFound(f"no task {task_id!r}")
@@ -243,28 +245,28 @@ def get_task(task_id: str, user: CurrentUser, session: SessionDep) -> TaskOut:
 
 @router.post("/tasks/{task_id}/decision", response_model=DecisionOut,
              responses={409: {"description": "already decided: the detail names who"}})
-async def decide(task_id: str, body: DecisionIn, user: CurrentUser, session: SessionDep,
+async def decide(task_id: TaskId, body: DecisionIn, user: CurrentUser, session: SessionDep,
                  client: ClientDep) -> DecisionOut:
     return DecisionOut.of(await task_service.decide(
         session, client, task_id, user, body.decision, body.comment, body.quote_version))
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskOut)
-async def claim(task_id: str, user: CurrentUser, session: SessionDep,
+async def claim(task_id: TaskId, user: CurrentUser, session: SessionDep,
                 client: ClientDep) -> TaskOut:
     await task_service.claim(session, client, task_id, user)
     return await in_session(session, _task_out, task_id)
 
 
 @router.post("/tasks/{task_id}/unclaim", response_model=TaskOut)
-async def unclaim(task_id: str, user: CurrentUser, session: SessionDep,
+async def unclaim(task_id: TaskId, user: CurrentUser, session: SessionDep,
                   client: ClientDep) -> TaskOut:
     await task_service.claim(session, client, task_id, user, claim=False)
     return await in_session(session, _task_out, task_id)
 
 
 @router.post("/tasks/{task_id}/delegate", response_model=TaskOut)
-async def delegate(task_id: str, body: DelegateIn, user: CurrentUser, session: SessionDep,
+async def delegate(task_id: TaskId, body: DelegateIn, user: CurrentUser, session: SessionDep,
                    client: ClientDep) -> TaskOut:
     await task_service.delegate(session, client, task_id, user, body.to, body.comment)
     return await in_session(session, _task_out, task_id)
@@ -280,8 +282,8 @@ def _task_out(session: Session, task_id: str) -> TaskOut:
 # ------------------------------------------------------------------ quotes
 
 @router.get("/quotes", response_model=list[QuoteOut])
-def list_quotes(user: CurrentUser, session: SessionDep, status: str | None = None
-                ) -> list[QuoteOut]:
+def list_quotes(user: CurrentUser, session: SessionDep,
+                status: Annotated[str | None, Query(max_length=40)] = None) -> list[QuoteOut]:
     q = select(Quote).order_by(Quote.id.desc()).limit(500)
     if not user.roles.intersection(READ_ALL):
         q = q.where(Quote.owner_id == user.id)
@@ -300,12 +302,12 @@ def create_quote(body: QuoteFields, user: CurrentUser, session: SessionDep,
 
 
 @router.get("/quotes/{quote_id}", response_model=QuoteOut)
-def get_quote(quote_id: int, user: CurrentUser, session: SessionDep) -> QuoteOut:
+def get_quote(quote_id: PathId, user: CurrentUser, session: SessionDep) -> QuoteOut:
     return QuoteOut.of(visible_quote(session, quote_id, user), user)
 
 
 @router.put("/quotes/{quote_id}", response_model=QuoteOut)
-def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
+def update_quote(quote_id: PathId, body: QuoteFields, user: CurrentUser,
                  session: SessionDep) -> QuoteOut:
     write_lock(session)
     quote = visible_quote(session, quote_id, user)
@@ -315,7 +317,7 @@ def update_quote(quote_id: int, body: QuoteFields, user: CurrentUser,
 
 
 @router.post("/quotes/{quote_id}/submit", response_model=QuoteOut, status_code=202)
-async def submit(quote_id: int, user: CurrentUser, session: SessionDep,
+async def submit(quote_id: PathId, user: CurrentUser, session: SessionDep,
                  client: MaybeClientDep, settings: SettingsDep) -> QuoteOut:
     quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user, task_queue=settings.task_queue,
@@ -324,7 +326,7 @@ async def submit(quote_id: int, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/quotes/{quote_id}/recall", response_model=QuoteOut)
-async def recall(quote_id: int, user: CurrentUser, session: SessionDep, client: ClientDep,
+async def recall(quote_id: PathId, user: CurrentUser, session: SessionDep, client: ClientDep,
                  settings: SettingsDep) -> QuoteOut:
     quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.recall_quote(session, client, quote, user, comment="",
@@ -338,7 +340,7 @@ def _quote_out(session: Session, quote_id: int, user: User) -> QuoteOut:
 
 
 @router.get("/quotes/{quote_id}/approvals", response_model=list[ChainOut])
-def approvals(quote_id: int, user: CurrentUser, session: SessionDep) -> list[ChainOut]:
+def approvals(quote_id: PathId, user: CurrentUser, session: SessionDep) -> list[ChainOut]:
     visible_quote(session, quote_id, user)
     out = []
     for req in session.scalars(select(ApprovalRequest).where(
@@ -391,7 +393,9 @@ def list_accounts(user: CurrentUser, session: SessionDep) -> list[AccountOut]:
 def create_account(body: AccountIn, user: CurrentUser, session: SessionDep,
                    _: object = require("rep", "admin")) -> AccountOut:
     write_lock(session)
-    if session.scalar(select(Account).where(func.lower(Account.name) == body.name.lower())):
+    # Both: SQLite's lower() folds ASCII only, and the unique index is on the exact name.
+    if session.scalar(select(Account).where(or_(Account.name == body.name,
+                                                func.lower(Account.name) == body.name.lower()))):
         raise Invalid(f"an account named {body.name!r} exists already", field="name")
     acc = Account(**body.model_dump())
     session.add(acc)
@@ -406,12 +410,14 @@ def create_account(body: AccountIn, user: CurrentUser, session: SessionDep,
 # ------------------------------------------------------------------ audit, delegation
 @router.get("/audit", response_model=list[AuditOut], dependencies=[require("auditor", "admin")])
 def audit_events(session: SessionDep, entity: str | None = Query(
-                     None, description="kind:id (quote:12); the old quote-12 works too"),
-                 actor: str | None = Query(None, description="email, name or process"),
-                 after: int = 0, limit: int = 200) -> list[AuditOut]:
+                     None, max_length=200,
+                     description="kind:id (quote:12); the old quote-12 works too"),
+                 actor: str | None = Query(None, max_length=200,
+                                           description="email, name or process"),
+                 after: QueryId = 0, limit: int = Query(200, ge=1, le=1000)) -> list[AuditOut]:
     """Oldest first from ``after``: page on with the last row's id."""
     return [AuditOut.of(e) for e in audit_log.events(
-        session, entity=entity, actor=actor, after=after, limit=min(max(limit, 1), 1000))]
+        session, entity=entity, actor=actor, after=after, limit=limit)]
 
 
 @router.get("/audit/verify", response_model=VerifyOut,
@@ -441,5 +447,5 @@ def create_delegation(body: DelegationIn, user: CurrentUser,
 
 
 @router.delete("/delegations/{window_id}", status_code=204)
-def delete_delegation(window_id: int, user: CurrentUser, session: SessionDep) -> None:
+def delete_delegation(window_id: PathId, user: CurrentUser, session: SessionDep) -> None:
     delegations.delete_window(session, user, window_id)

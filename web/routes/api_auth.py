@@ -12,13 +12,16 @@ from store.db import write_lock
 from store.models import ApiToken
 from web.auth import CurrentUser, attempt
 from web.deps import SessionDep
+from web.errors import API_ERRORS, ErrorOut
+from web.params import PathId
 from web.services import api_tokens
 from web.services import login as login_service
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=API_ERRORS)
 RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {"description": "the email and password don't match"},
-    429: {"description": "too many failed attempts for this account or address: the detail "
+    401: {"model": ErrorOut, "description": "the email and password don't match"},
+    429: {"model": ErrorOut,
+          "description": "too many failed attempts for this account or address: the detail "
                          "and the Retry-After header say how long to wait"},
 }
 
@@ -70,7 +73,7 @@ def list_tokens(user: CurrentUser, session: SessionDep) -> list[TokenInfo]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def revoke_token(token_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     """Revoke one of your tokens; requests with it get 401 from now on."""
     write_lock(session)
     api_tokens.revoke(session, api_tokens.own_token(session, user, token_id), actor=user.email,

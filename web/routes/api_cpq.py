@@ -6,20 +6,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from store.db import write_lock
 from store.models import Quote, User
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
+from web.downloads import CsvResponse, text_body
+from web.errors import API_ERRORS, JSON_ERRORS
+from web.params import BookName, PathId, Percent, Position
 from web.services import catalog as catalog_service
 from web.services import configurator
 from web.services.configurator import parse_pct, parse_selection
 from web.services.costs import COST_READERS, shown
 from web.services.quotes import visible_quote
 
-router = APIRouter(prefix="/api/v1", tags=["cpq"])
+router = APIRouter(prefix="/api/v1", tags=["cpq"], responses=API_ERRORS)
 CATALOG_ADMINS = ("admin", "deal_desk")
 # Costs and every account's contracted prices: not for reps.
 CATALOG_READERS = COST_READERS
@@ -35,16 +37,15 @@ class CatalogOut(BaseModel):
 
 class ItemIn(BaseModel):
     selection: dict[str, Any] = Field(description="{sku, quantity, attributes, options: [...]}")
-    manual_discount_pct: str = "0"
+    manual_discount_pct: Percent = "0"
 
 
 class PricingIn(BaseModel):
-    channel: str = "direct"
-    partner_tier: str | None = None
-    header_discount_pct: str = "0"
-    price_book: str | None = None
+    channel: str = Field("direct", max_length=40)
+    partner_tier: str | None = Field(None, max_length=40)
+    header_discount_pct: Percent = "0"
+    price_book: str | None = Field(None, max_length=200)
     latest_catalog: bool = False
-
 
 
 async def _text(request: Request) -> str:
@@ -53,6 +54,10 @@ async def _text(request: Request) -> str:
 
 
 BodyText = Annotated[str, Depends(_text)]
+CATALOG_BODY = {"requestBody": {
+    "required": True, "description": "the whole catalog document, as YAML or JSON",
+    "content": {media: {"schema": {"type": "object"}}
+                for media in ("application/yaml", "application/json")}}}
 
 
 def _catalog_out(session: SessionDep) -> CatalogOut:
@@ -69,7 +74,7 @@ def get_catalog(user: CurrentUser, session: SessionDep) -> CatalogOut:
 
 
 @router.post("/catalog", response_model=CatalogOut, status_code=201,
-             dependencies=[require(*CATALOG_ADMINS)])
+             dependencies=[require(*CATALOG_ADMINS)], openapi_extra=CATALOG_BODY)
 def load_catalog(source: BodyText, user: CurrentUser, session: SessionDep) -> CatalogOut:
     """The whole catalog document as YAML (or JSON): a new version."""
     write_lock(session)
@@ -78,15 +83,16 @@ def load_catalog(source: BodyText, user: CurrentUser, session: SessionDep) -> Ca
     return _catalog_out(session)
 
 
-@router.get("/catalog/products.csv", response_class=PlainTextResponse,
+@router.get("/catalog/products.csv", response_class=CsvResponse, responses=JSON_ERRORS,
             dependencies=[require(*CATALOG_READERS)])
-def export_products(user: CurrentUser, session: SessionDep) -> PlainTextResponse:
-    return PlainTextResponse(catalog_service.products_csv(catalog_service.active_version(
-        session)), media_type="text/csv")
+def export_products(user: CurrentUser, session: SessionDep) -> CsvResponse:
+    return CsvResponse(catalog_service.products_csv(catalog_service.active_version(session)))
 
 
 @router.put("/catalog/products.csv", response_model=CatalogOut,
-            dependencies=[require(*CATALOG_ADMINS)])
+            dependencies=[require(*CATALOG_ADMINS)], openapi_extra=text_body(
+                "text/csv", description="columns: " + ", ".join(
+                    catalog_service.PRODUCT_COLUMNS)))
 def import_products(data: BodyText, user: CurrentUser, session: SessionDep) -> CatalogOut:
     write_lock(session)
     catalog_service.import_products(session, data, user)
@@ -94,16 +100,18 @@ def import_products(data: BodyText, user: CurrentUser, session: SessionDep) -> C
     return _catalog_out(session)
 
 
-@router.get("/price-books/{name}.csv", response_class=PlainTextResponse,
+@router.get("/price-books/{name}.csv", response_class=CsvResponse, responses=JSON_ERRORS,
             dependencies=[require(*CATALOG_READERS)])
-def export_book(name: str, user: CurrentUser, session: SessionDep) -> PlainTextResponse:
-    return PlainTextResponse(catalog_service.price_book_csv(
-        catalog_service.active_version(session), name), media_type="text/csv")
+def export_book(name: BookName, user: CurrentUser, session: SessionDep) -> CsvResponse:
+    return CsvResponse(catalog_service.price_book_csv(catalog_service.active_version(session),
+                                                      name))
 
 
 @router.put("/price-books/{name}.csv", response_model=CatalogOut,
-            dependencies=[require(*CATALOG_ADMINS)])
-def import_book(name: str, data: BodyText, user: CurrentUser,
+            dependencies=[require(*CATALOG_ADMINS)], openapi_extra=text_body(
+                "text/csv", description="columns: " + ", ".join(
+                    catalog_service.BOOK_COLUMNS)))
+def import_book(name: BookName, data: BodyText, user: CurrentUser,
                 session: SessionDep) -> CatalogOut:
     write_lock(session)
     catalog_service.import_price_book(session, name, data, user)
@@ -129,13 +137,13 @@ def _lines(session: SessionDep, quote: Quote, user: User) -> dict[str, Any]:
 
 
 @router.get("/quotes/{quote_id}/items")
-def list_items(quote_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def list_items(quote_id: PathId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Items with every priced line's waterfall, the bill of materials and rule alerts."""
     return _lines(session, visible_quote(session, quote_id, user), user)
 
 
 @router.post("/quotes/{quote_id}/configure")
-def preview(quote_id: int, body: ItemIn, user: CurrentUser,
+def preview(quote_id: PathId, body: ItemIn, user: CurrentUser,
             session: SessionDep) -> dict[str, Any]:
     """Check a configuration without saving it: rule findings, and prices when valid."""
     quote = visible_quote(session, quote_id, user)
@@ -153,7 +161,9 @@ def preview(quote_id: int, body: ItemIn, user: CurrentUser,
 
 
 @router.post("/quotes/{quote_id}/items", status_code=201)
-def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
+def add_items(quote_id: PathId,
+              body: ItemIn | Annotated[list[ItemIn], Field(max_length=configurator.MAX_ITEMS)],
+              user: CurrentUser,
               session: SessionDep) -> dict[str, Any]:
     """One item, or a list of them (an RFQ's line list) in one transaction."""
     bodies = body if isinstance(body, list) else [body]
@@ -168,7 +178,7 @@ def add_items(quote_id: int, body: ItemIn | list[ItemIn], user: CurrentUser,
 
 
 @router.put("/quotes/{quote_id}/items/{position}")
-def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
+def change_item(quote_id: PathId, position: Position, body: ItemIn, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
     quote = visible_quote(session, quote_id, user)
@@ -179,7 +189,7 @@ def change_item(quote_id: int, position: int, body: ItemIn, user: CurrentUser,
 
 
 @router.delete("/quotes/{quote_id}/items/{position}")
-def remove_item(quote_id: int, position: int, user: CurrentUser,
+def remove_item(quote_id: PathId, position: Position, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
     quote = visible_quote(session, quote_id, user)
@@ -189,7 +199,7 @@ def remove_item(quote_id: int, position: int, user: CurrentUser,
 
 
 @router.put("/quotes/{quote_id}/pricing")
-def set_pricing(quote_id: int, body: PricingIn, user: CurrentUser,
+def set_pricing(quote_id: PathId, body: PricingIn, user: CurrentUser,
                 session: SessionDep) -> dict[str, Any]:
     write_lock(session)
     quote = visible_quote(session, quote_id, user)

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,10 +20,11 @@ from documents.verify import UnreadablePdf, default_trust_roots, to_json, verify
 from store.models import Envelope, EnvelopeEvent, User
 from web.auth import CurrentUser
 from web.deps import ClientDep, IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
-from web.errors import Forbidden, Invalid, TooLarge
+from web.errors import API_ERRORS, AppError, Forbidden, Invalid, TooLarge
+from web.params import NoNul, Page, PathId, Points, RowId
 from web.services import envelopes as service
 
-router = APIRouter(prefix="/api/v1", tags=["envelopes"])
+router = APIRouter(prefix="/api/v1", tags=["envelopes"], responses=API_ERRORS)
 
 
 class RecipientSpecIn(BaseModel):
@@ -33,11 +34,12 @@ class RecipientSpecIn(BaseModel):
     routing_order: int = Field(1, ge=1, le=20)
     auth_method: Literal["none", "access_code", "email_otp"] = "none"
     access_code: str = Field("", max_length=100)
-    user_email: str | None = Field(None, description="an internal user (countersigner) who "
-                                   "signs from the app instead of a link")
+    user_email: str | None = Field(None, max_length=255, description="an internal user "
+                                   "(countersigner) who signs from the app instead of a link")
     anchor: str = Field("", max_length=60, description="label of a [[sign:LABEL]] text")
-    page: int | None = Field(None, ge=1, description="1-based page, with box")
-    box: tuple[int, int, int, int] | None = Field(None, description="x1, y1, x2, y2 in points")
+    page: Page | None = Field(None, description="1-based page, with box")
+    box: tuple[Points, Points, Points, Points] | None = Field(
+        None, description="x1, y1, x2, y2 in points")
 
 
 class EnvelopeSpecIn(BaseModel):
@@ -46,7 +48,8 @@ class EnvelopeSpecIn(BaseModel):
     recipients: list[RecipientSpecIn] = Field(min_length=1, max_length=50)
     expires_in_days: int = Field(30, ge=1, le=365)
     remind_every_days: float | None = Field(3, ge=0.01, le=60)
-    quote_id: int | None = None
+    quote_id: RowId | None = Field(None, description="the approved quote this envelope sends "
+                                   "(its generated PDF): signing it wins the deal")
 
 
 class RecipientOut(BaseModel):
@@ -111,7 +114,7 @@ class EnvelopeOut(BaseModel):
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Annotated[str, NoNul] = Field(min_length=1, max_length=2000)
 
 
 def _spec(session: Session, raw: str) -> service.EnvelopeIn:
@@ -146,7 +149,8 @@ def _spec(session: Session, raw: str) -> service.EnvelopeIn:
 async def create_envelope(request: Request, user: CurrentUser, session: SessionDep,
                           client: MaybeClientDep, settings: SettingsDep,
                           document: Annotated[UploadFile, File()],
-                          spec: Annotated[str, Form(description="EnvelopeSpecIn as JSON")],
+                          spec: Annotated[str, Form(max_length=100_000,
+                                                    description="EnvelopeSpecIn as JSON")],
                           idempotency_key: IdempotencyKey = None) -> EnvelopeOut:
     """Multipart: ``document`` (PDF or DOCX) and ``spec`` (JSON, see EnvelopeSpecIn).
 
@@ -163,8 +167,13 @@ async def create_envelope(request: Request, user: CurrentUser, session: SessionD
     base = await in_session(session, _spec, spec)
     inp = dataclasses.replace(base, document=data, document_name=name,
                               idempotency_key=idempotency_key)
-    env = await service.create_envelope(session, client, settings, request.app.state.blobs,
-                                        user, inp)
+    try:
+        env = await service.create_envelope(session, client, settings,
+                                            request.app.state.blobs, user, inp)
+    except AppError as e:
+        if e.field and e.field not in ("document", "Idempotency-Key"):
+            e.field = f"spec.{e.field}"  # the service's fields are the spec's
+        raise
     return await in_session(session, _out, env.id)
 
 
@@ -174,17 +183,18 @@ def _out(session: Session, envelope_id: int) -> EnvelopeOut:
 
 @router.get("/envelopes", response_model=list[EnvelopeOut])
 def list_envelopes(user: CurrentUser, session: SessionDep,
-                   status: Literal["sent", "completed", "declined", "voided", "expired"] | None
-                   = None, limit: int = 100) -> list[EnvelopeOut]:
+                   status: Literal["preparing", "sent", "completed", "declined", "voided",
+                                   "expired", "failed"] | None = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[EnvelopeOut]:
     q = service.visible(select(Envelope), user).order_by(Envelope.created_at.desc()).limit(
-        min(max(limit, 1), 500))
+        limit)
     if status:
         q = q.where(Envelope.status == status)
     return [EnvelopeOut.of(e) for e in session.scalars(q).unique()]
 
 
 @router.get("/envelopes/{envelope_id}", response_model=EnvelopeOut)
-def get_envelope(envelope_id: int, user: CurrentUser, session: SessionDep) -> EnvelopeOut:
+def get_envelope(envelope_id: PathId, user: CurrentUser, session: SessionDep) -> EnvelopeOut:
     env = service.visible_envelope(session, envelope_id, user)
     events = list(session.scalars(select(EnvelopeEvent).where(
         EnvelopeEvent.envelope_id == env.id).order_by(EnvelopeEvent.id)))
@@ -192,7 +202,7 @@ def get_envelope(envelope_id: int, user: CurrentUser, session: SessionDep) -> En
 
 
 @router.post("/envelopes/{envelope_id}/void", status_code=202)
-async def void(envelope_id: int, body: ReasonIn, user: CurrentUser, session: SessionDep,
+async def void(envelope_id: PathId, body: ReasonIn, user: CurrentUser, session: SessionDep,
                client: ClientDep) -> dict[str, str]:
     env = await in_session(session, service.actable_envelope, envelope_id, user)
     await service.void(client, env, user, body.reason)
@@ -200,7 +210,7 @@ async def void(envelope_id: int, body: ReasonIn, user: CurrentUser, session: Ses
 
 
 @router.post("/envelopes/{envelope_id}/remind", status_code=202)
-async def remind(envelope_id: int, user: CurrentUser, session: SessionDep,
+async def remind(envelope_id: PathId, user: CurrentUser, session: SessionDep,
                  client: ClientDep) -> dict[str, int]:
     env = await in_session(session, service.actable_envelope, envelope_id, user)
     return {"reminded": await service.remind(client, env)}
@@ -213,7 +223,8 @@ async def verify(user: CurrentUser, settings: SettingsDep,
     limit = settings.max_upload_mb * 1024 * 1024
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"{file.filename} is larger than {settings.max_upload_mb} MB")
+        raise TooLarge(f"{safe_filename(file.filename, 'the file')} is larger than "
+                       f"{settings.max_upload_mb} MB", field="file")
     roots = default_trust_roots(settings.pki_dir)
     try:
         report = await asyncio.to_thread(verify_pdf, data, roots)

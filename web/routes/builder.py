@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
@@ -25,6 +25,7 @@ from store.models import Quote, User
 from web.auth import CurrentUser
 from web.deps import FormDep, SessionDep
 from web.errors import Forbidden, Invalid, NotFound
+from web.params import MAX_ID, MAX_QUANTITY, PathId, Position, form_int
 from web.render import render
 from web.services import configurator
 from web.services.catalog import spec_of
@@ -87,15 +88,15 @@ def _tiers(discounts: Mapping[tuple[str, str], Decimal]) -> dict[str, list[tuple
 
 
 @router.get("/quotes/{quote_id}/build")
-def builder_page(request: Request, quote_id: int, user: CurrentUser,
+def builder_page(request: Request, quote_id: PathId, user: CurrentUser,
                        session: SessionDep) -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", _context(session, quote, user))
 
 
 @router.get("/quotes/{quote_id}/build/products")
-def search(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
-                 q: str = "") -> Response:
+def search(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
+           q: Annotated[str, Query(max_length=200)] = "") -> Response:
     quote = _quote(session, quote_id, user)
     return render(request, "builder.html", {
         "quote": quote, "products": sellable(_catalog(session, quote), quote.currency, q),
@@ -126,9 +127,9 @@ def _read(form: FormData, catalog: Catalog) -> Reading:
     raw = {k: str(v).strip() for k, v in form.multi_items()
            if k in ("qty", "discount") or k.startswith("o:")}
     errors: dict[str, str] = {}
-    qty = _whole(raw.get("qty", "1"), 1, configurator.MAX_QUANTITY)
+    qty = _whole(raw.get("qty", "1"), 1, MAX_QUANTITY)
     if qty is None:
-        errors["qty"] = f"Enter a whole number from 1 to {configurator.MAX_QUANTITY:,}."
+        errors["qty"] = f"Enter a whole number from 1 to {MAX_QUANTITY:,}."
     try:
         discount = parse_pct(raw.get("discount", "0"), "discount")
     except Invalid:
@@ -137,7 +138,7 @@ def _read(form: FormData, catalog: Catalog) -> Reading:
     chosen: dict[str, int] = {}
     for key, value in raw.items():
         if key.startswith("o:") and value:
-            n = _whole(value, 0, configurator.MAX_QUANTITY)
+            n = _whole(value, 0, MAX_QUANTITY)
             if n is None:
                 errors[key] = "Enter a whole number of 0 or more."
             else:
@@ -181,8 +182,9 @@ def _panel(session: SessionDep, quote: Quote, catalog: Catalog, sel: Selection,
 
 
 @router.get("/quotes/{quote_id}/build/configure")
-def configure_new(request: Request, quote_id: int, user: CurrentUser,
-                        session: SessionDep, sku: str = "", item: int | None = None) -> Response:
+def configure_new(request: Request, quote_id: PathId, user: CurrentUser,
+                  session: SessionDep, sku: Annotated[str, Query(max_length=200)] = "",
+                  item: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
     if item is not None:
@@ -211,7 +213,7 @@ def _defaults_deep(catalog: Catalog, sel: Selection) -> Selection:
 
 
 @router.post("/quotes/{quote_id}/build/configure")
-def configure_change(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def configure_change(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                      form: FormDep) -> Response:
     quote = _quote(session, quote_id, user, edit=True)
     catalog = _catalog(session, quote)
@@ -220,7 +222,7 @@ def configure_change(request: Request, quote_id: int, user: CurrentUser, session
 
 
 def _item_no(form: FormData) -> int | None:
-    return int(str(form["item"])) if form.get("item") else None
+    return form_int(form.get("item"), "item", 1, MAX_ID)
 
 
 def _panel_response(request: Request, session: SessionDep, quote: Quote, catalog: Catalog,
@@ -237,7 +239,7 @@ def _panel_response(request: Request, session: SessionDep, quote: Quote, catalog
 
 
 @router.post("/quotes/{quote_id}/build/items")
-def save_item(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def save_item(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
               form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
@@ -247,8 +249,9 @@ def save_item(request: Request, quote_id: int, user: CurrentUser, session: Sessi
         session.rollback()
         return _panel_response(request, session, quote, catalog, reading, _item_no(form), 422)
     sel, discount = reading.sel, reading.discount
-    if form.get("item"):
-        configurator.change_item(session, quote, user, int(str(form["item"])), sel, discount)
+    item = _item_no(form)
+    if item is not None:
+        configurator.change_item(session, quote, user, item, sel, discount)
         session.commit()
         return _workspace(request, session, quote, user)
     [added] = configurator.add_items(session, quote, user, [(sel, discount)], defaults=False)
@@ -264,7 +267,7 @@ def _workspace(request: Request, session: SessionDep, quote: Quote, user: User) 
 
 
 @router.post("/quotes/{quote_id}/build/items/{position}/delete")
-def delete_item(request: Request, quote_id: int, position: int, user: CurrentUser,
+def delete_item(request: Request, quote_id: PathId, position: Position, user: CurrentUser,
                       session: SessionDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)
@@ -277,7 +280,7 @@ PRICING_FIELDS = ("channel", "partner_tier", "header_discount", "price_book")
 
 
 @router.post("/quotes/{quote_id}/build/pricing")
-def set_pricing(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def set_pricing(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                 form: FormDep) -> Response:
     write_lock(session)
     quote = _quote(session, quote_id, user, edit=True)

@@ -14,6 +14,8 @@ from store.commerce import CatalogVersion
 from store.db import write_lock
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
+from web.downloads import CsvResponse, content_disposition
+from web.params import BookName, PathId
 from web.render import render
 from web.services import catalog as catalog_service
 from web.services import quote_documents as docs
@@ -34,7 +36,8 @@ def catalog_page(request: Request, session: SessionDep) -> Response:
 
 @router.post("/catalog/product-documents", dependencies=[require(*ADMINS)])
 def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
-                    sku: Annotated[str, Form()], file: Annotated[UploadFile, File()]
+                    sku: Annotated[str, Form(max_length=200)],
+                    file: Annotated[UploadFile, File()]
                     ) -> Response:
     data = file.file.read(docs.MAX_ATTACHMENT + 1)
     docs.add_product_document(session, request.app.state.blobs, user, sku,
@@ -44,7 +47,7 @@ def add_sheet(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/catalog/product-documents/{doc_id}/delete", dependencies=[require(*ADMINS)])
-def remove_sheet(doc_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def remove_sheet(doc_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     write_lock(session)
     docs.remove_product_document(session, user, doc_id)
     session.commit()
@@ -57,7 +60,7 @@ def template_download(request: Request, session: SessionDep) -> Response:
     data = request.app.state.blobs.get(row.sha256) if row else default_template()
     return Response(data, media_type="application/vnd.openxmlformats-officedocument."
                     "wordprocessingml.document",
-                    headers={"Content-Disposition": 'attachment; filename="quote-template.docx"'})
+                    headers={"Content-Disposition": content_disposition("quote-template.docx")})
 
 
 @router.post("/catalog/quote-template", dependencies=[require(*ADMINS)])
@@ -79,16 +82,15 @@ def template_reset(user: CurrentUser, session: SessionDep) -> Response:
 
 @router.get("/catalog/products.csv", dependencies=[require(*ADMINS)])
 def products_csv(session: SessionDep) -> Response:
-    return Response(catalog_service.products_csv(catalog_service.active_version(session)),
-                    media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="products.csv"'})
+    return CsvResponse(catalog_service.products_csv(catalog_service.active_version(session)),
+                       headers={"Content-Disposition": content_disposition("products.csv")})
 
 
 @router.get("/catalog/price-books/{name}.csv", dependencies=[require(*ADMINS)])
-def book_csv(name: str, session: SessionDep) -> Response:
-    return Response(catalog_service.price_book_csv(catalog_service.active_version(session),
-                                                   name), media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="price-book.csv"'})
+def book_csv(name: BookName, session: SessionDep) -> Response:
+    return CsvResponse(catalog_service.price_book_csv(catalog_service.active_version(session),
+                                                      name),
+                       headers={"Content-Disposition": content_disposition(f"{name}.csv")})
 
 
 def _csv(upload: UploadFile) -> str:
@@ -107,7 +109,8 @@ def import_products(request: Request, user: CurrentUser, session: SessionDep,
 
 @router.post("/catalog/price-books", dependencies=[require(*ADMINS)])
 def import_book(request: Request, user: CurrentUser, session: SessionDep,
-                      name: Annotated[str, Form()], file: Annotated[UploadFile, File()]
+                      name: Annotated[str, Form(max_length=200)],
+                      file: Annotated[UploadFile, File()]
                       ) -> Response:
     text = _csv(file)
     write_lock(session)

@@ -15,6 +15,7 @@ import hmac
 import re
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import PurePath
 from typing import Annotated, Any
 
@@ -32,8 +33,10 @@ from store.blobs import BlobMissing, BlobStore
 from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, Quote, User, UserRole
 from web.auth import CurrentUser
 from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
+from web.downloads import content_disposition
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from web.paging import ListingDep
+from web.params import MAX_ID, PathId, form_int, form_number
 from web.render import is_htmx, render
 from web.services import envelopes as service
 from web.services import lists, signer
@@ -203,8 +206,8 @@ def _recipients(rows: list[dict[str, str]], countersigner: User | None
 def _field(error: AppError, where: list[int]) -> str:
     """The form field a service error names ("recipients.2.email" → "rows.3.email")."""
     m = re.fullmatch(r"recipients\.(\d+)\.(\w+)", error.field or "")
-    if not m:
-        return error.field or "form"
+    if not m:  # the quote link is a hidden field: its problem goes in the form's flash
+        return "form" if error.field in (None, "quote_id") else error.field
     n = int(m.group(1)) - 1
     row = where[n] if 0 <= n < len(where) else -1
     return "countersigner" if row < 0 else f"rows.{row}.{SERVICE_FIELDS.get(m.group(2), 'name')}"
@@ -212,7 +215,8 @@ def _field(error: AppError, where: list[int]) -> str:
 
 def _signable_quote(session: Session, user: User, quote_id: str) -> tuple[Quote, str]:
     """An approved quote of this user's with a generated document, and that PDF's hash."""
-    quote = session.get(Quote, int(quote_id)) if quote_id.isdigit() else None
+    number = form_int(quote_id, "quote_id", 1, MAX_ID)
+    quote = session.get(Quote, number) if number is not None else None
     if quote is None or quote.owner_id != user.id:
         raise NotFound(f"no quote {quote_id} of yours")
     if quote.status != "approved":
@@ -259,18 +263,16 @@ async def create_envelope(request: Request, user: CurrentUser, session: SessionD
         recipients, where = _recipients(rows, countersigner)
         try:
             expires = int(values["expires"] or "30")
-            remind = float(values["remind"] or "0")
         except ValueError:
-            raise Invalid("expiry and reminders are numbers of days",
-                          field="expires") from None
-        if remind < 0:
-            raise Invalid("remind every 0 (never) or more days", field="remind")
-        quote_id = _quote_id(values["quote_id"])
+            raise Invalid("expiry is a number of days", field="expires") from None
+        remind = form_number(values["remind"], "remind", Decimal(0), Decimal(60)) or 0
+        quote_id = form_int(values["quote_id"], "quote_id", 1, MAX_ID)
         env = await service.create_envelope(
             session, client, settings, blobs, user,
             service.EnvelopeIn(title=values["title"], document_name=name, document=data,
                                recipients=recipients, message=values["message"],
-                               expires_in_days=expires, remind_every_days=remind or None,
+                               expires_in_days=expires,
+                               remind_every_days=float(remind) or None,
                                quote_id=quote_id,
                                idempotency_key=values["idempotency_key"] or None))
     except (Invalid, TooLarge, Forbidden, Conflict) as e:
@@ -313,14 +315,6 @@ def _countersigner(session: Session, user_id: str) -> User:
     return found
 
 
-def _quote_id(value: str) -> int | None:
-    if not value:
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise Invalid(f"no quote {value!r}", field="quote_id")
-    return int(value)
-
-
 def _form(session: Session, /, request: Request, settings: Settings,
           **kwargs: Any) -> Response:
     return _form_page(request, session, settings, **kwargs)
@@ -328,7 +322,7 @@ def _form(session: Session, /, request: Request, settings: Settings,
 
 # ------------------------------------------------------------------ one envelope
 @router.get("/envelopes/{envelope_id}")
-def envelope_page(request: Request, envelope_id: int, user: CurrentUser,
+def envelope_page(request: Request, envelope_id: PathId, user: CurrentUser,
                         session: SessionDep, live: str = "", notice: str = "") -> Response:
     env = service.visible_envelope(session, envelope_id, user)
     mine = next((r for r in env.recipients if r.user_id == user.id and signer.is_turn(env, r)),
@@ -363,27 +357,26 @@ def _notice(key: str, env: Envelope) -> str | None:
 
 
 @router.get("/envelopes/{envelope_id}/files/{kind}.pdf")
-def envelope_file(envelope_id: int, kind: str, user: CurrentUser, session: SessionDep,
+def envelope_file(envelope_id: PathId, kind: str, user: CurrentUser, session: SessionDep,
                         settings: SettingsDep) -> Response:
     env = service.visible_envelope(session, envelope_id, user)
     sha = {"original": env.original_sha256, "current": env.current_sha256,
            "final": env.final_sha256, "certificate": env.certificate_sha256}.get(kind)
     if not sha:
-        raise NotFound(f"envelope {envelope_id} has no {kind} file"
+        raise NotFound(f"envelope {envelope_id} has no {kind[:40]} file"
                        + (" yet" if kind in FILES else ""))
     try:
         data = BlobStore(settings.blob_dir).get(sha)
     except BlobMissing:
         raise NotFound(f"the {kind} file of envelope {envelope_id} is missing") from None
-    stem = re.sub(r"[^A-Za-z0-9 ._()-]+", "_", PurePath(env.document_name).stem)[:80].strip()
-    filename = f"{stem or 'envelope-' + str(env.id)}{FILES[kind]}.pdf"
+    stem = PurePath(safe_filename(env.document_name, f"envelope-{env.id}")).stem
     return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Disposition": content_disposition(f"{stem}{FILES[kind]}.pdf"),
         "Cache-Control": "no-store"})
 
 
 @router.post("/envelopes/{envelope_id}/remind")
-async def remind(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
+async def remind(request: Request, envelope_id: PathId, user: CurrentUser, session: SessionDep,
                  back: Annotated[str, Form()] = "") -> Response:
     env = await in_session(session, service.actable_envelope, envelope_id, user)
     count = await service.remind(_temporal(request), env)
@@ -396,14 +389,14 @@ async def remind(request: Request, envelope_id: int, user: CurrentUser, session:
 
 
 @router.post("/envelopes/{envelope_id}/void")
-async def void(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
+async def void(request: Request, envelope_id: PathId, user: CurrentUser, session: SessionDep,
                reason: Annotated[str, Form()] = "") -> Response:
     env = await in_session(session, service.actable_envelope, envelope_id, user)
     await service.void(_temporal(request), env, user, reason)
     return _done(request, f"/envelopes/{env.id}?notice=voided")
 
 
-def _my_turn(session: Session, envelope_id: int, user: User) -> tuple[Envelope,
+def _my_turn(session: Session, envelope_id: PathId, user: User) -> tuple[Envelope,
                                                                       EnvelopeRecipient]:
     env = service.visible_envelope(session, envelope_id, user)
     mine = [r for r in env.recipients if r.user_id == user.id]
@@ -417,7 +410,7 @@ def _my_turn(session: Session, envelope_id: int, user: User) -> tuple[Envelope,
 
 
 @router.post("/envelopes/{envelope_id}/sign")
-async def countersign(request: Request, envelope_id: int, user: CurrentUser,
+async def countersign(request: Request, envelope_id: PathId, user: CurrentUser,
                       session: SessionDep, typed_name: Annotated[str, Form()] = "",
                       agree: Annotated[str, Form()] = "") -> Response:
     env, r = await in_session(session, _my_turn, envelope_id, user)
@@ -428,7 +421,7 @@ async def countersign(request: Request, envelope_id: int, user: CurrentUser,
 
 
 @router.post("/envelopes/{envelope_id}/decline")
-async def decline(request: Request, envelope_id: int, user: CurrentUser, session: SessionDep,
+async def decline(request: Request, envelope_id: PathId, user: CurrentUser, session: SessionDep,
                   reason: Annotated[str, Form()] = "") -> Response:
     env, r = await in_session(session, _my_turn, envelope_id, user)
     await service.decline(_temporal(request), env, r, reason, _client(request))

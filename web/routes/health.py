@@ -121,7 +121,8 @@ async def livez() -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={503: {"description": "the same report: a component is "
+                                                     "down (its ok is false)"}})
 async def healthz(request: Request) -> JSONResponse:
     probe: HealthProbe = request.app.state.health
     report: dict[str, Any] = dict(probe.report)

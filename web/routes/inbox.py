@@ -17,6 +17,7 @@ from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEve
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Conflict, Invalid, NotFound
+from web.params import MAX_ID, TaskId, form_amount
 from web.render import render
 from web.services import configurator, delegations
 from web.services import envelopes as envelope_service
@@ -32,26 +33,14 @@ VIEW_TITLES = {"all": "Everything for me", "mine": "Assigned to me", "queues": "
                "claimed": "Claimed by me", "delegated": "Delegated to me"}
 
 
-def _amount(value: str | None, field: str) -> int | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        amount = float(value.replace(",", ""))
-    except ValueError:
-        raise Invalid(f"{field}: {value!r} is not a number", field=field) from None
-    if amount < 0:
-        raise Invalid(f"{field}: must not be negative", field=field)
-    return round(amount * 100)
-
-
 def _filter(view: str, queue: str | None, account: str | None, min_amount: str | None,
             max_amount: str | None) -> InboxFilter:
     if view not in VIEWS:
         raise Invalid(f"view must be one of {', '.join(VIEWS)}", field="view")
     return InboxFilter(view=view, queue=queue or None,
                        account=(account or "").strip() or None,
-                       min_amount=_amount(min_amount, "min_amount"),
-                       max_amount=_amount(max_amount, "max_amount"), limit=PAGE_ROWS)
+                       min_amount=form_amount(min_amount, "min_amount"),
+                       max_amount=form_amount(max_amount, "max_amount"), limit=PAGE_ROWS)
 
 
 @router.get("/inbox")
@@ -96,7 +85,7 @@ def inbox_filter(
 def inbox_rows(request: Request, user: CurrentUser, session: SessionDep,
                f: Annotated[InboxFilter, Depends(inbox_filter)],
                shown: Annotated[list[str] | None, Query(max_length=2 * PAGE_ROWS)] = None,
-               shown_count: int | None = None) -> Response:
+               shown_count: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> Response:
     """The open inbox polls this every few seconds with the rows and count it shows: 204
     while they are current, else the rows again with the counts out of band. New tasks
     appear, tasks decided elsewhere go, and nothing is swapped (so nothing the person is
@@ -174,7 +163,7 @@ def may_view_task(task: ApprovalTask, user: User) -> bool:
 
 
 @router.get("/tasks/{task_id}")
-def task_page(request: Request, task_id: str, user: CurrentUser,
+def task_page(request: Request, task_id: TaskId, user: CurrentUser,
                     session: SessionDep) -> Response:
     task = task_service.get_task(session, task_id)
     if not may_view_task(task, user):
@@ -183,10 +172,10 @@ def task_page(request: Request, task_id: str, user: CurrentUser,
 
 
 @router.post("/tasks/{task_id}/decision")
-async def decide(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def decide(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                  client: ClientDep, decision: Annotated[str, Form()],
                  comment: Annotated[str, Form()] = "",
-                 quote_version: Annotated[int | None, Form()] = None,
+                 quote_version: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
                  origin: Annotated[str, Form()] = "task") -> Response:
     try:
         result = await task_service.decide(session, client, task_id, user, decision, comment,
@@ -238,7 +227,7 @@ def _panel(session: Session, request: Request, user: User, task_id: str, result:
 
 
 @router.post("/tasks/{task_id}/claim")
-async def claim(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def claim(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                 client: ClientDep, release: Annotated[bool, Form()] = False) -> Response:
     result = await task_service.claim(session, client, task_id, user, claim=not release)
     notice = "Released back to the queue." if release else "Claimed: it is yours now."
@@ -246,7 +235,7 @@ async def claim(request: Request, task_id: str, user: CurrentUser, session: Sess
 
 
 @router.post("/tasks/{task_id}/delegate")
-async def delegate(request: Request, task_id: str, user: CurrentUser, session: SessionDep,
+async def delegate(request: Request, task_id: TaskId, user: CurrentUser, session: SessionDep,
                    client: ClientDep, to: Annotated[str, Form()],
                    comment: Annotated[str, Form()] = "") -> Response:
     result = await task_service.delegate(session, client, task_id, user, to, comment)

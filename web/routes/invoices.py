@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from store.commerce import Invoice
 from store.models import Quote, User
 from web.auth import CurrentUser
 from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session
-from web.errors import NotFound
+from web.downloads import CsvResponse, content_disposition
+from web.errors import API_ERRORS, JSON_ERRORS, NotFound
+from web.params import PathId
 from web.render import render
 from web.services import invoices as invoice_service
 from web.services.quotes import visible_quote
 
 pages = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1", tags=["invoices"])
+api = APIRouter(prefix="/api/v1", tags=["invoices"], responses=API_ERRORS)
 
 
 class InvoiceOut(BaseModel):
@@ -57,14 +59,14 @@ async def _won(session: SessionDep, client: MaybeClientDep, settings: SettingsDe
 
 
 @pages.post("/quotes/{quote_id}/won")
-async def won_form(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+async def won_form(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                    client: MaybeClientDep, settings: SettingsDep) -> Response:
     await _won(session, client, settings, quote_id, user)
     return RedirectResponse(f"/quotes/{quote_id}", status_code=303)
 
 
 @api.post("/quotes/{quote_id}/won", status_code=202)
-async def won_api(quote_id: int, user: CurrentUser, session: SessionDep,
+async def won_api(quote_id: PathId, user: CurrentUser, session: SessionDep,
                   client: MaybeClientDep, settings: SettingsDep) -> dict[str, object]:
     quote = await _won(session, client, settings, quote_id, user)
     return {"id": quote.id, "status": quote.status,
@@ -79,12 +81,11 @@ def invoices_page(request: Request, user: CurrentUser, session: SessionDep) -> R
 
 
 @pages.get("/invoices.csv")
-@api.get("/invoices.csv", response_class=PlainTextResponse)
+@api.get("/invoices.csv", response_class=CsvResponse, responses=JSON_ERRORS)
 def invoices_csv(user: CurrentUser, session: SessionDep) -> Response:
-    return Response(invoice_service.csv_of(invoice_service.visible_invoices(session, user,
-                                                                             limit=100_000)),
-                    media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="invoices.csv"'})
+    return CsvResponse(invoice_service.csv_of(invoice_service.visible_invoices(
+        session, user, limit=100_000)), headers={
+        "Content-Disposition": content_disposition("invoices.csv")})
 
 
 @api.get("/invoices", response_model=list[InvoiceOut])
@@ -93,7 +94,7 @@ def invoices_api(user: CurrentUser, session: SessionDep) -> list[InvoiceOut]:
 
 
 @pages.get("/invoices/{invoice_id}.pdf")
-def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
+def invoice_pdf(request: Request, invoice_id: PathId, user: CurrentUser,
                       session: SessionDep) -> Response:
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or invoice.pdf_sha256 is None or not invoice_service.may_view(invoice,
@@ -101,7 +102,7 @@ def invoice_pdf(request: Request, invoice_id: int, user: CurrentUser,
         raise NotFound(f"no invoice {invoice_id}")
     data = request.app.state.blobs.get(invoice.pdf_sha256)
     return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{invoice.number}.pdf"'})
+        "Content-Disposition": content_disposition(f"{invoice.number}.pdf", "inline")})
 
 
 def _invoice(session: SessionDep, invoice_id: int, user: User) -> Invoice:
@@ -112,8 +113,9 @@ def _invoice(session: SessionDep, invoice_id: int, user: User) -> Invoice:
 
 
 @pages.post("/invoices/{invoice_id}/status")
-def status_form(invoice_id: int, user: CurrentUser, session: SessionDep,
-                      status: Annotated[str, Form()], note: Annotated[str, Form()] = ""
+def status_form(invoice_id: PathId, user: CurrentUser, session: SessionDep,
+                      status: Annotated[str, Form(max_length=20)],
+                      note: Annotated[str, Form(max_length=500)] = ""
                       ) -> Response:
     invoice_service.set_status(session, _invoice(session, invoice_id, user), user, status, note)
     session.commit()
@@ -121,12 +123,12 @@ def status_form(invoice_id: int, user: CurrentUser, session: SessionDep,
 
 
 class StatusIn(BaseModel):
-    status: str
-    note: str = ""
+    status: Literal["paid", "void"]
+    note: str = Field("", max_length=500, description="why (required to void)")
 
 
 @api.post("/invoices/{invoice_id}/status", response_model=InvoiceOut)
-def status_api(invoice_id: int, body: StatusIn, user: CurrentUser,
+def status_api(invoice_id: PathId, body: StatusIn, user: CurrentUser,
                session: SessionDep) -> InvoiceOut:
     invoice = _invoice(session, invoice_id, user)
     invoice_service.set_status(session, invoice, user, body.status, body.note)

@@ -25,6 +25,7 @@ from web.auth import (
 from web.deps import SessionDep, SettingsDep
 from web.errors import Invalid, TooManyTries, Unauthenticated
 from web.paging import ListingDep
+from web.params import LAST_DAY, PathId
 from web.render import render
 from web.services import delegations, lists, user_sessions
 from web.services import login as login_service
@@ -101,7 +102,8 @@ def away_page(request: Request, user: CurrentUser, session: SessionDep) -> Respo
 @router.post("/away")
 def away_create(request: Request, user: CurrentUser, session: SessionDep,
                       delegate_email: Annotated[str, Form()],
-                      starts: Annotated[dt.date, Form()], ends: Annotated[dt.date, Form()]
+                      starts: Annotated[dt.date, Form(le=LAST_DAY)],
+                      ends: Annotated[dt.date, Form(le=LAST_DAY)]
                       ) -> Response:
     start = dt.datetime.combine(starts, dt.time.min, dt.UTC)
     end = dt.datetime.combine(ends, dt.time.min, dt.UTC) + dt.timedelta(days=1)
@@ -113,7 +115,7 @@ def away_create(request: Request, user: CurrentUser, session: SessionDep,
 
 
 @router.post("/away/{window_id}/delete")
-def away_delete(window_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def away_delete(window_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     delegations.delete_window(session, user, window_id)
     return RedirectResponse("/away", status_code=303)
 

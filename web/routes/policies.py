@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
@@ -13,6 +13,7 @@ from store.models import Policy
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
 from web.errors import Invalid
+from web.params import MAX_ID
 from web.render import render
 from web.services import policies as policy_service
 
@@ -22,7 +23,7 @@ READERS = ("admin", "auditor", "deal_desk", "finance", "legal", "cfo", "sales_ma
 
 @router.get("/policies", dependencies=[require(*READERS)])
 def policies_page(request: Request, session: SessionDep,
-                        version: int | None = None) -> Response:
+                  version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> Response:
     versions = session.scalars(select(Policy).order_by(Policy.id.desc()).limit(50)).all()
     current = None
     if versions:

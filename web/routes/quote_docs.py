@@ -12,12 +12,14 @@ from store.db import write_lock
 from store.models import Quote, User
 from web.auth import CurrentUser
 from web.deps import SessionDep, SettingsDep
-from web.errors import Forbidden, Invalid, NotFound
+from web.downloads import content_disposition
+from web.errors import API_ERRORS, Forbidden, Invalid, NotFound
+from web.params import PathId
 from web.services import quote_documents as docs
 from web.services.quotes import visible_quote
 
 router = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1", tags=["quote documents"])
+api = APIRouter(prefix="/api/v1", tags=["quote documents"], responses=API_ERRORS)
 
 
 
@@ -35,14 +37,14 @@ def _generate(request: Request, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/quotes/{quote_id}/document")
-def generate_page(request: Request, quote_id: int, user: CurrentUser,
+def generate_page(request: Request, quote_id: PathId, user: CurrentUser,
                         session: SessionDep, settings: SettingsDep) -> Response:
     _generate(request, session, settings, visible_quote(session, quote_id, user), user)
     return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
 
 
 @api.post("/quotes/{quote_id}/document", status_code=201)
-def generate_api(request: Request, quote_id: int, user: CurrentUser,
+def generate_api(request: Request, quote_id: PathId, user: CurrentUser,
                        session: SessionDep, settings: SettingsDep) -> dict[str, object]:
     quote = visible_quote(session, quote_id, user)
     _generate(request, session, settings, quote, user)
@@ -54,7 +56,7 @@ def generate_api(request: Request, quote_id: int, user: CurrentUser,
 
 
 @router.get("/quotes/{quote_id}/document.{kind}")
-def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
+def download(request: Request, quote_id: PathId, kind: str, user: CurrentUser,
                    session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     row = docs.latest_document(session, quote)
@@ -64,23 +66,24 @@ def download(request: Request, quote_id: int, kind: str, user: CurrentUser,
              "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     data = request.app.state.blobs.get(row.pdf_sha256 if kind == "pdf" else row.docx_sha256)
     return Response(data, media_type=media, headers={
-        "Content-Disposition": f'inline; filename="Quote Q-{quote.id} v{row.version}.{kind}"'})
+        "Content-Disposition": content_disposition(f"Quote Q-{quote.id} v{row.version}.{kind}",
+                                                   "inline")})
 
 
 @router.post("/quotes/{quote_id}/attachments")
-def attach(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+def attach(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                  file: Annotated[UploadFile, File()]) -> Response:
     quote = visible_quote(session, quote_id, user)
     data = file.file.read(docs.MAX_ATTACHMENT + 1)
     write_lock(session)
-    docs.add_attachment(session, request.app.state.blobs, quote, user,
-                        file.filename or "attachment", file.content_type or "", data)
+    docs.add_attachment(session, request.app.state.blobs, quote, user, file.filename or "",
+                        file.content_type or "", data)
     session.commit()
     return RedirectResponse(f"/quotes/{quote_id}#documents", status_code=303)
 
 
 @router.post("/quotes/{quote_id}/attachments/{attachment_id}/delete")
-def detach(quote_id: int, attachment_id: int, user: CurrentUser,
+def detach(quote_id: PathId, attachment_id: PathId, user: CurrentUser,
                  session: SessionDep) -> Response:
     write_lock(session)
     docs.remove_attachment(session, visible_quote(session, quote_id, user), user,

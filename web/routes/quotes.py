@@ -18,6 +18,7 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Invalid
 from web.paging import ListingDep
+from web.params import PathId
 from web.render import render
 from web.services import configurator, lists, quote_documents
 from web.services import quotes as quote_service
@@ -113,14 +114,14 @@ def _chain_context(session: SessionDep, quote: Quote) -> dict[str, object]:
 
 
 @router.get("/quotes/{quote_id}")
-def quote_page(request: Request, quote_id: int, user: CurrentUser,
+def quote_page(request: Request, quote_id: PathId, user: CurrentUser,
                      session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     return render(request, "quote.html", _chain_context(session, quote), block="chain")
 
 
 @router.get("/quotes/{quote_id}/edit")
-def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
+def edit_quote_page(request: Request, quote_id: PathId, user: CurrentUser,
                           session: SessionDep) -> Response:
     quote = visible_quote(session, quote_id, user)
     if quote.owner_id != user.id:
@@ -130,7 +131,7 @@ def edit_quote_page(request: Request, quote_id: int, user: CurrentUser,
 
 @router.post("/quotes/{quote_id}/edit")
 def edit_quote(
-    request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+    request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
     fields: Annotated[QuoteFields, Depends(quote_form)],
 ) -> Response:
     write_lock(session)
@@ -141,7 +142,7 @@ def edit_quote(
 
 
 @router.post("/quotes/{quote_id}/submit")
-async def submit_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+async def submit_quote(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                        client: MaybeClientDep, settings: SettingsDep) -> Response:
     quote = await in_session(session, visible_quote, quote_id, user)
     await quote_service.submit_quote(session, client, quote, user,
@@ -151,7 +152,7 @@ async def submit_quote(request: Request, quote_id: int, user: CurrentUser, sessi
 
 
 @router.post("/quotes/{quote_id}/recall")
-async def recall_quote(request: Request, quote_id: int, user: CurrentUser, session: SessionDep,
+async def recall_quote(request: Request, quote_id: PathId, user: CurrentUser, session: SessionDep,
                        client: ClientDep, settings: SettingsDep,
                        comment: Annotated[str, Form()] = "") -> Response:
     quote = await in_session(session, visible_quote, quote_id, user)

@@ -24,10 +24,12 @@ from temporalio.client import Client
 from activities.mail import Mailer
 from dealdesk.parts import smtp_config
 from dealdesk.settings import Settings
+from documents.filenames import safe_filename
 from store.blobs import BlobStore
 from store.models import Envelope, EnvelopeRecipient
 from web.auth import verify_csrf
 from web.deps import SessionDep, SettingsDep, in_session, off_loop
+from web.downloads import content_disposition
 from web.errors import AppError, Forbidden, Invalid, NotFound, Unavailable
 from web.render import render
 from web.services import envelopes as envelope_service
@@ -217,9 +219,10 @@ def document(request: Request, session: SessionDep, link: LinkDep,
                    settings: SettingsDep) -> Response:
     env, r = link
     _must_see(request, env, r)
-    name = f"{PurePath(env.document_name).stem or 'document'}.pdf"
+    name = f"{PurePath(safe_filename(env.document_name)).stem}.pdf"
     return FileResponse(BlobStore(settings.blob_dir).path(env.current_sha256),
-                        media_type="application/pdf", filename=name)
+                        media_type="application/pdf",
+                        headers={"Content-Disposition": content_disposition(name)})
 
 
 def _must_see(request: Request, env: Envelope, r: EnvelopeRecipient) -> None:

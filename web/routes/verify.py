@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from documents import verify as verification
+from documents.filenames import safe_filename
 from web.auth import CurrentUser
 from web.deps import SettingsDep
 from web.errors import AppError, Invalid, TooLarge, Unavailable
@@ -69,7 +70,7 @@ async def verify_upload(request: Request, user: CurrentUser,
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise Invalid("choose the signed PDF to check", field="file")
-    name = upload.filename
+    name = safe_filename(upload.filename, "document.pdf")
     try:
         data = await upload.read(MAX_UPLOAD + 1)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from cpq.catalog import CatalogError
 from cpq.loader import CatalogSpec, parse_catalog
 from cpq.money import MoneyError, major, to_minor
+from documents.csv_cells import read_cell, text_cell
 from store import audit
 from store.audit import entity
 from store.catalogs import account_resolver, load_spec
@@ -99,14 +101,21 @@ def upload_text(data: bytes, field: str) -> str:
                       field=field) from None
 
 
+def _number(amount: object, currency: str) -> str:
+    """A price as a plain decimal ("1200.00"): a number to a spreadsheet, never a formula."""
+    return "" if amount in (None, "") else major(to_minor(str(amount), currency), currency, "")
+
+
 def products_csv(row: CatalogVersion) -> str:
+    """Text cells guarded against formulas (documents.csv_cells), prices plain decimals."""
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(PRODUCT_COLUMNS)
     for p in row.document.get("products") or []:
         for cur, price in sorted((p.get("list") or {}).items()):
-            w.writerow([p["sku"], p["name"], p["family"], p.get("unit", "each"), cur,
-                        price, (p.get("cost") or {}).get(cur, "")])
+            w.writerow([*(text_cell(str(v)) for v in (p["sku"], p["name"], p["family"],
+                                                      p.get("unit", "each"), cur)),
+                        _number(price, cur), _number((p.get("cost") or {}).get(cur), cur)])
     return out.getvalue()
 
 
@@ -117,7 +126,7 @@ def price_book_csv(row: CatalogVersion, name: str) -> str:
     w = csv.writer(out)
     w.writerow(BOOK_COLUMNS)
     for sku, price in sorted((book.get("entries") or {}).items()):
-        w.writerow([sku, major(to_minor(price, cur), cur, "")])
+        w.writerow([text_cell(sku), _number(price, cur)])
     return out.getvalue()
 
 
@@ -129,12 +138,18 @@ def _book(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _rows(data: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
-    missing = [c for c in columns if c not in (reader.fieldnames or [])]
-    if missing:
-        raise Invalid(f"the CSV needs the columns {', '.join(columns)} (missing: "
-                      f"{', '.join(missing)})", field="file")
-    rows = list(reader)
+    """The CSV's rows, each cell as written before :func:`products_csv` guarded it."""
+    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")), restval="")
+    try:
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise Invalid(f"the CSV needs the columns {', '.join(columns)} (missing: "
+                          f"{', '.join(missing)})", field="file")
+        rows = [{c: read_cell(r[c]) for c in columns}
+                for r in itertools.islice(reader, MAX_CSV_ROWS + 1)]
+    except csv.Error as e:
+        raise Invalid(f"the CSV can't be read at line {reader.line_num}: {e}",
+                      field="file") from None
     if not rows:
         raise Invalid("the CSV has no rows", field="file")
     if len(rows) > MAX_CSV_ROWS:

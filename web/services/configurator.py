@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cpq.catalog import BomRow, CatalogError, Configured, Selection, bill_of_materials, configure
 from cpq.loader import CatalogSpec
+from cpq.money import MAX_MINOR, major
 from cpq.pricing import CHANNELS, Deal, Item, PricedQuote, Pricer, PricingError, flatten
 from store import audit
 from store.audit import entity
@@ -26,10 +27,10 @@ from store.commerce import QuoteItem
 from store.models import Quote, QuoteVersion, User
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.params import MAX_QUANTITY
 from web.services.catalog import spec_of
 
 MAX_ITEMS = 5_000
-MAX_QUANTITY = 1_000_000
 
 
 def parse_selection(data: Any, where: str = "selection", depth: int = 0) -> Selection:
@@ -63,7 +64,8 @@ def selection_json(sel: Selection) -> dict[str, Any]:
 
 def parse_pct(value: Any, field: str) -> Decimal:
     try:
-        pct = Decimal(str(value).strip() or "0")
+        text = str(value).strip()
+        pct = Decimal(text or "0") if len(text) <= 16 else Decimal("NaN")
     except InvalidOperation:
         raise Invalid(f"{field.replace('_', ' ')}: {value!r} is not a percentage",
                       field=field) from None
@@ -180,6 +182,11 @@ def _valid_preview(session: Session, quote: Quote, sel: Selection, discount: Dec
         raise Invalid(f"the configuration breaks rule {first.rule!r}: {first.message} "
                       f"({first.path})" + (f"; and {more} more" if more else ""),
                       field="selection")
+    assert p.priced is not None
+    if max(p.priced.list_total, p.priced.net_total, p.priced.cost_total) > MAX_MINOR:
+        raise Invalid(f"{sel.sku} × {sel.quantity:,} comes to more than the largest amount, "
+                      f"{major(MAX_MINOR, quote.currency)} {quote.currency}: lower the "
+                      "quantity", field="selection")
     return p
 
 
@@ -288,6 +295,10 @@ def refresh_totals(session: Session, quote: Quote) -> None:
         func.coalesce(func.sum(QuoteItem.cost_total), 0),
         func.coalesce(func.max(QuoteItem.max_discount_pct), 0.0)).where(
         QuoteItem.quote_id == quote.id, QuoteItem.version == quote.version)).one()
+    if max(lst, net, cost) > MAX_MINOR:  # each item is bounded; MAX_ITEMS of them are not
+        raise Invalid(f"the quote's total would be more than the largest amount, "
+                      f"{major(MAX_MINOR, quote.currency)} {quote.currency}: split it",
+                      field="selection")
     quote.list_amount, quote.net_amount, quote.cost_amount = int(lst), int(net), int(cost)
     quote.max_discount_pct = float(top) if count else None
 

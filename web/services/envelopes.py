@@ -44,6 +44,7 @@ from web.errors import (
     TooLarge,
     Unavailable,
 )
+from web.services.quotes import READ_ALL as QUOTE_READERS
 from web.services.refusals import UPDATE_TIMEOUT, temporal_unavailable
 from workflows.envelope import (
     ALREADY_DONE,
@@ -225,7 +226,11 @@ def _check_quote_link(session: Session, sender: User, quote_id: int,
     """An envelope wins a quote's deal when signed, so only the quote's own generated
     document, sent by its owner (or the deal desk) once it is approved, may be linked."""
     quote = session.get(Quote, quote_id)
-    if quote is None or not (quote.owner_id == sender.id or "deal_desk" in sender.roles):
+    if quote is None or not (quote.owner_id == sender.id
+                             or sender.roles.intersection(QUOTE_READERS)):
+        raise Invalid(f"no quote {quote_id}: link an approved quote of yours, or send the "
+                      "document without linking a quote", field="quote_id")
+    if not (quote.owner_id == sender.id or "deal_desk" in sender.roles):
         raise Forbidden(f"quote {quote_id} isn't yours to send for signature: only its owner "
                         "or the deal desk can", field="quote_id")
     if quote.status != "approved":
@@ -390,6 +395,11 @@ def _refusal(e: WorkflowUpdateFailedError) -> AppError:
     return Conflict("the envelope refused this action")
 
 
+def _storable(text: str, field: str) -> None:
+    """Text bound for the workflow, and from there for the store, which can't hold a NUL."""
+    if "\x00" in text:
+        raise Invalid(f"{field.replace('_', ' ')}: remove the NUL character (\\u0000)",
+                      field=field)
 
 
 async def _update(client: Client, env: Envelope, update: object, arg: object | None) -> object:
@@ -417,6 +427,7 @@ async def sign(client: Client, env: Envelope, recipient: EnvelopeRecipient, type
         raise Invalid("type your name to sign", field="typed_name")
     if len(typed_name) > 200:
         raise Invalid("the name is longer than 200 characters", field="typed_name")
+    _storable(typed_name, "typed_name")
     result = await _update(client, env, EnvelopeWorkflow.sign,
                            SignInput(recipient.id, typed_name.strip(), info, drawn_sha256))
     assert isinstance(result, SignResult)
@@ -427,6 +438,7 @@ async def decline(client: Client, env: Envelope, recipient: EnvelopeRecipient, r
                   info: ClientInfo) -> SignResult:
     if not reason.strip():
         raise Invalid("a reason is required to decline", field="reason")
+    _storable(reason, "reason")
     result = await _update(client, env, EnvelopeWorkflow.decline,
                            DeclineInput(recipient.id, reason.strip()[:2000], info))
     assert isinstance(result, SignResult)
@@ -436,6 +448,7 @@ async def decline(client: Client, env: Envelope, recipient: EnvelopeRecipient, r
 async def void(client: Client, env: Envelope, user: User, reason: str) -> None:
     if not reason.strip():
         raise Invalid("a reason is required to void an envelope", field="reason")
+    _storable(reason, "reason")
     await _update(client, env, EnvelopeWorkflow.void, VoidInput(user.id, user.name,
                                                                 reason.strip()[:2000]))
 

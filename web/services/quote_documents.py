@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from documents.attachments import Attachment, AttachmentError, pages_of
+from documents.filenames import safe_filename
 from documents.quote_document import (
     BomRow,
     DocLine,
@@ -54,8 +55,9 @@ def add_attachment(session: Session, blobs: BlobStore, quote: Quote, actor: User
     transaction)."""
     if quote.owner_id != actor.id:
         raise Forbidden("only the quote's owner can attach files")
+    name = safe_filename(name, "attachment" + MEDIA_TYPES.get(media_type, ""))
     _checked(name, media_type, data)
-    row = QuoteAttachment(quote_id=quote.id, name=name[:255], media_type=media_type,
+    row = QuoteAttachment(quote_id=quote.id, name=name, media_type=media_type,
                           sha256=blobs.put(data), size=len(data))
     session.add(row)
     session.flush()
@@ -100,9 +102,10 @@ def add_product_document(session: Session, blobs: BlobStore, actor: User, sku: s
     """A spec sheet or drawing for a product: every quote document selling it appends it."""
     if sku not in spec_of(session)[1].catalog.products:
         raise Invalid(f"no product {sku!r} in the catalog", field="sku")
+    name = safe_filename(name, "spec sheet" + MEDIA_TYPES.get(media_type, ""))
     _checked(name, media_type, data)
     write_lock(session)
-    row = ProductDocument(sku=sku, name=name[:255], media_type=media_type,
+    row = ProductDocument(sku=sku, name=name, media_type=media_type,
                           sha256=blobs.put(data), size=len(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
@@ -206,6 +209,7 @@ def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
     """Check an uploaded .docx template by rendering a sample quote with it (in the sandbox,
     in a separate process with time and memory limits: blocking, call it on a worker thread),
     then make it the one quote documents use."""
+    name = safe_filename(name, "template.docx")
     if len(data) > MAX_ATTACHMENT:
         raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
     try:
@@ -213,7 +217,7 @@ def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
     except QuoteDocumentError as e:
         raise Invalid(f"{name}: {e}", field="file") from None
     write_lock(session)
-    row = QuoteTemplate(name=name[:255], sha256=blobs.put(data), created_by_id=actor.id)
+    row = QuoteTemplate(name=name, sha256=blobs.put(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
     audit.append(session, event_key=f"quote-template-{row.id}", actor=Who.user(actor),

@@ -23,6 +23,7 @@ from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVer
 from store.who import Who
 from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from web.params import Amount, Label, Months, RowId
 from web.services import configurator
 from web.services.policies import active_policy, spec_of
 from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
@@ -37,19 +38,18 @@ READ_ALL = ("sales_manager", "deal_desk", "finance", "legal", "cfo", "auditor", 
 class QuoteFields(BaseModel):
     """The approval-relevant fields of a quote; amounts in minor units (cents)."""
 
-    account_id: int
+    account_id: RowId
     title: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")
-    list_amount: int = Field(default=0, ge=0, description="list price total, minor units "
-                             "(a configured quote's are computed from its items)")
-    net_amount: int = Field(default=0, ge=0, description="net total after discounts, minor "
-                            "units")
-    cost_amount: int = Field(default=0, ge=0, description="cost total, minor units")
-    term_months: int = Field(gt=0, le=120)
+    list_amount: Amount = Field(default=0, description="list price total, minor units "
+                                "(a configured quote's are computed from its items)")
+    net_amount: Amount = Field(default=0, description="net total after discounts, minor units")
+    cost_amount: Amount = Field(default=0, description="cost total, minor units")
+    term_months: Months
     billing: Literal["one_time", "annual"] = Field(
         default="annual", description="once the deal is won: one invoice, or annual in advance")
-    nonstandard_terms: list[str] = Field(default_factory=list, max_length=20)
-    product_families: list[str] = Field(default_factory=list, max_length=20)
+    nonstandard_terms: list[Label] = Field(default_factory=list, max_length=20)
+    product_families: list[Label] = Field(default_factory=list, max_length=20)
 
     @field_validator("nonstandard_terms", "product_families")
     @classmethod
