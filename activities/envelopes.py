@@ -304,13 +304,16 @@ class EnvelopeActivities:
             name, email, field = r.name, r.email, r.field_name
         if field is None:
             raise RuntimeError(f"recipient {inp.recipient_id} has no signature field")
+        activity.heartbeat()  # alive between steps: a dead worker shows in seconds
         identity = self._pki.issue_signer(name, email)
+        activity.heartbeat()
         signed = signing.sign_field(
             self._blobs.get(inp.input_sha256),
             signing.SignatureSpec(field, reason=f"Typed name: {inp.typed_name.strip()}",
                                   location=inp.client.ip, certify=inp.certify),
             signing.signer_for(identity, self._chain), self._timestamper)
         sha = self._blobs.put(signed)
+        activity.heartbeat()
         with self._sessions() as s:
             write_lock(s)
             env = _envelope(s, inp.envelope_id)

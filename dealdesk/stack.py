@@ -32,7 +32,7 @@ from store.migrate import upgrade
 console = Console()
 
 BACKOFF_MAX = 30.0
-SPARE_DELAY = 10.0
+SPARE_DELAY = 2.0
 STEADY = 5.0
 """A child that ran this long before dying was killed, not crash-looping (a broken install
 dies within a second or two of starting): it is started again at once and its back-off resets.
@@ -99,8 +99,8 @@ class Spare:
         worker.proc, worker.started, worker.restart_at = self.child.proc, now, None
         self.child.proc = None
         self.ready_file.unlink(missing_ok=True)
-        # The next spare starts a little later: the new worker first replays the histories
-        # of everything in flight, and a spare loading beside it would slow that down.
+        # The next spare starts a moment later, once the new worker has begun replaying what
+        # is in flight: a worker killed again soon after finds a spare (mostly) ready.
         self.respawn_at = now + SPARE_DELAY
 
 

@@ -32,7 +32,14 @@ from store import audit
 from store.commerce import Invoice
 from store.db import make_engine, make_session_factory
 from store.liveness import WorkerHeartbeat
-from store.models import ApprovalRequest, Envelope, EnvelopeEvent, OutboxMessage, Quote
+from store.models import (
+    ApprovalRequest,
+    Envelope,
+    EnvelopeEvent,
+    EnvelopeRecipient,
+    OutboxMessage,
+    Quote,
+)
 from tests.pdfs import contract_pdf
 from tests.support import eventually
 from tests.web_support import POLICY, seed_people
@@ -50,6 +57,7 @@ class Stack:
     database_url: str
     output: list[str]
     killed: set[int] = field(default_factory=set)
+    kill_times: list[float] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -104,15 +112,20 @@ class Driver:
 
     url: str
     server_errors: list[str] = field(default_factory=list)
+    clicks: list[tuple[float, float, str]] = field(default_factory=list)
+    """(when, how long, what) of every decision and signature: how long people waited."""
 
     async def call(self, http: httpx.AsyncClient, method: str, path: str,
                    **kwargs: Any) -> httpx.Response:
         for _ in range(120):
+            start = time.monotonic()
             try:
                 r = await http.request(method, self.url + path, **kwargs)
             except httpx.TransportError:
                 await asyncio.sleep(0.5)
                 continue
+            if path.endswith(("/decision", "/sign")):
+                self.clicks.append((start, time.monotonic() - start, path))
             if r.status_code >= 500:
                 self.server_errors.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
             return r
@@ -174,6 +187,7 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
                 return
             os.kill(pid, signal.SIGKILL)
             stack.killed.add(pid)
+            stack.kill_times.append(time.monotonic())
             kills += 1
 
     async def quote(n: int) -> None:
@@ -217,7 +231,8 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
 
     async def sign(email: str) -> None:
         async with httpx.AsyncClient(timeout=60) as browser:
-            while True:
+            while not await asyncio.to_thread(_signed, sessions, email):
+                # (a signature whose answer died with the web process is in the store)
                 token = await eventually(lambda: _link(sessions, email), timeout=120)
                 page = await d.call(browser, "GET", f"/sign/{token}")
                 if "signed" in page.text.lower() and "thank you" in page.text.lower():
@@ -240,10 +255,12 @@ async def test_lifecycles_complete_while_a_process_is_killed_every_few_seconds(
                                               *(envelope(n) for n in range(15))), 480)
         done = await eventually(lambda: _all_settled(sessions), timeout=180, interval=1)
     except (AssertionError, TimeoutError) as e:
-        raise AssertionError(f"{e!r}\n{_diagnosis(stack, sessions, kills)}") from None
+        raise AssertionError(f"{e!r}\n{_waits(d, stack)}\n{_diagnosis(stack, sessions, kills)}") \
+            from None
     finally:
         stop.set()
         await asyncio.gather(watching, killing, *approving)
+    print(f"\n[{victim} killed {kills} times] {_waits(d, stack)}")
     assert done and kills >= 3, kills
     assert stack.proc.poll() is None, "".join(stack.output)  # the stack stayed up
     assert not d.server_errors, d.server_errors
@@ -295,11 +312,18 @@ async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
 
 
 def _link(sessions: sessionmaker[Session], email: str) -> str | None:
+    """The signing link of the newest mail that has one (a reminder replaces it)."""
     with sessions() as s:
-        body = s.scalar(select(OutboxMessage.body).where(OutboxMessage.to_addr == email)
-                        .order_by(OutboxMessage.id.desc()).limit(1))
-    m = LINK.search(body or "")
-    return m.group(1) if m else None
+        bodies = s.scalars(select(OutboxMessage.body).where(OutboxMessage.to_addr == email)
+                           .order_by(OutboxMessage.id.desc()))
+        links = (LINK.search(body or "") for body in bodies)
+        return next((m.group(1) for m in links if m), None)
+
+
+def _signed(sessions: sessionmaker[Session], email: str) -> bool:
+    with sessions() as s:
+        return s.scalar(select(EnvelopeRecipient.status)
+                        .where(EnvelopeRecipient.email == email)) == "signed"
 
 
 def _all_settled(sessions: sessionmaker[Session]) -> bool:
@@ -324,3 +348,18 @@ def _diagnosis(stack: Stack, sessions: sessionmaker[Session], kills: int) -> str
                    for name in ("worker.log", "web.log") if (var / name).exists())
     return (f"kills={kills} quotes={quotes} envelopes={envelopes}\n"
             f"supervisor:\n{''.join(stack.output)[-3000:]}\n{logs}")
+
+
+def _waits(d: Driver, stack: Stack) -> str:
+    """How long clicks took; the slowest ones with the kills around them."""
+    waits = sorted(w for _, w, _ in d.clicks)
+    if not waits:
+        return "no clicks"
+    p95 = waits[min(len(waits) - 1, int(len(waits) * 0.95))]
+    slowest = sorted(d.clicks, key=lambda c: -c[1])[:5]
+    around = "; ".join(
+        f"{path.rsplit('/', 1)[1]} {took:.1f} s, kills at "
+        f"{[round(k - start, 1) for k in stack.kill_times if start - 30 < k < start + took]}"
+        for start, took, path in slowest)
+    return (f"clicks: {len(waits)}, median {waits[len(waits) // 2]:.2f} s, p95 {p95:.2f} s, "
+            f"max {waits[-1]:.2f} s; slowest: {around}")

@@ -76,11 +76,13 @@ async def test_two_workers_and_two_web_processes_on_one_temporal_server(
     assert codes.count(200) == 10 and codes.count(409) == 10, codes
     assert all("already approved by" in c.json()["detail"] for c in clicks
                if c.status_code == 409)
-    with sessions() as s:
-        decided = s.scalars(select(ApprovalTask).where(ApprovalTask.id.in_(tasks))).all()
-        assert all(t.state == "approved" and t.decided_by_id in (people.manager.id,
-                                                                  people.manager2.id)
-                   for t in decided)
+    def decided() -> bool:  # the store follows each durable decision a moment later
+        with sessions() as s:
+            rows = s.scalars(select(ApprovalTask).where(ApprovalTask.id.in_(tasks))).all()
+        return all(t.state == "approved" and t.decided_by_id in (people.manager.id,
+                                                                 people.manager2.id)
+                   for t in rows)
+    await eventually(decided, timeout=60)
 
     # -- parallel signers: two customers in one routing group sign at once, each through a
     # different web process (and each one twice, a double submit): one signature each.

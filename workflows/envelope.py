@@ -58,6 +58,9 @@ _SEAL_TIMEOUT = timedelta(seconds=30)
 _MAIL_TIMEOUT = timedelta(seconds=30)
 _PREPARE_TIMEOUT = timedelta(minutes=30)
 _HEARTBEAT = timedelta(seconds=10)
+# A signer waits on apply_signature: it beats between its steps (each well under a second),
+# so an attempt lost with a dead worker is retried after this, not after _SIGN_TIMEOUT.
+_SIGN_HEARTBEAT = timedelta(seconds=4)
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -211,7 +214,7 @@ class EnvelopeWorkflow:
                         typed_name=inp.typed_name, client=inp.client,
                         drawn_sha256=inp.drawn_sha256),
                     result_type=str, start_to_close_timeout=_SIGN_TIMEOUT,
-                    retry_policy=_RETRY)
+                    heartbeat_timeout=_SIGN_HEARTBEAT, retry_policy=_RETRY)
                 self._signed_any = True
             else:
                 await workflow.execute_activity(

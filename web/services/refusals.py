@@ -29,10 +29,12 @@ def refusal_error(e: WorkflowUpdateFailedError) -> AppError:
     return Conflict(f"the approval chain refused the change: {cause}")
 
 
-UPDATE_TIMEOUT = dt.timedelta(seconds=20)
+UPDATE_TIMEOUT = dt.timedelta(seconds=30)
 """How long a click waits for its workflow to take an Update. A worker killed mid-task is
-restarted and picks the workflow up within seconds; a workflow whose worker stays gone (or
-whose workflow task keeps failing) answers 503 "try again" instead of holding the request."""
+replaced and picks the workflow up within seconds (the crash probe, killing the worker every
+4-8 s, measures a median of 0.2-0.5 s and a p95 of 10-13 s); a workflow whose worker stays
+gone (or whose workflow task keeps failing) answers 503 "try again" instead of holding the
+request."""
 
 
 def temporal_unavailable(e: RPCError) -> Unavailable:
