@@ -15,9 +15,9 @@ question the script asks
   enough to rank it all, and the store path is the same for both).
 
 It prints hit@1 and hit@3 of each, the time per question, and PASS/MISS for the targets:
-suggest hit@1 ≥ 0.80 and ≥ 10 points above the baseline's. The ranker's weights were chosen on
-the even-numbered questions, so it also prints suggest's hit@1 on the odd-numbered half. ``--misses`` lists the questions
-whose answer suggest did not rank first.
+suggest hit@1 ≥ 0.80 and ≥ 10 points above the baseline's. The ranker's weights were chosen
+on the even-numbered questions, so it also prints suggest's hit@1 on the odd-numbered half.
+``--misses`` lists the questions whose answer suggest did not rank first.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ NGRAMS = (3, 4, 5)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
-STOPWORDS = frozenset("""
+_STOPWORD_TEXT = """
 a about above after again all also am an and any are as at be because been before being
 below between both but by can could did do does doing done down during each either etc few
 for from further had has have having he her here hers how i if in into is it its itself just
@@ -56,7 +56,8 @@ list give share tell summarize summarise elaborate
 solution solutions platform system systems application applications software tool tools
 vendor vendors offering proposed respondent bidder approach process procedures
 support supports supported offer offered available availability use used using
-""".split())
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 """Common English words and what RFP questions say around the subject. ("availability"
 and "support" say nothing alone; the concept table keeps "99.9% availability" and
 "support hours" meaningful.)"""
