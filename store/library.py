@@ -201,11 +201,14 @@ def _search_pg(session: Session, words: list[str], any_word: bool, prefix: bool,
     params["title_opts"] = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
     sql = (f"WITH q AS (SELECT {query} AS query)"  # noqa: S608 - constant SQL, bound values
            " SELECT i.id, ts_rank_cd(i.search, q.query) AS rank,"
-           " ts_headline('english', i.title, q.query, :title_opts),"
-           " ts_headline('english', i.body, q.query, :body_opts)"
+           " ts_headline('english', replace(i.title, '<', chr(1)), q.query, :title_opts),"
+           " ts_headline('english', replace(i.body, '<', chr(1)), q.query, :body_opts)"
            " FROM library_items i, q WHERE i.search @@ q.query AND NOT i.archived" +
            _filters(kind, tag, params) + " ORDER BY rank DESC, i.id LIMIT :limit")
-    return _relative([(row[0], row[1], row[2], row[3] or "")
+    # ts_headline's parser drops what looks like an HTML tag; with "<" hidden as \x01 (which
+    # stored text never holds) it keeps the text as written.
+    return _relative([(row[0], row[1], row[2].replace("\x01", "<"),
+                       (row[3] or "").replace("\x01", "<"))
                       for row in session.execute(text(sql), params)])
 
 

@@ -37,11 +37,13 @@ SQLITE_FTS = (
     "INSERT INTO library_fts(rowid, title, body, tags_text) "
     "VALUES (new.id, new.title, new.body, new.tags_text); END",
 )
+# Items are plain text: "<" is hidden from PostgreSQL's parser, which would otherwise take
+# "<script>…</script>" for markup and index nothing of it.
 PG_SEARCH = (
     "ALTER TABLE library_items ADD COLUMN search tsvector GENERATED ALWAYS AS ("
-    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
-    "setweight(to_tsvector('english', coalesce(tags_text, '')), 'B') || "
-    "setweight(to_tsvector('english', coalesce(body, '')), 'C')) STORED",
+    "setweight(to_tsvector('english', replace(title, '<', ' ')), 'A') || "
+    "setweight(to_tsvector('english', replace(tags_text, '<', ' ')), 'B') || "
+    "setweight(to_tsvector('english', replace(body, '<', ' ')), 'C')) STORED",
     "CREATE INDEX ix_library_items_search ON library_items USING GIN (search)",
 )
 
