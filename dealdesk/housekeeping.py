@@ -1,7 +1,9 @@
 """The worker's housekeeping beside its Temporal worker: a heartbeat per task queue (so
 ``/healthz`` knows a live worker polls it), the reconciler that starts the workflows whose
 rows committed but whose start never happened (see ``store/starts.py``), and, hourly, the
-pruning of long-ended sign-in sessions and idle login throttle rows (``store/auth.py``)."""
+pruning of long-ended sign-in sessions and idle login throttle rows (``store/auth.py``) and
+the reminders of library items due for review (``web/services/library.py``: one audit row and
+one mail per item and review date)."""
 
 from __future__ import annotations
 
@@ -18,16 +20,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from store import auth, liveness, starts
+from web.services import library
 
 log = logging.getLogger("dealdesk.worker")
 PRUNE_EVERY = 3600.0
 
 
 class Housekeeping:
-    def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str) -> None:
+    def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str,
+                 base_url: str = "") -> None:
         self._client = client
         self._sessions = sessions
         self._task_queue = task_queue
+        self._base_url = base_url  # for the links in review reminders
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pruned_at: float | None = None
 
@@ -41,6 +46,8 @@ class Housekeeping:
             return
         with self._sessions() as s:
             auth.prune(s)
+        with self._sessions() as s:
+            library.queue_review_notices(s, self._base_url)
         self._pruned_at = time.monotonic()
 
     def _stop(self) -> None:

@@ -33,11 +33,13 @@ from web.routes import (
     api_auth,
     api_cpq,
     api_envelopes,
+    api_library,
     builder,
     catalog,
     health,
     inbox,
     invoices,
+    library,
     pages,
     pki,
     policies,
@@ -196,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", MemoryStatic(Path(__file__).parent / "static"), name="static")
     for router in (health.router, pages.router, account.router, inbox.router, quotes.router,
                    policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
-                   api_envelopes.router,
+                   api_envelopes.router, api_library.router, library.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

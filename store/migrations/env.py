@@ -6,6 +6,7 @@ from alembic import context
 import store.auth
 import store.commerce
 import store.idempotency
+import store.library
 import store.liveness
 import store.starts  # noqa: F401
 from store.db import make_engine

@@ -19,7 +19,7 @@ from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Conflict, Invalid, NotFound
 from web.params import MAX_ID, TaskId, form_amount
 from web.render import render
-from web.services import configurator, delegations
+from web.services import configurator, delegations, library
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter, TaskRef
@@ -62,6 +62,7 @@ def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[App
                    count: int, raw: dict[str, str]) -> dict[str, object]:
     return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count, "row_key": row_key,
             "to_sign": envelope_service.awaiting_signature(session, user),
+            "reviews_due": library.due_for_review(session, user),
             "queues": sorted(r for r in user.roles if r in APPROVER_ROLES), "raw": raw}
 
 
