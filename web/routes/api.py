@@ -232,7 +232,8 @@ def inbox(user: CurrentUser, session: SessionDep,
           min_amount: QueryAmount = None, max_amount: QueryAmount = None,
           limit: int = Query(100, ge=1, le=500)) -> list[TaskOut]:
     f = InboxFilter(view, queue, account, min_amount, max_amount, limit)
-    return [TaskOut.of(t) for t in task_service.inbox(session, user, f)]
+    # Open tasks are undecided: decided_by is None on every row.
+    return [TaskOut(**row, decided_by=None) for row in task_service.inbox_rows(session, user, f)]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
-from sqlalchemy.orm import Session, defaultload, lazyload
+from sqlalchemy import ColumnElement, Executable, RowMapping, Select, and_, bindparam, func, select
+from sqlalchemy.orm import Session, aliased, defaultload, lazyload
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -105,15 +105,51 @@ def inbox(session: Session, user: User, f: InboxFilter) -> list[ApprovalTask]:
     heads are merged here and only the page's tasks are loaded, so the page stays fast with
     many open tasks.
     """
-    heads: dict[str, dt.datetime | None] = {}
-    for part in inbox_queries(user, f):
-        heads.update((r[0], r[1]) for r in session.execute(part))
-    page = sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _EPOCH, i))[: f.limit]
+    page = _inbox_page(session, user, f)
     if not page:
         return []
     rows = session.scalars(select(ApprovalTask).where(ApprovalTask.id.in_(page))
                            .options(*_INBOX_LOADING)).unique()
     by_id = {t.id: t for t in rows}
+    return [by_id[i] for i in page if i in by_id]
+
+
+def _inbox_page(session: Session, user: User, f: InboxFilter) -> list[str]:
+    """The ids of the page's tasks, in inbox order: the heads of each visibility query,
+    merged."""
+    heads: dict[str, dt.datetime | None] = {}
+    for part in inbox_queries(user, f):
+        heads.update((r[0], r[1]) for r in session.execute(part))
+    return sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _EPOCH, i))[: f.limit]
+
+
+def _inbox_rows_query() -> Executable:
+    assignee, behalf, claimer = aliased(User), aliased(User), aliased(User)
+    t = ApprovalTask
+    query: Executable = (
+        select(t.id, t.state, t.quote_id, t.quote_version, Account.name.label("account"),
+               t.amount, t.currency, t.step_name.label("step"), t.queue_role.label("queue"),
+               assignee.name.label("assignee"), behalf.name.label("on_behalf_of"),
+               claimer.name.label("claimed_by"), t.decided_at, t.comment, t.due_at)
+        .join(Account, Account.id == t.account_id)
+        .outerjoin(assignee, assignee.id == t.assignee_id)
+        .outerjoin(behalf, behalf.id == t.on_behalf_of_id)
+        .outerjoin(claimer, claimer.id == t.claimed_by_id)
+        .where(t.id.in_(bindparam("page", expanding=True))))
+    return query
+
+
+_INBOX_ROWS = _inbox_rows_query()  # built once: building it cost more than running it
+
+
+def inbox_rows(session: Session, user: User, f: InboxFilter) -> list[RowMapping]:
+    """The inbox as plain rows (one query, no ORM objects) with the columns the JSON API
+    gives: building hundreds of mapped objects cost more than the SQL that found them."""
+    page = _inbox_page(session, user, f)
+    if not page:
+        return []
+    rows = session.execute(_INBOX_ROWS, {"page": page}).mappings()
+    by_id = {r["id"]: r for r in rows}
     return [by_id[i] for i in page if i in by_id]
 
 
