@@ -137,7 +137,7 @@ async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
     data = await file.read(service.MAX_BYTES + 1)
     if len(data) > service.MAX_BYTES:
         raise TooLarge(f"{safe_filename(file.filename, 'the file')} is larger than "
-                       f"{service.MAX_BYTES // (1024 * 1024)} MB", field="file")
+                       f"{service.MAX_BYTES // 1_000_000} MB", field="file")
     rfp = await in_session(session, service.create_rfp, user, file.filename, data, title,
                            blobs=request.app.state.blobs, idempotency_key=idempotency_key)
     return _created(rfp)

@@ -52,7 +52,8 @@ WRITERS = frozenset({"rep", "deal_desk", "legal", "admin"})
 READERS = WRITERS | {"auditor"}
 APPROVERS = frozenset({"deal_desk", "legal", "admin"})
 """Besides the RFP's owner: who approves its answers and may recall it."""
-MAX_BYTES = 50 * 1024 * 1024
+MAX_BYTES = files.MAX_BYTES
+"""50 MB, documents.rfp's own limit."""
 SUGGEST_THRESHOLD = 0.6
 """A best suggestion scoring this or more pre-fills the answer (status ``suggested``)."""
 SUGGESTIONS = 3
@@ -188,7 +189,7 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
     require_writer(user)
     name = safe_filename(name, "rfp")
     if len(data) > MAX_BYTES:
-        raise TooLarge(f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB: upload a "
+        raise TooLarge(f"{name} is larger than {MAX_BYTES // 1_000_000} MB: upload a "
                        "smaller file", field="file")
     kind = _kind(name)
     title = _title(title, name)
