@@ -29,7 +29,7 @@ from tests.test_rfp_files import (
     _zip,
     assert_only_parts_changed,
 )
-from tests.web_support import People, seed_people, token_client
+from tests.web_support import People, browser_session, seed_people, token_client
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -220,3 +220,37 @@ async def test_parallel_uploads_and_answers_on_one_app(app_url: str, people: Peo
             AuditEvent.entity == f"rfp:{rfp_id}", AuditEvent.action == "rfp.answered"))
         assert rows == 20
     assert _count(sessions, LibraryItem) == 0
+
+
+async def test_pages_upload_map_answer_with_htmx(app_url: str, people: People) -> None:
+    client, csrf = await browser_session(app_url, people.rep)
+    empty = await client.get("/rfps")
+    assert empty.status_code == 200 and "No RFPs yet" in empty.text
+    r = await client.post("/rfps/new", files={"file": ("pricing.xlsx", GSA_PRICING)},
+                          data={"csrf_token": csrf, "title": "GSA pricing"})
+    assert r.status_code == 303, r.text
+    mapping = await client.get(r.headers["location"])
+    assert "Name of Offeror:" in mapping.text and 'name="choice"' in mapping.text
+    assert mapping.text.count('name="choice"') >= 2
+    # The CLIN Structure candidate: pick it by its position in the list.
+    rfp_id = int(r.headers["location"].split("/")[2])
+    candidates = (await client.get(f"/api/v1/rfps/{rfp_id}")).json()["candidates"]
+    index = next(n for n, c in enumerate(candidates) if c["sheet"] == "CLIN Structure")
+    r = await client.post(f"/rfps/{rfp_id}/mapping", data={"csrf_token": csrf,
+                                                          "choice": str(index)})
+    assert r.status_code == 303 and r.headers["location"] == f"/rfps/{rfp_id}"
+    page = await client.get(f"/rfps/{rfp_id}")
+    assert "Name of Offeror:" in page.text and "0 of 3 answered" in page.text
+    qid = (await client.get(f"/api/v1/rfps/{rfp_id}")).json()["questions"][0]["id"]
+    r = await client.post(f"/rfps/{rfp_id}/questions/{qid}/answer", data={"text": "Acme"},
+                          headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    assert r.text.lstrip().startswith(f'<li class="card rfp-question status-answered" '
+                                      f'id="q-{qid}"')
+    assert "1 of 3 answered" in r.text and 'hx-swap-oob="true"' in r.text
+    assert "<html" not in r.text
+    listed = await client.get("/rfps")
+    assert "GSA pricing" in listed.text and "1 of 3 answered" in listed.text
+    bad = await client.post("/rfps/new", files={"file": ("notes.txt", b"hi")},
+                            data={"csrf_token": csrf})
+    assert bad.status_code == 422 and "Nothing was stored" in bad.text
