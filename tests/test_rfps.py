@@ -13,6 +13,7 @@ import docx
 import httpx
 import openpyxl
 import pytest
+from reportlab.pdfgen import canvas
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -254,3 +255,38 @@ async def test_pages_upload_map_answer_with_htmx(app_url: str, people: People) -
     bad = await client.post("/rfps/new", files={"file": ("notes.txt", b"hi")},
                             data={"csrf_token": csrf})
     assert bad.status_code == 422 and "Nothing was stored" in bad.text
+
+
+def _questionnaire_pdf() -> bytes:
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out)
+    for y, line in ((800, "Security questionnaire"), (770, "1. Describe your support model."),
+                    (740, "2. Do you hold ISO 27001?")):
+        pdf.drawString(72, y, line)
+    pdf.save()
+    return out.getvalue()
+
+
+async def test_pdf_answers_go_in_the_response_document_and_retries_make_one_rfp(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    rep = await token_client(app_url, people.rep)
+    data = _questionnaire_pdf()
+    first, again = [await rep.post("/api/v1/rfps", files={"file": ("security.pdf", data)},
+                                   headers={"Idempotency-Key": "k-1"}) for _ in range(2)]
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"] and _count(sessions, Rfp) == 1
+    rfp = first.json()
+    assert [q["location"] for q in rfp["questions"]] == ["pdf:1:1", "pdf:1:2"]
+    qid = rfp["questions"][1]["id"]
+    r = await rep.put(f"/api/v1/rfps/{rfp['id']}/questions/{qid}/answer",
+                      json={"text": "Yes, since 2019."})
+    assert r.status_code == 200
+    r = await rep.get(f"/api/v1/rfps/{rfp['id']}/document")
+    assert r.status_code == 200 and r.headers["content-type"] == DOCX
+    assert 'filename="security response.docx"' in r.headers["content-disposition"]
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(r.content)).paragraphs)
+    assert "Do you hold ISO 27001?" in text and "Yes, since 2019." in text
+    # The same key for another file is refused, naming the header.
+    r = await rep.post("/api/v1/rfps", files={"file": ("forms.docx", ALASKA_FORMS)},
+                       headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key", r.text
