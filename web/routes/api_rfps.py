@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session
 
 from documents.filenames import safe_filename
 from documents.rfp import SheetMapping
+from store import starts
 from store.rfps import Rfp
 from web.auth import CurrentUser
-from web.deps import IdempotencyKey, SessionDep, in_session
+from web.deps import IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.downloads import content_disposition
 from web.errors import API_ERRORS, Forbidden, TooLarge
 from web.paging import Listing
 from web.params import MAX_ID, PathId, RowId
+from web.services import rfp_tasks as tasks
 from web.services import rfps as service
 
 router = APIRouter(prefix="/api/v1/rfps", tags=["rfps"], responses=API_ERRORS)
@@ -206,10 +208,38 @@ def approve(rfp_id: PathId, user: CurrentUser, session: SessionDep) -> StatusOut
 
 
 @router.post("/{rfp_id}/recall", response_model=StatusOut)
-def recall(rfp_id: PathId, user: CurrentUser, session: SessionDep) -> StatusOut:
-    """Withdraw the RFP: nothing changes after."""
-    rfp = service.recall(session, user, rfp_id)
+async def recall(rfp_id: PathId, user: CurrentUser, session: SessionDep,
+                 client: MaybeClientDep, settings: SettingsDep) -> StatusOut:
+    """Withdraw the RFP: nothing changes after, and its experts' reminders stop."""
+    rfp = await in_session(session, service.recall, user, rfp_id)
+    await tasks.signal_recall(client, settings, rfp.id)
     return StatusOut(id=rfp.id, status=rfp.status)
+
+
+class AssignIn(BaseModel):
+    assignee_id: RowId = Field(description="the subject-matter expert (a user who answers RFPs)")
+    due_at: dt.datetime = Field(description="when the answers are due, with its time zone")
+    remind_before_hours: float = Field(24, ge=0, le=24 * 60)
+    escalate_after_hours: float = Field(24, ge=0, le=24 * 60)
+
+
+class AssignedOut(BaseModel):
+    question_ids: list[int]
+    workflow_id: str
+
+
+@router.post("/{rfp_id}/assign", response_model=AssignedOut)
+async def assign(rfp_id: PathId, body: AssignIn, user: CurrentUser, session: SessionDep,
+                 client: MaybeClientDep, settings: SettingsDep) -> AssignedOut:
+    """Hand the questions the library could not answer to a subject-matter expert: reminded
+    before the due time, the RFP's owner told after it (the owner, deal desk, legal, admin)."""
+    chosen = await in_session(
+        session, tasks.assign_smes, settings, user, rfp_id, body.assignee_id, body.due_at,
+        remind_before=dt.timedelta(hours=body.remind_before_hours),
+        escalate_after=dt.timedelta(hours=body.escalate_after_hours))
+    wid = tasks.workflow_id(settings, rfp_id)
+    await starts.start_now(client, session, wid)
+    return AssignedOut(question_ids=[q.id for q in chosen], workflow_id=wid)
 
 
 def _file(found: tuple[str, bytes, str]) -> Response:

@@ -17,11 +17,12 @@ from documents.rfp import SheetMapping
 from store.models import User
 from store.rfps import RFP_STATUSES, Rfp
 from web.auth import CurrentUser
-from web.deps import SessionDep, in_session
+from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import AppError, Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import MAX_ID, PathId
 from web.render import render
+from web.services import rfp_tasks as tasks
 from web.services import rfps as service
 
 router = APIRouter(include_in_schema=False)
@@ -149,8 +150,10 @@ def approve(rfp_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
 
 
 @router.post("/rfps/{rfp_id}/recall")
-def recall(rfp_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
-    service.recall(session, user, rfp_id)
+async def recall(rfp_id: PathId, user: CurrentUser, session: SessionDep,
+                 client: MaybeClientDep, settings: SettingsDep) -> Response:
+    await in_session(session, service.recall, user, rfp_id)
+    await tasks.signal_recall(client, settings, rfp_id)
     return RedirectResponse(f"/rfps/{rfp_id}?notice=recalled", status_code=303)
 
 

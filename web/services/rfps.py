@@ -93,11 +93,11 @@ def require_writer(user: User) -> None:
         raise Forbidden("your roles read RFPs but do not create or answer them")
 
 
-def _now() -> dt.datetime:
+def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _audit(session: Session, user: User, rfp: Rfp, action: str, data: dict[str, Any],
+def record(session: Session, user: User, rfp: Rfp, action: str, data: dict[str, Any],
            key: str | None = None) -> None:
     audit.append(session, event_key=key or f"rfp-{rfp.id}-{action}-{uuid.uuid4().hex}",
                  actor=Who.user(user), action=action, entity=entity("rfp", rfp.id), data=data)
@@ -207,7 +207,7 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
         raise Invalid(str(e), field="Idempotency-Key") from None
     if earlier is not None:
         return get_rfp(session, user, earlier)
-    now = _now()
+    now = utcnow()
     rfp = Rfp(title=title, owner_id=user.id, file_name=name, kind=kind, source_sha256=sha,
               status="needs_mapping" if found.needs_mapping else "open",
               mapping={"candidates": [_candidate_json(c) for c in found.candidates]}
@@ -215,7 +215,7 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
               created_at=now, updated_at=now, questions=rows)
     session.add(rfp)
     session.flush()
-    _audit(session, user, rfp, "rfp.created",
+    record(session, user, rfp, "rfp.created",
            {"title": title, "file": name, "kind": kind, "sha256": sha,
             "questions": len(rows), "status": rfp.status}, key=f"rfp-{rfp.id}-created")
     idempotency.remember(session, user.id, "rfp", idempotency_key, digest, rfp.id)
@@ -247,16 +247,16 @@ def set_mapping(session: Session, user: User, rfp_id: int, mapping: files.SheetM
     rfp.questions = rows
     rfp.mapping = {**(rfp.mapping or {}), **_mapping_json(mapping)}
     rfp.status = "open"
-    rfp.updated_at = _now()
+    rfp.updated_at = utcnow()
     session.flush()
-    _audit(session, user, rfp, "rfp.mapped", {**_mapping_json(mapping),
+    record(session, user, rfp, "rfp.mapped", {**_mapping_json(mapping),
                                               "questions": len(rows)},
            key=f"rfp-{rfp.id}-mapped")
     session.commit()
     return rfp
 
 
-def _editable(rfp: Rfp) -> None:
+def require_editable(rfp: Rfp) -> None:
     if rfp.status not in EDITABLE:
         raise Conflict(f"RFP {rfp.id} is {rfp.status.replace('_', ' ')}: its answers can't "
                        "change", field="status")
@@ -280,7 +280,7 @@ def answer(session: Session, user: User, rfp_id: int, qid: int, text: str,
     write_lock(session)
     rfp = get_rfp(session, user, rfp_id)
     q = _question(rfp, qid)
-    _editable(rfp)
+    require_editable(rfp)
     if library_item_id is not None and session.get(LibraryItem, library_item_id) is None:
         raise Invalid(f"no library item {library_item_id}", field="library_item_id")
     status = "answered" if text else "unanswered"
@@ -290,8 +290,8 @@ def answer(session: Session, user: User, rfp_id: int, qid: int, text: str,
     if library_item_id is not None:
         q.library_item_id = library_item_id
     _settle(rfp)
-    rfp.updated_at = _now()
-    _audit(session, user, rfp, "rfp.answered",
+    rfp.updated_at = utcnow()
+    record(session, user, rfp, "rfp.answered",
            {"question_id": q.id, "location": q.location, "chars": len(text),
             "library_item_id": library_item_id})
     session.commit()
@@ -307,7 +307,7 @@ def approve_answers(session: Session, user: User, rfp_id: int) -> Rfp:
     if not may_approve(user, rfp):
         raise Forbidden(f"only its owner ({rfp.owner.name}), deal desk, legal or an admin "
                         "approves this RFP's answers")
-    _editable(rfp)
+    require_editable(rfp)
     answered = [q for q in rfp.questions if q.status == "answered"]
     if not answered and not any(q.status == "approved" for q in rfp.questions):
         raise Conflict("no answers to approve yet: answer (or use a suggestion for) at "
@@ -315,8 +315,8 @@ def approve_answers(session: Session, user: User, rfp_id: int) -> Rfp:
     for q in answered:
         q.status = "approved"
     rfp.status = "approved"
-    rfp.updated_at = _now()
-    _audit(session, user, rfp, "rfp.approved",
+    rfp.updated_at = utcnow()
+    record(session, user, rfp, "rfp.approved",
            {"approved": len(answered),
             "unanswered": sum(q.status not in ANSWERED for q in rfp.questions)})
     session.commit()
@@ -333,8 +333,8 @@ def recall(session: Session, user: User, rfp_id: int) -> Rfp:
                         "recalls this RFP")
     if rfp.status in ("completed", "recalled"):
         raise Conflict(f"RFP {rfp.id} is already {rfp.status}", field="status")
-    previous, rfp.status, rfp.updated_at = rfp.status, "recalled", _now()
-    _audit(session, user, rfp, "rfp.recalled", {"previous": previous},
+    previous, rfp.status, rfp.updated_at = rfp.status, "recalled", utcnow()
+    record(session, user, rfp, "rfp.recalled", {"previous": previous},
            key=f"rfp-{rfp.id}-recalled")
     session.commit()
     return rfp
@@ -391,7 +391,7 @@ def promote_answer(session: Session, user: User, rfp_id: int, qid: int) -> Libra
     write_lock(session)
     q = _question(get_rfp(session, user, rfp_id), qid)
     q.library_item_id = item.id
-    _audit(session, user, q.rfp, "rfp.answer_promoted",
+    record(session, user, q.rfp, "rfp.answer_promoted",
            {"question_id": q.id, "library_item_id": item.id})
     session.commit()
     return item
@@ -427,3 +427,4 @@ def list_rfps(session: Session, user: User, wanted: Listing,
     if status:
         q = q.where(Rfp.status == status)
     return paginate(session, q.order_by(Rfp.updated_at.desc(), Rfp.id.desc()), wanted)
+
