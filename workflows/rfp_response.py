@@ -43,8 +43,12 @@ NOTIFY_ACTIVITY = "notify_rfp_sme"
 class SmeTask:
     question_id: int
     assignee_id: int
-    due_at: dt.datetime
-    """Timezone-aware."""
+    due_at: str
+    """ISO 8601 with its offset (a datetime would not decode inside the workflow sandbox)."""
+
+    @property
+    def due(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.due_at)
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,8 @@ def schedule(inp: RfpResponseInput, open_ids: set[int], done: set[tuple[Step, in
     for t in inp.tasks:
         if t.question_id not in open_ids:
             continue
-        for step, at in ((Step.REMIND, t.due_at - timedelta(seconds=inp.remind_before_s)),
-                         (Step.ESCALATE, t.due_at + timedelta(seconds=inp.escalate_after_s))):
+        for step, at in ((Step.REMIND, t.due - timedelta(seconds=inp.remind_before_s)),
+                         (Step.ESCALATE, t.due + timedelta(seconds=inp.escalate_after_s))):
             if (step, t.question_id) not in done:
                 by_time.setdefault((at, step), []).append(t.question_id)
     order = sorted(by_time, key=lambda k: (k[0], k[1] != Step.REMIND))

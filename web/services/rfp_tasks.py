@@ -70,8 +70,9 @@ def assign_smes(session: Session, settings: Settings, user: User, rfp_id: int,
     record(session, user, rfp, "rfp.assigned",
            {"assignee_id": expert.id, "due_at": due_at.isoformat(),
             "question_ids": [q.id for q in chosen]}, key=f"rfp-{rfp.id}-assigned")
+    tasks = [SmeTask(q.id, expert.id, due_at.isoformat()) for q in chosen]
     starts.enqueue(session, workflow_id(settings, rfp.id), RfpResponseWorkflow.__name__,
-                   RfpResponseInput(rfp.id, [SmeTask(q.id, expert.id, due_at) for q in chosen],
+                   RfpResponseInput(rfp.id, tasks,
                                     int(remind_before.total_seconds()),
                                     int(escalate_after.total_seconds())),
                    settings.task_queue)
