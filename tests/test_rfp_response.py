@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from dealdesk.settings import Settings
 from store.models import AuditEvent, OutboxMessage
-from tests.support import eventually, serve
+from tests.support import eventually, replays, serve
 from tests.test_rfp_files import ALASKA_FORMS
 from tests.web_support import People, seed_people, token_client
 from web.services import rfp_tasks
@@ -21,6 +22,7 @@ from workflows.rfp_response import (
     Outcome,
     RfpResponseInput,
     RfpResponseResult,
+    RfpResponseWorkflow,
     SmeTask,
     Step,
     schedule,
@@ -116,6 +118,10 @@ async def test_expert_reminded_then_owner_told_then_recall_ends_another(
             assert not list(s.scalars(select(OutboxMessage).where(
                 OutboxMessage.message_key.startswith(f"rfp-{ids[1]}-"))))
     assert rfp_tasks.workflow_id(settings, ids[1]) == wid
+    # Both replay on today's code (the first is saved with DEALDESK_SAVE_HISTORY=FILE).
+    await Replayer(workflows=[RfpResponseWorkflow]).replay_workflow(
+        await client.get_workflow_handle(wid).fetch_history())
+    await replays(client, assigned["workflow_id"], [RfpResponseWorkflow])
 
 
 async def _started(client: Client, wid: str) -> bool:
