@@ -6,6 +6,7 @@ parallel use of one app."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 from collections.abc import AsyncIterator
 
@@ -252,6 +253,15 @@ async def test_pages_upload_map_answer_with_htmx(app_url: str, people: People) -
     assert "<html" not in r.text
     listed = await client.get("/rfps")
     assert "GSA pricing" in listed.text and "1 of 3 answered" in listed.text
+    # The remaining questions go to an expert (the workflow is started; no worker runs here).
+    assert f'action="/rfps/{rfp_id}/assign"' in page.text
+    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    r = await client.post(f"/rfps/{rfp_id}/assign", data={
+        "csrf_token": csrf, "assignee_id": str(people.legal.id), "due": due})
+    assert r.status_code == 303, r.text
+    page = await client.get(r.headers["location"])
+    assert "handed to the expert" in page.text and page.text.count("Lou Legal") == 2
+    assert f'action="/rfps/{rfp_id}/assign"' not in page.text
     bad = await client.post("/rfps/new", files={"file": ("notes.txt", b"hi")},
                             data={"csrf_token": csrf})
     assert bad.status_code == 422 and "Nothing was stored" in bad.text

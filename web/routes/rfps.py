@@ -6,6 +6,7 @@ The use cases are web/services/rfps.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from documents.filenames import safe_filename
 from documents.rfp import SheetMapping
+from store import starts
 from store.models import User
 from store.rfps import RFP_STATUSES, Rfp
 from web.auth import CurrentUser
@@ -28,7 +30,9 @@ from web.services import rfps as service
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2 * service.MAX_ANSWER)]
 NOTICES = {"approved": "Answers approved.", "recalled": "The RFP was recalled.",
-           "promoted": "The answer was added to the library (tag “rfp”)."}
+           "promoted": "The answer was added to the library (tag “rfp”).",
+           "assigned": "The open questions were handed to the expert: reminded a day before "
+                       "they are due, you are told a day after if still unanswered."}
 
 
 @router.get("/rfps")
@@ -105,7 +109,10 @@ def set_mapping(request: Request, rfp_id: PathId, user: CurrentUser, session: Se
 
 
 def _workspace(session: Session, user: User, rfp: Rfp) -> dict[str, Any]:
+    may_assign = (service.may_approve(user, rfp) and rfp.status in service.EDITABLE
+                  and not any(q.assignee_id for q in rfp.questions))
     return {"rfp": rfp, "progress": service.progress(rfp),
+            "experts": tasks.experts(session) if may_assign else [],
             "suggestions": service.suggestions(session, user, rfp),
             "may_write": service.may_write(user) and rfp.status in service.EDITABLE,
             "may_approve": service.may_approve(user, rfp) and rfp.status in service.EDITABLE,
@@ -161,3 +168,17 @@ async def recall(rfp_id: PathId, user: CurrentUser, session: SessionDep,
 def promote(rfp_id: PathId, qid: PathId, user: CurrentUser, session: SessionDep) -> Response:
     service.promote_answer(session, user, rfp_id, qid)
     return RedirectResponse(f"/rfps/{rfp_id}?notice=promoted#q-{qid}", status_code=303)
+
+
+@router.post("/rfps/{rfp_id}/assign")
+async def assign(rfp_id: PathId, user: CurrentUser, session: SessionDep,
+                 client: MaybeClientDep, settings: SettingsDep,
+                 assignee_id: Annotated[int, Form(ge=1, le=MAX_ID)],
+                 due: Annotated[str, Form(max_length=40)]) -> Response:
+    try:
+        due_at = dt.datetime.fromisoformat(due).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise Invalid("due: give a date and time", field="due_at") from None
+    await in_session(session, tasks.assign_smes, settings, user, rfp_id, assignee_id, due_at)
+    await starts.start_now(client, session, tasks.workflow_id(settings, rfp_id))
+    return RedirectResponse(f"/rfps/{rfp_id}?notice=assigned", status_code=303)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
@@ -91,3 +92,9 @@ async def signal_recall(client: Client | None, settings: Settings, rfp_id: int) 
     except Exception:
         return
 
+
+
+def experts(session: Session) -> list[User]:
+    """Active users who may answer RFPs, by name (the assignment form's choices)."""
+    users = session.scalars(select(User).where(User.is_active).order_by(User.name))
+    return [u for u in users if may_write(u)]
