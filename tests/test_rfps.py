@@ -61,6 +61,11 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes,
 
 async def test_docx_questions_suggestions_answers_and_download(
         app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    await docx_scenario(app_url, people, sessions)
+
+
+async def docx_scenario(app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    """Shared with tests/test_rfps_pg.py."""
     rep = await token_client(app_url, people.rep)
     item = await create(rep, title="Alaska business license number",
                         body="Our Alaska Business License # is AK-123456.",
