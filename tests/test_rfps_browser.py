@@ -11,9 +11,11 @@ from pathlib import Path
 import docx
 import pytest
 from playwright.async_api import Browser
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealdesk.settings import Settings
+from store.library import LibraryItem
 from tests.support import serve
 from tests.test_rfp_files import FIXTURES
 from tests.web_support import browser_login, seed_people
@@ -65,6 +67,10 @@ async def test_rfp_upload_answer_approve_download(browser: Browser, settings: Se
         assert download.suggested_filename.endswith("(answered).docx")
         cell = docx.Document(io.BytesIO(data)).tables[1].rows[0].cells[1]
         assert cell.text == "Acme Corporation"
+        with sessions() as s:
+            used = s.scalar(select(LibraryItem.usage_count).where(
+                LibraryItem.title == "Company name"))
+            assert used == 1  # the suggestion used counts as a use of the item
         await page.goto(f"{url}/rfps")
         await page.wait_for_selector("text=Alaska IES submittal forms")
         await page.screenshot(path=str(tmp_path / "rfps.png"), full_page=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from documents import rfp as files
@@ -287,6 +287,10 @@ def answer(session: Session, user: User, rfp_id: int, qid: int, text: str,
     if (q.answer or "") == text and q.status == status:
         return q
     q.answer, q.status = text or None, status
+    if library_item_id is not None and library_item_id != q.library_item_id:
+        # A suggestion used counts as a use of the item (the library ranks reviews by it).
+        session.execute(update(LibraryItem).where(LibraryItem.id == library_item_id)
+                        .values(usage_count=LibraryItem.usage_count + 1))
     if library_item_id is not None:
         q.library_item_id = library_item_id
     _settle(rfp)
