@@ -14,6 +14,7 @@ from activities.approvals import ApprovalActivities
 from activities.billing import BillingActivities
 from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer
+from activities.rfps import RfpActivities
 from activities.webhooks import WebhookActivities
 from dealdesk.parts import open_pki, smtp_config, webhook_endpoints
 from dealdesk.settings import Settings
@@ -23,8 +24,9 @@ from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
+from workflows.rfp_response import RfpResponseWorkflow
 
-WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow]
+WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
@@ -53,6 +55,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
+    rfps = RfpActivities(sessions, settings.base_url)
     worker = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -62,7 +65,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     envelopes.prepare_envelope, envelopes.invite_recipients,
                     envelopes.apply_signature, envelopes.record_approval,
                     envelopes.seal_envelope, envelopes.record_outcome,
-                    webhooks.deliver_webhook, billing.issue_invoice],
+                    webhooks.deliver_webhook, billing.issue_invoice,
+                    rfps.notify_rfp_sme],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

@@ -34,6 +34,7 @@ from web.routes import (
     api_cpq,
     api_envelopes,
     api_library,
+    api_rfps,
     builder,
     catalog,
     health,
@@ -45,6 +46,7 @@ from web.routes import (
     policies,
     quote_docs,
     quotes,
+    rfps,
     verify,
 )
 from web.routes import envelopes as envelope_pages
@@ -199,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, pages.router, account.router, inbox.router, quotes.router,
                    policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
                    api_envelopes.router, api_library.router, library.router,
+                   api_rfps.router, rfps.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

@@ -361,3 +361,48 @@
     focus = null;
   });
 })();
+
+// RFP workspace: j/k (or the arrow keys) move between questions, Enter edits the answer, Esc
+// leaves it; "Use" fills the answer with a library suggestion (saved with the Save button).
+(function () {
+  "use strict";
+  let cursor = -1;
+
+  function questions() { return Array.from(document.querySelectorAll("#questions .rfp-question")); }
+
+  function move(delta) {
+    const all = questions();
+    if (!all.length) return;
+    cursor = Math.max(0, Math.min(all.length - 1, cursor + delta));
+    all.forEach((q, i) => q.classList.toggle("cursor", i === cursor));
+    all[cursor].scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (!document.getElementById("questions")) return;
+    const tag = (e.target && e.target.tagName) || "";
+    if (e.key === "Escape" && tag === "TEXTAREA") { e.target.blur(); return; }
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) || e.metaKey || e.ctrlKey || e.altKey) return;
+    if (e.key === "j" || e.key === "ArrowDown") { move(1); e.preventDefault(); }
+    else if (e.key === "k" || e.key === "ArrowUp") { move(-1); e.preventDefault(); }
+    else if (e.key === "Enter" && cursor >= 0) {
+      const box = questions()[cursor] && questions()[cursor].querySelector("textarea");
+      if (box) { box.focus(); e.preventDefault(); }
+    }
+  });
+
+  document.addEventListener("click", function (e) {
+    const use = e.target.closest && e.target.closest("[data-use]");
+    if (!use) return;
+    const form = use.closest("form");
+    form.querySelector("textarea[name=text]").value = use.dataset.text;
+    form.querySelector("input[name=library_item_id]").value = use.dataset.use;
+    form.querySelector("textarea[name=text]").focus();
+  });
+
+  // A swapped question keeps the cursor where it was.
+  document.addEventListener("htmx:afterSettle", function () {
+    const all = questions();
+    if (cursor >= 0 && all[cursor]) all[cursor].classList.add("cursor");
+  });
+})();

@@ -1,0 +1,307 @@
+"""The RFP workspace through the API of a live app: real customer files in, questions and
+library suggestions out, answers back into the customer's own file (every other part byte for
+byte), refusals naming the problem with nothing written, roles, promotion to the library, and
+parallel use of one app."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+from collections.abc import AsyncIterator
+
+import docx
+import httpx
+import openpyxl
+import pytest
+from reportlab.pdfgen import canvas
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dealdesk.settings import Settings
+from store.library import LibraryItem
+from store.models import AuditEvent
+from store.rfps import Rfp, RfpQuestion
+from tests.library_support import create
+from tests.support import serve
+from tests.test_rfp_files import (
+    ALASKA_FORMS,
+    GSA_PRICING,
+    _parts,
+    _zip,
+    assert_only_parts_changed,
+)
+from tests.web_support import People, browser_session, seed_people, token_client
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture
+async def app_url(settings: Settings) -> AsyncIterator[str]:
+    async with serve(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def people(sessions: sessionmaker[Session]) -> People:
+    return seed_people(sessions)
+
+
+def _count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+async def upload(client: httpx.AsyncClient, name: str, data: bytes,
+                 title: str = "") -> httpx.Response:
+    return await client.post("/api/v1/rfps", files={"file": (name, data)},
+                             data={"title": title} if title else {})
+
+
+async def test_docx_questions_suggestions_answers_and_download(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    await docx_scenario(app_url, people, sessions)
+
+
+async def docx_scenario(app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    """Shared with tests/test_rfps_pg.py."""
+    rep = await token_client(app_url, people.rep)
+    item = await create(rep, title="Alaska business license number",
+                        body="Our Alaska Business License # is AK-123456.",
+                        tags=["licensing"])
+    r = await upload(rep, "forms.docx", ALASKA_FORMS, "Alaska IES")
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["status"] == "open"
+    by_loc = {q["location"]: q for q in created["questions"]}
+    assert by_loc["docx:t:1:r:0:c:1"]["text"] == "Company Name:"
+    rfp_id = created["id"]
+
+    got = (await rep.get(f"/api/v1/rfps/{rfp_id}")).json()
+    qs = {q["location"]: q for q in got["questions"]}
+    license_q = qs["docx:t:1:r:3:c:1"]
+    assert license_q["suggestions"] and license_q["suggestions"][0]["item_id"] == item
+    assert license_q["status"] == "suggested"  # the best score cleared the threshold
+    assert license_q["answer"] == "Our Alaska Business License # is AK-123456."
+
+    name_q = qs["docx:t:1:r:0:c:1"]
+    for qid, text in ((name_q["id"], "Acme Corp"), (license_q["id"], "AK-123456")):
+        r = await rep.put(f"/api/v1/rfps/{rfp_id}/questions/{qid}/answer", json={"text": text})
+        assert r.status_code == 200, r.text
+    r = await rep.post(f"/api/v1/rfps/{rfp_id}/approve")
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+
+    r = await rep.get(f"/api/v1/rfps/{rfp_id}/document")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == DOCX
+    assert 'filename="forms (answered).docx"' in r.headers["content-disposition"]
+    assert_only_parts_changed(ALASKA_FORMS, r.content, {"word/document.xml"})
+    table = docx.Document(io.BytesIO(r.content)).tables[1]
+    assert table.rows[0].cells[1].text == "Acme Corp"
+    assert table.rows[3].cells[1].text == "AK-123456"
+
+    r = await rep.get(f"/api/v1/rfps/{rfp_id}/response.docx")
+    assert r.status_code == 200 and r.headers["content-type"] == DOCX
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(r.content)).paragraphs)
+    assert "Company Name:" in text and "Acme Corp" in text
+
+    # One click: an approved answer becomes a library item tagged "rfp".
+    r = await rep.post(f"/api/v1/rfps/{rfp_id}/questions/{name_q['id']}/promote")
+    assert r.status_code == 201, r.text
+    promoted = (await rep.get(f"/api/v1/library/items/{r.json()['item_id']}")).json()
+    assert (promoted["title"], promoted["body"], promoted["tags"]) == (
+        "Company Name:", "Acme Corp", ["rfp"])
+    with sessions() as s:
+        actions = set(s.scalars(select(AuditEvent.action).where(
+            AuditEvent.entity == f"rfp:{rfp_id}")))
+        assert {"rfp.created", "rfp.answered", "rfp.approved",
+                "rfp.answer_promoted"} <= actions
+        q = s.get(RfpQuestion, name_q["id"])
+        assert q is not None and q.library_item_id == promoted["id"]
+
+    listed = (await rep.get("/api/v1/rfps")).json()
+    assert listed[0]["id"] == rfp_id and listed[0]["answered"] >= 2
+    # Recalled: nothing changes after.
+    assert (await rep.post(f"/api/v1/rfps/{rfp_id}/recall")).json()["status"] == "recalled"
+    r = await rep.put(f"/api/v1/rfps/{rfp_id}/questions/{name_q['id']}/answer",
+                      json={"text": "late"})
+    assert r.status_code == 409 and r.json()["field"] == "status", r.text
+
+
+async def test_xlsx_needs_a_mapping_then_answers_go_in_its_cells(app_url: str,
+                                                                 people: People) -> None:
+    rep = await token_client(app_url, people.rep)
+    r = await upload(rep, "pricing.xlsx", GSA_PRICING)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["status"] == "needs_mapping" and not created["questions"]
+    offeror = next(c for c in created["candidates"] if c["sheet"] == "CLIN Structure")
+    assert offeror["samples"][0] == "Name of Offeror:"
+    rfp_id = created["id"]
+    r = await rep.get(f"/api/v1/rfps/{rfp_id}/document")
+    assert r.status_code == 409 and r.json()["field"] == "mapping"
+    bad = {**offeror, "sheet": "Nope"}
+    r = await rep.post(f"/api/v1/rfps/{rfp_id}/mapping", json=bad)
+    assert r.status_code == 422 and r.json()["field"] == "mapping", r.text
+    assert "Nope" in r.json()["detail"]
+    r = await rep.post(f"/api/v1/rfps/{rfp_id}/mapping", json={
+        k: offeror[k] for k in ("sheet", "header_row", "question_column", "answer_column")})
+    assert r.status_code == 200, r.text
+    mapped = r.json()
+    assert mapped["status"] == "open"
+    assert [q["location"] for q in mapped["questions"]] == [
+        "xlsx:CLIN Structure!C3", "xlsx:CLIN Structure!C4", "xlsx:CLIN Structure!C5"]
+    r = await rep.put(f"/api/v1/rfps/{rfp_id}/questions/{mapped['questions'][0]['id']}/answer",
+                      json={"text": "Acme Corp"})
+    assert r.status_code == 200
+    assert (await rep.post(f"/api/v1/rfps/{rfp_id}/approve")).status_code == 200
+    r = await rep.get(f"/api/v1/rfps/{rfp_id}/document")
+    assert r.status_code == 200 and r.headers["content-type"] == XLSX
+    assert_only_parts_changed(GSA_PRICING, r.content, {"xl/worksheets/sheet1.xml"})
+    book = openpyxl.load_workbook(io.BytesIO(r.content))
+    assert book["CLIN Structure"]["C3"].value == "Acme Corp"
+
+
+async def test_bad_files_are_refused_naming_the_problem_and_nothing_is_written(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    rep = await token_client(app_url, people.rep)
+    xlsm = _zip({**_parts(GSA_PRICING), "xl/vbaProject.bin": b"\0" * 64})
+    cases = [
+        ("half.docx", ALASKA_FORMS[: len(ALASKA_FORMS) // 2], 422, "damaged"),
+        ("locked.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, 422,
+         "password-protected"),
+        ("macros.xlsm", xlsm, 422, "macro-enabled"),
+        ("notes.txt", b"hello", 422, ".docx"),
+        ("huge.docx", b"PK" + b"\0" * 50_999_998, 413, "larger than 50 MB"),
+    ]
+    for name, data, status, words in cases:
+        r = await upload(rep, name, data)
+        assert r.status_code == status, (name, r.text)
+        assert r.json()["field"] == "file" and words in r.json()["detail"], (name, r.text)
+    assert _count(sessions, Rfp) == 0 and _count(sessions, RfpQuestion) == 0
+
+
+async def test_roles(app_url: str, people: People) -> None:
+    rep = await token_client(app_url, people.rep)
+    auditor = await token_client(app_url, people.auditor)
+    finance = await token_client(app_url, people.finance)
+    r = await upload(auditor, "forms.docx", ALASKA_FORMS)
+    assert r.status_code == 403, r.text
+    rfp_id = (await upload(rep, "forms.docx", ALASKA_FORMS)).json()["id"]
+    assert (await auditor.get(f"/api/v1/rfps/{rfp_id}")).status_code == 200
+    assert (await auditor.get("/api/v1/rfps")).status_code == 200
+    qid = (await rep.get(f"/api/v1/rfps/{rfp_id}")).json()["questions"][0]["id"]
+    r = await auditor.put(f"/api/v1/rfps/{rfp_id}/questions/{qid}/answer", json={"text": "x"})
+    assert r.status_code == 403
+    assert (await finance.get(f"/api/v1/rfps/{rfp_id}")).status_code == 403
+    assert (await auditor.post(f"/api/v1/rfps/{rfp_id}/approve")).status_code == 403
+    assert (await rep.get("/api/v1/rfps/999999")).status_code == 404
+
+
+async def test_parallel_uploads_and_answers_on_one_app(app_url: str, people: People,
+                                                       sessions: sessionmaker[Session]) -> None:
+    rep = await token_client(app_url, people.rep)
+    legal = await token_client(app_url, people.legal)
+    rfp_id = (await upload(rep, "forms.docx", ALASKA_FORMS)).json()["id"]
+    qids = [q["id"] for q in (await rep.get(f"/api/v1/rfps/{rfp_id}")).json()["questions"]]
+    assert len(qids) >= 20
+
+    async def put(n: int, qid: int) -> httpx.Response:
+        who = rep if n % 2 else legal
+        return await who.put(f"/api/v1/rfps/{rfp_id}/questions/{qid}/answer",
+                             json={"text": f"answer {n}"})
+
+    results = await asyncio.gather(
+        *(upload(rep, f"forms-{n}.docx", ALASKA_FORMS) for n in range(10)),
+        *(put(n, qid) for n, qid in enumerate(qids[:20])))
+    assert [r.status_code for r in results if r.status_code >= 500] == []
+    assert [r.status_code for r in results[:10]] == [201] * 10
+    assert [r.status_code for r in results[10:]] == [200] * 20
+    assert _count(sessions, Rfp) == 11
+    with sessions() as s:
+        answers = {q.id: q.answer for q in s.scalars(select(RfpQuestion).where(
+            RfpQuestion.rfp_id == rfp_id))}
+        assert [answers[qid] for qid in qids[:20]] == [f"answer {n}" for n in range(20)]
+        rows = s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.entity == f"rfp:{rfp_id}", AuditEvent.action == "rfp.answered"))
+        assert rows == 20
+    assert _count(sessions, LibraryItem) == 0
+
+
+async def test_pages_upload_map_answer_with_htmx(app_url: str, people: People) -> None:
+    client, csrf = await browser_session(app_url, people.rep)
+    empty = await client.get("/rfps")
+    assert empty.status_code == 200 and "No RFPs yet" in empty.text
+    r = await client.post("/rfps/new", files={"file": ("pricing.xlsx", GSA_PRICING)},
+                          data={"csrf_token": csrf, "title": "GSA pricing"})
+    assert r.status_code == 303, r.text
+    mapping = await client.get(r.headers["location"])
+    assert "Name of Offeror:" in mapping.text and 'name="choice"' in mapping.text
+    assert mapping.text.count('name="choice"') >= 2
+    # The CLIN Structure candidate: pick it by its position in the list.
+    rfp_id = int(r.headers["location"].split("/")[2])
+    candidates = (await client.get(f"/api/v1/rfps/{rfp_id}")).json()["candidates"]
+    index = next(n for n, c in enumerate(candidates) if c["sheet"] == "CLIN Structure")
+    r = await client.post(f"/rfps/{rfp_id}/mapping", data={"csrf_token": csrf,
+                                                          "choice": str(index)})
+    assert r.status_code == 303 and r.headers["location"] == f"/rfps/{rfp_id}"
+    page = await client.get(f"/rfps/{rfp_id}")
+    assert "Name of Offeror:" in page.text and "0 of 3 answered" in page.text
+    qid = (await client.get(f"/api/v1/rfps/{rfp_id}")).json()["questions"][0]["id"]
+    r = await client.post(f"/rfps/{rfp_id}/questions/{qid}/answer", data={"text": "Acme"},
+                          headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    assert r.text.lstrip().startswith(f'<li class="card rfp-question status-answered" '
+                                      f'id="q-{qid}"')
+    assert "1 of 3 answered" in r.text and 'hx-swap-oob="true"' in r.text
+    assert "<html" not in r.text
+    listed = await client.get("/rfps")
+    assert "GSA pricing" in listed.text and "1 of 3 answered" in listed.text
+    # The remaining questions go to an expert (the workflow is started; no worker runs here).
+    assert f'action="/rfps/{rfp_id}/assign"' in page.text
+    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    r = await client.post(f"/rfps/{rfp_id}/assign", data={
+        "csrf_token": csrf, "assignee_id": str(people.legal.id), "due": due})
+    assert r.status_code == 303, r.text
+    page = await client.get(r.headers["location"])
+    assert "handed to the expert" in page.text and page.text.count("Lou Legal") == 2
+    assert f'action="/rfps/{rfp_id}/assign"' not in page.text
+    bad = await client.post("/rfps/new", files={"file": ("notes.txt", b"hi")},
+                            data={"csrf_token": csrf})
+    assert bad.status_code == 422 and "Nothing was stored" in bad.text
+
+
+def _questionnaire_pdf() -> bytes:
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out)
+    for y, line in ((800, "Security questionnaire"), (770, "1. Describe your support model."),
+                    (740, "2. Do you hold ISO 27001?")):
+        pdf.drawString(72, y, line)
+    pdf.save()
+    return out.getvalue()
+
+
+async def test_pdf_answers_go_in_the_response_document_and_retries_make_one_rfp(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    rep = await token_client(app_url, people.rep)
+    data = _questionnaire_pdf()
+    first, again = [await rep.post("/api/v1/rfps", files={"file": ("security.pdf", data)},
+                                   headers={"Idempotency-Key": "k-1"}) for _ in range(2)]
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"] and _count(sessions, Rfp) == 1
+    rfp = first.json()
+    assert [q["location"] for q in rfp["questions"]] == ["pdf:1:1", "pdf:1:2"]
+    qid = rfp["questions"][1]["id"]
+    r = await rep.put(f"/api/v1/rfps/{rfp['id']}/questions/{qid}/answer",
+                      json={"text": "Yes, since 2019."})
+    assert r.status_code == 200
+    r = await rep.get(f"/api/v1/rfps/{rfp['id']}/document")
+    assert r.status_code == 200 and r.headers["content-type"] == DOCX
+    assert 'filename="security response.docx"' in r.headers["content-disposition"]
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(r.content)).paragraphs)
+    assert "Do you hold ISO 27001?" in text and "Yes, since 2019." in text
+    # The same key for another file is refused, naming the header.
+    r = await rep.post("/api/v1/rfps", files={"file": ("forms.docx", ALASKA_FORMS)},
+                       headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key", r.text
