@@ -24,7 +24,7 @@ from tests.auth_support import (
     login_form_csrf,
     token_login,
 )
-from tests.support import make_user
+from tests.support import eventually, make_user
 from web.services.passwords import CORES
 
 
@@ -184,7 +184,10 @@ async def test_a_burst_of_wrong_passwords_leaves_other_requests_fast(
 
     async with httpx.AsyncClient(base_url=live_url, timeout=60) as attacker, \
             httpx.AsyncClient(base_url=live_url, timeout=60) as bystander:
-        await bystander.get("/healthz")  # warm: the first call connects
+        async def healthy() -> bool:  # (the first call also connects)
+            return (await bystander.get("/healthz")).status_code == 200
+        # Up first: until the worker's first poll and heartbeat, /healthz rightly says 503.
+        await eventually(healthy, timeout=30)
         quiet = await probing(bystander, asyncio.sleep(1))  # for comparison only
         started = time.perf_counter()
         burst = asyncio.gather(*(token_login(attacker, email, "wrong", ip=f"10.4.0.{i}")
