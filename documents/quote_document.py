@@ -32,7 +32,6 @@ import datetime as dt
 import functools
 import io
 import re
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +51,7 @@ from cpq.money import major
 from documents import sandbox
 from documents.attachments import Attachment, AttachmentError, append_pages, pages_of
 from documents.convert import ConversionFailed, check_docx
+from documents.zips import stable_zip
 
 NBSP, EM_SPACE = "\u00a0", "\u2003"
 _CHANNELS = {"direct": "Direct", "web": "Web", "reseller": "Reseller",
@@ -156,7 +156,7 @@ def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
     props.revision = 1
     out = io.BytesIO()
     tpl.save(out)
-    return _stable_zip(out.getvalue())
+    return stable_zip(out.getvalue())
 
 
 def render_docx_isolated(doc: QuoteDocument, template: bytes | None = None, *,
@@ -263,7 +263,7 @@ def default_template() -> bytes:
     footer._p.append(page)
     out = io.BytesIO()
     d.save(out)
-    return _stable_zip(out.getvalue())
+    return stable_zip(out.getvalue())
 
 
 # -- the template ------------------------------------------------------------------------
@@ -352,14 +352,3 @@ def _date(day: dt.date) -> str:
 
 def _percent(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
-
-
-def _stable_zip(data: bytes) -> bytes:
-    """The same archive with fixed timestamps, so equal documents are equal bytes."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            dst.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)),
-                         src.read(info), compress_type=zipfile.ZIP_DEFLATED)
-    return out.getvalue()
