@@ -1,0 +1,494 @@
+"""Proposal and contract assembly: a cover, a table of contents, chosen library sections,
+generated pricing and bill of materials, and a signature block, composed into one DOCX.
+
+:func:`assemble` takes a :class:`Cover`, the :class:`Part` list in reading order and the
+:class:`Signer` list, and returns DOCX bytes; the PDF comes from the warm converter
+(``documents.convert``) like any other DOCX. Parts are library sections (:func:`section`,
+DOCX bytes someone uploaded) or generated ones (:func:`pricing_table`,
+:func:`bill_of_materials`, built with python-docx here). Bad input raises
+:class:`AssemblyError` naming the part (not a DOCX, damaged, password-protected).
+
+How the pieces are kept (docxcompose does the copying; its ``Composer`` is subclassed where
+it drops things):
+
+- **Every part is its own Word section**, starting on a new page, with its own page size,
+  margins, columns, headers and footers. docxcompose skips an appended document's final
+  ``w:sectPr`` (the body-level one) and deletes every header/footer reference, so before
+  appending, the final ``w:sectPr`` moves into the part's last paragraph, and
+  :class:`_Composer` copies each referenced header and footer part (with its images, styles
+  and numbering) instead of deleting the reference. docxcompose's own section fix-ups assume
+  the merged-last-section layout and are switched off. A part's own page-number restart
+  (``w:pgNumType w:start``) is dropped: pages count on through the whole proposal.
+- **Generated sections** (cover and contents, pricing, BoM, signatures) share one footer,
+  "Seller · number · Page X of Y" (``PAGE``/``NUMPAGES`` fields), and an empty header. A
+  library section without a default header or footer of its own gets those too, rather than
+  inheriting whatever the section before it had.
+- **Contents**: each part's title is a Heading 1 paragraph at its start, and a ``TOC \\o "1-1"``
+  field after the cover lists them. The field's cached result holds the titles already (what
+  a cold LibreOffice or Word before F9 shows); the warm converter updates indexes, which adds
+  the page numbers.
+- **Comments are dropped** from library sections: they are the author's notes, not the
+  customer's text (docxcompose doesn't copy the comments part anyway, and a dangling
+  reference makes Word repair the file).
+- **Signatures**: each :class:`Signer` gets the literal anchor ``[[sign:KEY]]`` (the form
+  ``documents.intake.ANCHOR_PATTERN`` finds) followed by :data:`SIGNATURE_SPACE` of empty
+  space, so the field ``documents.placement`` puts just below the anchor (54 pt high) covers
+  no text; the block is kept on one page.
+- **Stable**: equal input gives equal bytes: fixed zip times (``documents.zips``), core
+  properties from the cover's dates, and docxcompose's random list ids (``w:nsid``) replaced
+  by ones derived from each list's number.
+
+Limits: ``evenAndOddHeaders`` is a document-wide setting, so a library section's even-page
+header only shows if the proposal turns it on (it doesn't); the parts' own document
+properties (author, custom properties) are not carried over (their fields keep their text).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import zlib
+from collections.abc import Sequence
+from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import docx
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.packuri import PackURI
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.parts.hdrftr import FooterPart, HeaderPart
+from docx.shared import Mm, Pt, RGBColor
+from docxcompose.composer import Composer
+from docxcompose.image import ImageWrapper
+
+from cpq.money import MoneyError, major
+from documents.convert import ConversionFailed, check_docx
+from documents.quote_document import BomRow, DocLine
+from documents.zips import stable_zip
+
+__all__ = ["SIGNATURE_SPACE", "AssemblyError", "BomRow", "Cover", "DocLine", "Part",
+           "Signer", "Totals", "assemble", "bill_of_materials", "pricing_table", "section"]
+
+SIGNATURE_SPACE = Pt(66)
+"""Empty space below each ``[[sign:KEY]]`` anchor: the placed field is 54 pt high, 4 pt
+below the anchor (``documents.placement``), plus a margin."""
+
+NBSP, EM_SPACE = "\u00a0", "\u2003"
+_KEY = re.compile(r"[a-z0-9_-]+")  # the label of documents.intake.ANCHOR_PATTERN
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+_R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_MARGIN = Mm(18)
+_GREY = RGBColor(0x59, 0x59, 0x59)
+
+
+class AssemblyError(ValueError):
+    """A part can't be used; the message names it and the fix, ``part`` is its title."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+@dataclass(frozen=True)
+class Cover:
+    """What the first page says."""
+
+    customer: str
+    """The buyer, e.g. "Globex Corporation"."""
+    title: str
+    """The offer's title, e.g. "Workstations for the design team"."""
+    number: str
+    """The offer or quote number with its version, e.g. "Q-12 v2"."""
+    valid_until: dt.date
+    prepared_by: str
+    issued: dt.date
+    """Also the document's created and modified dates (so equal input is equal bytes)."""
+    seller: str = ""
+    """The seller's name, shown above the title and in the footer."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the proposal, in reading order; it starts on a new page."""
+
+    kind: Literal["section", "pricing", "bom"]
+    """A library section, or a generated pricing table or bill of materials."""
+    title: str
+    """Its Heading 1 and its line in the contents."""
+    docx: bytes
+    """The part as a DOCX."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The quote's totals in minor units; the discount is their difference."""
+
+    list_total: int
+    net_total: int
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One signature block at the end."""
+
+    key: str
+    """The anchor's label, ``[[sign:KEY]]``: lower-case letters, digits, ``-`` and ``_``."""
+    name: str
+    title: str
+    """The signer's job title, e.g. "Chief Financial Officer"."""
+    party: str
+    """Whom they sign for, e.g. "Globex Corporation"."""
+
+
+def section(title: str, data: bytes) -> Part:
+    """A library section (DOCX bytes) titled ``title``."""
+    return Part("section", title, data)
+
+
+def pricing_table(lines: Sequence[DocLine], currency: str, totals: Totals, *,
+                  title: str = "Pricing") -> Part:
+    """The line items with list and net price per the same unit, then the totals.
+
+    Amounts read ``USD 1,234.50`` with a no-break space, in fixed-width columns, so a cell
+    never splits one.
+    """
+    try:
+        def money(minor: int) -> str:
+            return f"{currency}{NBSP}{major(minor, currency)}".replace("-", "\u2011")
+
+        rows = [[line.sku, line.name, f"{line.quantity:,}", line.unit,
+                 money(line.list_unit), _percent(line.discount_pct), money(line.net_unit),
+                 money(line.net_total)] for line in lines]
+        discount = totals.list_total - totals.net_total
+        pct = 100 * discount / totals.list_total if totals.list_total else 0.0
+        summary = [["List total", money(totals.list_total)],
+                   ["Discount", f"{money(discount)}{NBSP}({_percent(pct)})"],
+                   ["Net total", money(totals.net_total)]]
+    except MoneyError as e:
+        raise AssemblyError(f"{title}: {e}", title) from e
+    d = _new_document()
+    _table(d, ["SKU", "Item", "Qty", "Unit", "List price per unit", "Disc.",
+               "Net price per unit", "Line net"], rows,
+           widths=[20, 32, 10, 20, 26, 12, 26, 28], right={2, 4, 5, 6, 7})
+    d.add_paragraph()
+    _table(d, [], summary, widths=[40, 44], right={1}, bold_rows={2}, align_right=True)
+    return Part("pricing", title, _save(d))
+
+
+def bill_of_materials(rows: Sequence[BomRow], *,
+                      title: str = "Bill of materials") -> Part | None:
+    """The bill of materials, or None when there is none (never an empty table)."""
+    if not rows:
+        return None
+    d = _new_document()
+    _table(d, ["Level", "SKU", "Name", "Quantity"],
+           [[str(r.level), EM_SPACE * max(r.level, 0) + r.sku, r.name, f"{r.quantity:,}"]
+            for r in rows], widths=[14, 46, 94, 20], right={3})
+    return Part("bom", title, _save(d))
+
+
+def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> bytes:
+    """The proposal as DOCX bytes: cover, contents, ``parts`` in order, signatures."""
+    for signer in signers:
+        if not _KEY.fullmatch(signer.key):
+            raise AssemblyError(
+                f"signer {signer.name!r}: the key {signer.key!r} can't be an anchor; use "
+                "lower-case letters, digits, '-' and '_' (e.g. 'buyer')", "signatures")
+    sources = [_open(p) for p in parts]  # every part is checked before any work
+
+    master = _new_document()
+    header_rid, footer_rid = _page_furniture(master, cover)
+    _cover_page(master, cover)
+    _contents(master, [p.title for p in parts] + (["Signatures"] if signers else []))
+    closing = master.add_paragraph()  # ends the cover's section, with the body's properties
+    closing._p.get_or_add_pPr().append(deepcopy(_body_sectpr(master)))
+
+    composer = _Composer(master)
+    for part, source in zip(parts, sources, strict=True):
+        master.add_paragraph(_text(part.title), style="Heading 1")
+        composer.append(source)
+    if signers:
+        _signatures(master, signers)
+
+    for sectpr in master.element.body.iter(qn("w:sectPr")):
+        _default_reference(sectpr, "w:headerReference", header_rid)
+        _default_reference(sectpr, "w:footerReference", footer_rid)
+    _stable_list_ids(master)
+    props = master.core_properties
+    props.title, props.subject = cover.title, f"Proposal {cover.number}"
+    props.author = props.last_modified_by = cover.prepared_by
+    props.created = props.modified = dt.datetime.combine(cover.issued, dt.time(), dt.UTC)
+    props.revision = 1
+    return _save(master)
+
+
+# -- composing ---------------------------------------------------------------------------
+
+
+class _Composer(Composer):  # type: ignore[misc]  # docxcompose has no type hints
+    """docxcompose's Composer, keeping the appended parts' sections and headers/footers."""
+
+    def insert(self, index: int, doc: Any, remove_property_fields: bool = True) -> None:
+        self._copied: dict[str, str] = {}  # the source's rId -> ours, per appended document
+        super().insert(index, doc, remove_property_fields=remove_property_fields)
+
+    def remove_header_and_footer_references(self, doc: Any, element: Any) -> None:
+        """Copy each referenced header/footer part instead of dropping the reference."""
+        for ref in element.iter(qn("w:headerReference"), qn("w:footerReference")):
+            rid = ref.get(qn("r:id"))
+            if rid not in self._copied:
+                self._copied[rid] = self._copy_story(doc, doc.part.related_parts[rid],
+                                                     ref.tag == qn("w:headerReference"))
+            ref.set(qn("r:id"), self._copied[rid])
+
+    def _copy_story(self, doc: Any, src: Any, header: bool) -> str:
+        element = deepcopy(src.element)
+        kind = "header" if header else "footer"
+        taken = {str(p.partname) for p in self.pkg.iter_parts()}
+        n = next(i for i in range(1, len(taken) + 2) if f"/word/{kind}{i}.xml" not in taken)
+        cls = HeaderPart if header else FooterPart
+        part = cls(PackURI(f"/word/{kind}{n}.xml"), src.content_type, element, self.pkg)
+        rids: dict[str, str] = {}
+        for rel in sorted(src.rels.values(), key=lambda r: _rid_number(r.rId)):
+            if rel.is_external:
+                rids[rel.rId] = part.rels.get_or_add_ext_rel(rel.reltype, rel.target_ref)
+            elif rel.reltype == RT.IMAGE:
+                image = self.pkg.image_parts._get_by_sha1(rel.target_part.sha1)
+                if image is None:
+                    image = self.pkg.image_parts._add_image_part(ImageWrapper(rel.target_part))
+                rids[rel.rId] = part.relate_to(image, RT.IMAGE)
+            else:
+                rids[rel.rId] = self.add_relationship(src, part, rel).rId
+        for node in element.iter():
+            for name, value in node.attrib.items():
+                if name.startswith(f"{{{_R_NS}}}") and value in rids:
+                    node.set(name, rids[value])
+        self.add_styles(doc, element)
+        self.add_numberings(doc, element)
+        return str(self.doc.part.relate_to(part, RT.HEADER if header else RT.FOOTER))
+
+    def fix_section_types(self, doc: Any) -> None:
+        """Off: each part ends its own section already (see :func:`_open`)."""
+
+    def fix_header_and_footers(self, doc: Any) -> None:
+        """Off: headers and footers stay with the sections that reference them."""
+
+
+def _open(part: Part) -> Any:
+    """The part as a python-docx document made ready to append, or :class:`AssemblyError`."""
+    title = _text(part.title) or "(untitled)"
+    if not part.title.strip():
+        raise AssemblyError("a part has no title; give every part a title for the contents",
+                            title)
+    try:
+        check_docx(part.docx, f"{title}.docx")
+        source = docx.Document(io.BytesIO(part.docx))
+    except ConversionFailed as e:
+        raise AssemblyError(f"part “{title}”: {e.message}", title) from e
+    except MemoryError:
+        raise
+    except Exception as e:  # python-docx and lxml raise many types for a damaged package
+        raise AssemblyError(f"part “{title}” can't be opened as a Word document; open it in "
+                            "Word, save it as .docx and upload it again", title) from e
+    body = source.element.body
+    for node in list(body.iter(qn("w:commentRangeStart"), qn("w:commentRangeEnd"))):
+        node.getparent().remove(node)
+    for ref in list(body.iter(qn("w:commentReference"))):
+        run = ref.getparent()
+        run.getparent().remove(run)
+    final = body.find(qn("w:sectPr"))
+    if final is not None:  # becomes the last paragraph's, so the part keeps its section
+        last = body[body.index(final) - 1] if body.index(final) else None
+        if last is None or last.tag != qn("w:p") or last.find(f"{qn('w:pPr')}/{qn('w:sectPr')}") \
+                is not None:
+            last = OxmlElement("w:p")
+            final.addprevious(last)
+        last.get_or_add_pPr().insert_element_before(final, "w:pPrChange")
+    sectprs = list(body.iter(qn("w:sectPr")))
+    for numbers in body.iter(qn("w:pgNumType")):  # pages count on through the proposal
+        numbers.attrib.pop(qn("w:start"), None)
+    if sectprs:  # the part starts on a new page, whatever its first section says
+        for start in sectprs[0].findall(qn("w:type")):
+            sectprs[0].remove(start)
+    return source
+
+
+def _default_reference(sectpr: Any, tag: str, rid: str) -> None:
+    if any(r.get(qn("w:type")) == "default" for r in sectpr.findall(qn(tag))):
+        return
+    ref = OxmlElement(tag, {qn("w:type"): "default", qn("r:id"): rid})
+    sectpr.insert(0, ref)  # references come first in a w:sectPr
+
+
+def _stable_list_ids(d: Any) -> None:
+    """docxcompose gives each copied list a random ``w:nsid``: derive it from the list's id."""
+    for anum in d.part.numbering_part.element.findall(qn("w:abstractNum")):
+        nsid = anum.find(qn("w:nsid"))
+        if nsid is not None:
+            seed = f"dealdesk-list-{anum.get(qn('w:abstractNumId'))}".encode()
+            nsid.set(qn("w:val"), f"{zlib.crc32(seed):08X}")
+
+
+def _rid_number(rid: str) -> int:
+    digits = re.sub(r"\D", "", rid)
+    return int(digits) if digits else 0
+
+
+# -- generated content -------------------------------------------------------------------
+
+
+def _new_document() -> Any:
+    d = docx.Document()
+    sec = d.sections[0]
+    sec.page_width, sec.page_height = Mm(210), Mm(297)
+    sec.left_margin = sec.right_margin = sec.top_margin = sec.bottom_margin = _MARGIN
+    d.styles["Normal"].font.name = "Calibri"  # LibreOffice substitutes metric-equal Carlito
+    return d
+
+
+def _body_sectpr(d: Any) -> Any:
+    return d.element.body.find(qn("w:sectPr"))
+
+
+def _page_furniture(d: Any, cover: Cover) -> tuple[str, str]:
+    """An empty header and the "Page X of Y" footer; their relationship ids."""
+    sec = d.sections[0]
+    sec.header.is_linked_to_previous = False
+    sec.footer.is_linked_to_previous = False
+    para = sec.footer.paragraphs[0]
+    para.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    lead = " · ".join(_text(t) for t in (cover.seller, cover.number) if t)
+    for text, field in (((lead + " · ") if lead else "", None), ("Page ", "PAGE"),
+                        (" of ", "NUMPAGES")):
+        if text:
+            _small(para.add_run(text))
+        if field:
+            simple = OxmlElement("w:fldSimple", {qn("w:instr"): f" {field} "})
+            run = OxmlElement("w:r")
+            run.append(OxmlElement("w:t"))
+            run[0].text = "1"
+            simple.append(run)
+            para._p.append(simple)
+    sectpr = _body_sectpr(d)
+    header = sectpr.find(qn("w:headerReference")).get(qn("r:id"))
+    footer = sectpr.find(qn("w:footerReference")).get(qn("r:id"))
+    return str(header), str(footer)
+
+
+def _cover_page(d: Any, cover: Cover) -> None:
+    if cover.seller:
+        d.add_paragraph().add_run(_text(cover.seller)).bold = True
+    d.add_paragraph(_text(cover.title), style="Title")
+    d.add_paragraph(f"Proposal {_text(cover.number)}", style="Subtitle")
+    for label, value in (("Prepared for", cover.customer), ("Offer", cover.number),
+                         ("Valid until", _date(cover.valid_until)),
+                         ("Prepared by", cover.prepared_by), ("Issued", _date(cover.issued))):
+        p = d.add_paragraph()
+        p.add_run(f"{label}: ").bold = True
+        p.add_run(_text(value))
+
+
+def _contents(d: Any, titles: list[str]) -> None:
+    """ "Contents" and a TOC field whose cached result already lists ``titles``."""
+    d.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
+    d.add_paragraph("Contents", style="TOC Heading")
+    paras = [d.add_paragraph(_text(t)) for t in titles] or [d.add_paragraph()]
+    first, last = paras[0]._p, paras[-1]._p
+    begin = [_field_char("begin"), _instr(' TOC \\o "1-1" \\h \\z \\u '),
+             _field_char("separate")]
+    anchor = first.find(qn("w:r"))
+    for run in begin:
+        if anchor is not None:
+            anchor.addprevious(run)
+        else:
+            first.append(run)
+    last.append(_field_char("end"))
+
+
+def _field_char(kind: str) -> Any:
+    run = OxmlElement("w:r")
+    run.append(OxmlElement("w:fldChar", {qn("w:fldCharType"): kind}))
+    return run
+
+
+def _instr(text: str) -> Any:
+    run = OxmlElement("w:r")
+    instr = OxmlElement("w:instrText", {qn("xml:space"): "preserve"})
+    instr.text = text
+    run.append(instr)
+    return run
+
+
+def _signatures(d: Any, signers: Sequence[Signer]) -> None:
+    d.add_paragraph("Signatures", style="Heading 1")
+    for signer in signers:
+        party = d.add_paragraph()
+        party.add_run(f"Signed for {_text(signer.party)}").bold = True
+        party.paragraph_format.keep_with_next = True
+        party.paragraph_format.space_before = Pt(18)
+        anchor = d.add_paragraph()
+        _small(anchor.add_run(f"[[sign:{signer.key}]]"))
+        fmt = anchor.paragraph_format
+        fmt.keep_with_next, fmt.space_after = True, SIGNATURE_SPACE
+        for i, line in enumerate((f"Name: {_text(signer.name)}",
+                                  f"Title: {_text(signer.title)}", "Date:")):
+            p = d.add_paragraph(line)
+            p.paragraph_format.space_after = Pt(0)
+            p.paragraph_format.keep_with_next = i < 2
+
+
+def _table(d: Any, head: list[str], rows: list[list[str]], *, widths: list[int],
+           right: set[int], bold_rows: frozenset[int] | set[int] = frozenset(),
+           align_right: bool = False) -> None:
+    """A grid with fixed column widths (mm): the layout never widens a column to fit."""
+    table = d.add_table(rows=len(rows) + bool(head), cols=len(widths), style="Table Grid")
+    table.autofit = False
+    if align_right:
+        table.alignment = WD_TABLE_ALIGNMENT.RIGHT
+    layout = OxmlElement("w:tblLayout", {qn("w:type"): "fixed"})
+    table._tbl.tblPr.append(layout)
+    body = [(True, head)] if head else []
+    for i, (is_head, cells) in enumerate(body + [(False, r) for r in rows]):
+        for col, (text, width) in enumerate(zip(cells, widths, strict=True)):
+            cell = table.rows[i].cells[col]
+            table.columns[col].width = cell.width = Mm(width)  # LibreOffice reads the grid
+            para = cell.paragraphs[0]
+            para.paragraph_format.space_after = Pt(0)
+            run = para.add_run(_text(text))
+            run.font.size = Pt(8.5)
+            run.bold = is_head or (i - bool(head)) in bold_rows
+            if col in right:
+                para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    if head:
+        flag = OxmlElement("w:tblHeader", {qn("w:val"): "true"})  # repeat on every page
+        table.rows[0]._tr.get_or_add_trPr().append(flag)
+
+
+def _small(run: Any) -> None:
+    run.font.size = Pt(8.5)
+    run.font.color.rgb = _GREY
+
+
+def _save(d: Any) -> bytes:
+    out = io.BytesIO()
+    d.save(out)
+    return stable_zip(out.getvalue())
+
+
+def _text(value: str) -> str:
+    return _CONTROL.sub("", value)
+
+
+def _date(day: dt.date) -> str:
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"  # not locale-dependent %B
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
