@@ -8,17 +8,18 @@ DOCX bytes someone uploaded) or generated ones (:func:`pricing_table`,
 :func:`bill_of_materials`, built with python-docx here). Bad input raises
 :class:`AssemblyError` naming the part (not a DOCX, damaged, password-protected).
 
-How the pieces are kept (docxcompose does the copying; its ``Composer`` is subclassed where
-it drops things):
+Callers use :func:`assemble_isolated`: the same in a child process with a time and a
+memory limit (``documents.sandbox``), as library sections are uploaded files (python-docx
+bounds neither what opening a DOCX costs nor how long composing takes).
+
+How the pieces are kept:
 
 - **Every part is its own Word section**, starting on a new page, with its own page size,
-  margins, columns, headers and footers. docxcompose skips an appended document's final
-  ``w:sectPr`` (the body-level one) and deletes every header/footer reference, so before
-  appending, the final ``w:sectPr`` moves into the part's last paragraph, and
-  :class:`_Composer` copies each referenced header and footer part (with its images, styles
-  and numbering) instead of deleting the reference. docxcompose's own section fix-ups assume
-  the merged-last-section layout and are switched off. A part's own page-number restart
-  (``w:pgNumType w:start``) is dropped: pages count on through the whole proposal.
+  margins, columns, headers and footers (and so the attribution footer a CC BY template
+  carries). docxcompose alone would merge each part into the last section and drop its
+  headers and footers; ``documents.docx_sections`` keeps them (see there). Pages count on
+  through the whole proposal (a part's page-number restart is dropped), and comments are
+  dropped (the author's notes, not the customer's text).
 - **Generated sections** (cover and contents, pricing, BoM, signatures) share one footer,
   "Seller · number · Page X of Y" (``PAGE``/``NUMPAGES`` fields), and an empty header. A
   library section without a default header or footer of its own gets those too, rather than
@@ -27,16 +28,12 @@ it drops things):
   field after the cover lists them. The field's cached result holds the titles already (what
   a cold LibreOffice or Word before F9 shows); the warm converter updates indexes, which adds
   the page numbers.
-- **Comments are dropped** from library sections: they are the author's notes, not the
-  customer's text (docxcompose doesn't copy the comments part anyway, and a dangling
-  reference makes Word repair the file).
 - **Signatures**: each :class:`Signer` gets the literal anchor ``[[sign:KEY]]`` (the form
   ``documents.intake.ANCHOR_PATTERN`` finds) followed by :data:`SIGNATURE_SPACE` of empty
   space, so the field ``documents.placement`` puts just below the anchor (54 pt high) covers
   no text; the block is kept on one page.
 - **Stable**: equal input gives equal bytes: fixed zip times (``documents.zips``), core
-  properties from the cover's dates, and docxcompose's random list ids (``w:nsid``) replaced
-  by ones derived from each list's number.
+  properties from the cover's dates, list ids derived, not random.
 
 Limits: ``evenAndOddHeaders`` is a document-wide setting, so a library section's even-page
 header only shows if the proposal turns it on (it doesn't); the parts' own document
@@ -48,7 +45,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import zlib
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
@@ -57,22 +53,25 @@ from typing import Any, Literal
 import docx
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
-from docx.opc.constants import RELATIONSHIP_TYPE as RT
-from docx.opc.packuri import PackURI
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
-from docx.parts.hdrftr import FooterPart, HeaderPart
 from docx.shared import Mm, Pt, RGBColor
-from docxcompose.composer import Composer
-from docxcompose.image import ImageWrapper
 
 from cpq.money import MoneyError, major
+from documents import sandbox
 from documents.convert import ConversionFailed, check_docx
+from documents.docx_sections import (
+    SectionComposer,
+    fill_default_references,
+    prepare_section,
+    stable_list_ids,
+)
 from documents.quote_document import BomRow, DocLine
 from documents.zips import stable_zip
 
-__all__ = ["SIGNATURE_SPACE", "AssemblyError", "BomRow", "Cover", "DocLine", "Part",
-           "Signer", "Totals", "assemble", "bill_of_materials", "pricing_table", "section"]
+__all__ = ["ASSEMBLY_LIMITS", "SIGNATURE_SPACE", "AssemblyError", "BomRow", "Cover",
+           "DocLine", "Part", "Signer", "Totals", "assemble", "assemble_isolated",
+           "bill_of_materials", "pricing_table", "section"]
 
 SIGNATURE_SPACE = Pt(66)
 """Empty space below each ``[[sign:KEY]]`` anchor: the placed field is 54 pt high, 4 pt
@@ -83,7 +82,6 @@ _KEY = re.compile(r"[a-z0-9_-]+")  # the label of documents.intake.ANCHOR_PATTER
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
-_R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _MARGIN = Mm(18)
 _GREY = RGBColor(0x59, 0x59, 0x59)
 
@@ -94,6 +92,9 @@ class AssemblyError(ValueError):
     def __init__(self, message: str, part: str) -> None:
         super().__init__(message)
         self.part = part
+
+    def __reduce__(self) -> tuple[type[AssemblyError], tuple[str, str]]:
+        return type(self), (str(self), self.part)  # crosses the sandbox's process boundary
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,30 @@ def bill_of_materials(rows: Sequence[BomRow], *,
     return Part("bom", title, _save(d))
 
 
+ASSEMBLY_LIMITS = sandbox.Limits(seconds=60, memory_mb=1024)
+"""Measured (tests/test_assembly.py): 18 parts, 16 of them real-world DOCX files, compose in
+about 1 s; the limits leave room for proposals many times that size."""
+
+
+def assemble_isolated(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer], *,
+                      limits: sandbox.Limits = ASSEMBLY_LIMITS) -> bytes:
+    """:func:`assemble` in a separate process within ``limits``: the same bytes, or the same
+    :class:`AssemblyError`, or one naming the limit (``part`` is "proposal").
+
+    Blocking (it waits for the child): call it on a worker thread, not on an event loop.
+    """
+    try:
+        return sandbox.run(assemble, cover, list(parts), list(signers), limits=limits)
+    except sandbox.SandboxError as e:
+        raise AssemblyError(
+            f"putting the proposal together {_OVERRUN[e.limit]} ({e}); use fewer or smaller "
+            "sections (large images cost the most)", "proposal") from e
+
+
+_OVERRUN = {"time": "took longer than the time limit",
+            "memory": "needed more memory than the limit", "crashed": "crashed"}
+
+
 def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> bytes:
     """The proposal as DOCX bytes: cover, contents, ``parts`` in order, signatures."""
     for signer in signers:
@@ -210,17 +235,15 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     closing = master.add_paragraph()  # ends the cover's section, with the body's properties
     closing._p.get_or_add_pPr().append(deepcopy(_body_sectpr(master)))
 
-    composer = _Composer(master)
+    composer = SectionComposer(master)
     for part, source in zip(parts, sources, strict=True):
         master.add_paragraph(_text(part.title), style="Heading 1")
         composer.append(source)
     if signers:
         _signatures(master, signers)
 
-    for sectpr in master.element.body.iter(qn("w:sectPr")):
-        _default_reference(sectpr, "w:headerReference", header_rid)
-        _default_reference(sectpr, "w:footerReference", footer_rid)
-    _stable_list_ids(master)
+    fill_default_references(master, header_rid, footer_rid)
+    stable_list_ids(master)
     props = master.core_properties
     props.title, props.subject = cover.title, f"Proposal {cover.number}"
     props.author = props.last_modified_by = cover.prepared_by
@@ -229,60 +252,8 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     return _save(master)
 
 
-# -- composing ---------------------------------------------------------------------------
-
-
-class _Composer(Composer):  # type: ignore[misc]  # docxcompose has no type hints
-    """docxcompose's Composer, keeping the appended parts' sections and headers/footers."""
-
-    def insert(self, index: int, doc: Any, remove_property_fields: bool = True) -> None:
-        self._copied: dict[str, str] = {}  # the source's rId -> ours, per appended document
-        super().insert(index, doc, remove_property_fields=remove_property_fields)
-
-    def remove_header_and_footer_references(self, doc: Any, element: Any) -> None:
-        """Copy each referenced header/footer part instead of dropping the reference."""
-        for ref in element.iter(qn("w:headerReference"), qn("w:footerReference")):
-            rid = ref.get(qn("r:id"))
-            if rid not in self._copied:
-                self._copied[rid] = self._copy_story(doc, doc.part.related_parts[rid],
-                                                     ref.tag == qn("w:headerReference"))
-            ref.set(qn("r:id"), self._copied[rid])
-
-    def _copy_story(self, doc: Any, src: Any, header: bool) -> str:
-        element = deepcopy(src.element)
-        kind = "header" if header else "footer"
-        taken = {str(p.partname) for p in self.pkg.iter_parts()}
-        n = next(i for i in range(1, len(taken) + 2) if f"/word/{kind}{i}.xml" not in taken)
-        cls = HeaderPart if header else FooterPart
-        part = cls(PackURI(f"/word/{kind}{n}.xml"), src.content_type, element, self.pkg)
-        rids: dict[str, str] = {}
-        for rel in sorted(src.rels.values(), key=lambda r: _rid_number(r.rId)):
-            if rel.is_external:
-                rids[rel.rId] = part.rels.get_or_add_ext_rel(rel.reltype, rel.target_ref)
-            elif rel.reltype == RT.IMAGE:
-                image = self.pkg.image_parts._get_by_sha1(rel.target_part.sha1)
-                if image is None:
-                    image = self.pkg.image_parts._add_image_part(ImageWrapper(rel.target_part))
-                rids[rel.rId] = part.relate_to(image, RT.IMAGE)
-            else:
-                rids[rel.rId] = self.add_relationship(src, part, rel).rId
-        for node in element.iter():
-            for name, value in node.attrib.items():
-                if name.startswith(f"{{{_R_NS}}}") and value in rids:
-                    node.set(name, rids[value])
-        self.add_styles(doc, element)
-        self.add_numberings(doc, element)
-        return str(self.doc.part.relate_to(part, RT.HEADER if header else RT.FOOTER))
-
-    def fix_section_types(self, doc: Any) -> None:
-        """Off: each part ends its own section already (see :func:`_open`)."""
-
-    def fix_header_and_footers(self, doc: Any) -> None:
-        """Off: headers and footers stay with the sections that reference them."""
-
-
 def _open(part: Part) -> Any:
-    """The part as a python-docx document made ready to append, or :class:`AssemblyError`."""
+    """The part as a python-docx document ready to append, or :class:`AssemblyError`."""
     title = _text(part.title) or "(untitled)"
     if not part.title.strip():
         raise AssemblyError("a part has no title; give every part a title for the contents",
@@ -293,52 +264,12 @@ def _open(part: Part) -> Any:
     except ConversionFailed as e:
         raise AssemblyError(f"part “{title}”: {e.message}", title) from e
     except MemoryError:
-        raise
+        raise  # a limit of assemble_isolated, not a damaged file
     except Exception as e:  # python-docx and lxml raise many types for a damaged package
         raise AssemblyError(f"part “{title}” can't be opened as a Word document; open it in "
                             "Word, save it as .docx and upload it again", title) from e
-    body = source.element.body
-    for node in list(body.iter(qn("w:commentRangeStart"), qn("w:commentRangeEnd"))):
-        node.getparent().remove(node)
-    for ref in list(body.iter(qn("w:commentReference"))):
-        run = ref.getparent()
-        run.getparent().remove(run)
-    final = body.find(qn("w:sectPr"))
-    if final is not None:  # becomes the last paragraph's, so the part keeps its section
-        last = body[body.index(final) - 1] if body.index(final) else None
-        if last is None or last.tag != qn("w:p") or last.find(f"{qn('w:pPr')}/{qn('w:sectPr')}") \
-                is not None:
-            last = OxmlElement("w:p")
-            final.addprevious(last)
-        last.get_or_add_pPr().insert_element_before(final, "w:pPrChange")
-    sectprs = list(body.iter(qn("w:sectPr")))
-    for numbers in body.iter(qn("w:pgNumType")):  # pages count on through the proposal
-        numbers.attrib.pop(qn("w:start"), None)
-    if sectprs:  # the part starts on a new page, whatever its first section says
-        for start in sectprs[0].findall(qn("w:type")):
-            sectprs[0].remove(start)
+    prepare_section(source)
     return source
-
-
-def _default_reference(sectpr: Any, tag: str, rid: str) -> None:
-    if any(r.get(qn("w:type")) == "default" for r in sectpr.findall(qn(tag))):
-        return
-    ref = OxmlElement(tag, {qn("w:type"): "default", qn("r:id"): rid})
-    sectpr.insert(0, ref)  # references come first in a w:sectPr
-
-
-def _stable_list_ids(d: Any) -> None:
-    """docxcompose gives each copied list a random ``w:nsid``: derive it from the list's id."""
-    for anum in d.part.numbering_part.element.findall(qn("w:abstractNum")):
-        nsid = anum.find(qn("w:nsid"))
-        if nsid is not None:
-            seed = f"dealdesk-list-{anum.get(qn('w:abstractNumId'))}".encode()
-            nsid.set(qn("w:val"), f"{zlib.crc32(seed):08X}")
-
-
-def _rid_number(rid: str) -> int:
-    digits = re.sub(r"\D", "", rid)
-    return int(digits) if digits else 0
 
 
 # -- generated content -------------------------------------------------------------------

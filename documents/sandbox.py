@@ -62,7 +62,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 PRELOAD = ("jinja2", "jinja2.sandbox", "lxml.etree", "docx", "docxtpl",
-           "documents.quote_document", "documents.verify", "documents.intake")
+           "documents.quote_document", "documents.verify", "documents.intake",
+           "documents.assembly")
 """Imported once by the forkserver, so children start with them loaded (template renders,
 ``documents.verify.check_integrity``). Each adds to every child's address space."""
 

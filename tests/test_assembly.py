@@ -18,6 +18,7 @@ import docx
 import pytest
 from pypdf import PdfReader
 
+from documents import sandbox
 from documents.assembly import (
     SIGNATURE_SPACE,
     AssemblyError,
@@ -28,6 +29,7 @@ from documents.assembly import (
     Signer,
     Totals,
     assemble,
+    assemble_isolated,
     bill_of_materials,
     pricing_table,
     section,
@@ -294,6 +296,17 @@ def test_a_bad_part_is_named(data: bytes, says: str) -> None:
         assemble(COVER, [good, section("Security annex", data)], SIGNERS)
     assert caught.value.part == "Security annex"
     assert "Security annex" in str(caught.value) and says in str(caught.value)
+
+
+def test_isolated_assembly_gives_the_same_bytes_and_errors() -> None:
+    chosen = [section(p.stem, p.read_bytes()) for p in TEMPLATES]
+    assert assemble_isolated(COVER, chosen, SIGNERS) == assemble(COVER, chosen, SIGNERS)
+    with pytest.raises(AssemblyError) as caught:
+        assemble_isolated(COVER, [*chosen, section("Annex", ENCRYPTED)], SIGNERS)
+    assert caught.value.part == "Annex" and "password-protected" in str(caught.value)
+    with pytest.raises(AssemblyError, match="took longer than the time limit") as over:
+        assemble_isolated(COVER, chosen, SIGNERS, limits=sandbox.Limits(seconds=0.05))
+    assert over.value.part == "proposal"
 
 
 def test_signer_keys_must_be_anchor_labels() -> None:
