@@ -35,9 +35,8 @@ How the pieces are kept:
 - **Stable**: equal input gives equal bytes: fixed zip times (``documents.zips``), core
   properties from the cover's dates, list ids derived, not random.
 
-Limits: ``evenAndOddHeaders`` is a document-wide setting, so a library section's even-page
-header only shows if the proposal turns it on (it doesn't); the parts' own document
-properties (author, custom properties) are not carried over (their fields keep their text).
+Limits: the parts' own document properties (author, custom properties) are not carried over
+(their fields keep their text).
 """
 
 from __future__ import annotations
@@ -242,7 +241,9 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     if signers:
         _signatures(master, signers)
 
-    fill_default_references(master, header_rid, footer_rid)
+    even_pages = any(source.settings.odd_and_even_pages_header_footer for source in sources)
+    master.settings.odd_and_even_pages_header_footer = even_pages
+    fill_default_references(master, header_rid, footer_rid, even_pages=even_pages)
     stable_list_ids(master)
     props = master.core_properties
     props.title, props.subject = cover.title, f"Proposal {cover.number}"
@@ -300,12 +301,11 @@ def _page_furniture(d: Any, cover: Cover) -> tuple[str, str]:
                         (" of ", "NUMPAGES")):
         if text:
             _small(para.add_run(text))
-        if field:
+        if field:  # the field's cached result, in the footer's small grey text
             simple = OxmlElement("w:fldSimple", {qn("w:instr"): f" {field} "})
-            run = OxmlElement("w:r")
-            run.append(OxmlElement("w:t"))
-            run[0].text = "1"
-            simple.append(run)
+            result = para.add_run("1")
+            _small(result)
+            simple.append(result._r)
             para._p.append(simple)
     sectpr = _body_sectpr(d)
     header = sectpr.find(qn("w:headerReference")).get(qn("r:id"))

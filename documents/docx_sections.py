@@ -20,7 +20,9 @@ Here every appended document stays its own section(s) instead:
   numbering) instead of dropping the reference, and switches off docxcompose's section
   fix-ups.
 - :func:`fill_default_references` gives a section that has no default header or footer the
-  one passed in, rather than letting it inherit the previous section's.
+  one passed in, rather than letting it inherit the previous section's; and when any appended
+  document had different even-page headers (a document-wide setting), every other section
+  its default ones on even pages too.
 - :func:`stable_list_ids` replaces the random ``w:nsid`` docxcompose gives each copied list
   with one derived from the list's number, so equal input gives equal bytes.
 
@@ -122,13 +124,27 @@ def prepare_section(document: Any) -> None:
             first.remove(start)
 
 
-def fill_default_references(document: Any, header_rid: str, footer_rid: str) -> None:
-    """Every section without a default header (footer) gets ``header_rid`` (``footer_rid``)."""
+def fill_default_references(document: Any, header_rid: str, footer_rid: str, *,
+                            even_pages: bool = False) -> None:
+    """Every section without a default header (footer) gets ``header_rid`` (``footer_rid``).
+
+    With ``even_pages`` (Word's document-wide "different odd and even pages", which one
+    appended document needed), every section without an even-page header (footer) gets its
+    default one there too, so only the sections that had them look different.
+    """
     for sectpr in document.element.body.iter(qn("w:sectPr")):
         for tag, rid in (("w:headerReference", header_rid), ("w:footerReference", footer_rid)):
-            if not any(r.get(qn("w:type")) == "default" for r in sectpr.findall(qn(tag))):
-                ref = OxmlElement(tag, {qn("w:type"): "default", qn("r:id"): rid})
-                sectpr.insert(0, ref)  # references come first in a w:sectPr
+            refs = {r.get(qn("w:type")): r.get(qn("r:id")) for r in sectpr.findall(qn(tag))}
+            if "default" not in refs:
+                refs["default"] = rid
+                _reference(sectpr, tag, "default", rid)
+            if even_pages and "even" not in refs:
+                _reference(sectpr, tag, "even", refs["default"])
+
+
+def _reference(sectpr: Any, tag: str, kind: str, rid: str) -> None:
+    ref = OxmlElement(tag, {qn("w:type"): kind, qn("r:id"): rid})
+    sectpr.insert(0, ref)  # references come first in a w:sectPr
 
 
 def stable_list_ids(document: Any) -> None:
