@@ -225,9 +225,8 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
             raise AssemblyError(
                 f"signer {signer.name!r}: the key {signer.key!r} can't be an anchor; use "
                 "lower-case letters, digits, '-' and '_' (e.g. 'buyer')", "signatures")
-    sources = [_open(p) for p in parts]  # every part is checked before any work
-
     master = _new_document()
+    sources = [_open(p, _body_sectpr(master)) for p in parts]  # all checked before any work
     header_rid, footer_rid = _page_furniture(master, cover)
     _cover_page(master, cover)
     _contents(master, [p.title for p in parts] + (["Signatures"] if signers else []))
@@ -253,8 +252,9 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     return _save(master)
 
 
-def _open(part: Part) -> Any:
-    """The part as a python-docx document ready to append, or :class:`AssemblyError`."""
+def _open(part: Part, page: Any) -> Any:
+    """The part as a python-docx document ready to append, or :class:`AssemblyError`;
+    ``page`` is the section properties of one without any."""
     title = _text(part.title) or "(untitled)"
     if not part.title.strip():
         raise AssemblyError("a part has no title; give every part a title for the contents",
@@ -269,7 +269,7 @@ def _open(part: Part) -> Any:
     except Exception as e:  # python-docx and lxml raise many types for a damaged package
         raise AssemblyError(f"part “{title}” can't be opened as a Word document; open it in "
                             "Word, save it as .docx and upload it again", title) from e
-    prepare_section(source)
+    prepare_section(source, page)
     return source
 
 

@@ -99,9 +99,18 @@ class SectionComposer(Composer):  # type: ignore[misc]  # docxcompose has no typ
         """Off: headers and footers stay with the sections that refer to them."""
 
 
-def prepare_section(document: Any) -> None:
-    """Make ``document`` keep its sections when appended by :class:`SectionComposer`."""
+def prepare_section(document: Any, fallback: Any) -> None:
+    """Make ``document`` keep its sections when appended by :class:`SectionComposer`.
+
+    ``fallback`` is a ``w:sectPr`` for a document that has none (its header and footer
+    references are not copied: :func:`fill_default_references` gives it the defaults).
+    """
     body = document.element.body
+    if next(body.iter(qn("w:sectPr")), None) is None:
+        page = deepcopy(fallback)
+        for ref in page.findall(qn("w:headerReference")) + page.findall(qn("w:footerReference")):
+            page.remove(ref)
+        body.append(page)
     for node in list(body.iter(qn("w:commentRangeStart"), qn("w:commentRangeEnd"))):
         node.getparent().remove(node)
     for ref in list(body.iter(qn("w:commentReference"))):

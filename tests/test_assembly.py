@@ -277,6 +277,24 @@ def test_equal_input_gives_equal_bytes() -> None:
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_a_part_without_section_properties_still_gets_its_own_section() -> None:
+    bare = docx.Document()
+    bare.add_paragraph("A part written by a tool that leaves out w:sectPr.")
+    bare.element.body.remove(bare.element.body.find(
+        "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}sectPr"))
+    out = io.BytesIO()
+    bare.save(out)
+    data = assemble(COVER, [section("Bare", out.getvalue()),
+                            section("Terms", TEMPLATES[0].read_bytes())], SIGNERS)
+    document = docx.Document(io.BytesIO(data))
+    # cover, the bare part, the template's one section, signatures: each its own section
+    assert len(document.sections) == 4
+    bare_section = document.sections[1]
+    assert (bare_section.page_width, bare_section.page_height) == (
+        document.sections[0].page_width, document.sections[0].page_height)  # A4 like ours
+    assert "Acme Inc." in "".join(p.text for p in bare_section.footer.paragraphs)
+
+
 ENCRYPTED = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
 """The compound-file header that password-protected OOXML (an EncryptedPackage) starts with."""
 
