@@ -273,6 +273,10 @@ def test_equal_input_gives_equal_bytes() -> None:
     first = assemble(COVER, chosen, SIGNERS)
     assert first == assemble(COVER, chosen, SIGNERS)
     assert first != assemble(dataclasses.replace(COVER, customer="Initech"), chosen, SIGNERS)
+    # Characters XML can't hold (pasted from elsewhere) are dropped, not a crash.
+    odd = dataclasses.replace(COVER, title="Work\x0bstations", prepared_by="Ines\x01 Ortiz")
+    props = docx.Document(io.BytesIO(assemble(odd, chosen, SIGNERS))).core_properties
+    assert (props.title, props.author) == ("Workstations", "Ines Ortiz")
     with zipfile.ZipFile(io.BytesIO(first)) as z:
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
