@@ -13,6 +13,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -37,6 +38,7 @@ from documents.assembly import (
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.intake import accept_pdf, find_anchors
 from documents.placement import FieldRequest, place_fields
+from documents.signing import FieldSpec, prepare_fields
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HARD = sorted((FIXTURES / "docx_hard").glob("*.docx"))
@@ -241,7 +243,7 @@ def test_pricing_amounts_stay_whole_and_no_bom_means_no_table(converter: Convert
 
 
 @needs_libreoffice
-def test_signature_anchors_are_found_and_a_placed_field_covers_no_text(
+def test_signature_anchors_are_found_and_their_fields_cover_no_text(
         proposal: Proposal) -> None:
     accepted = accept_pdf(proposal.pdf, filename="proposal.pdf", max_bytes=50 * 2**20)
     anchors = find_anchors(accepted.data)
@@ -249,7 +251,14 @@ def test_signature_anchors_are_found_and_a_placed_field_covers_no_text(
     assert all(a.page_index == accepted.page_count - 1 for a in anchors)
     placed = place_fields({i: FieldRequest(s.name, anchor=s.key) for i, s in enumerate(SIGNERS)},
                           accepted, anchors)
-    words = bbox_words(accepted.data, accepted.page_count - 1)
+    # The envelope's next step creates the fields there; read their rectangles back.
+    prepared = prepare_fields(accepted.data, [FieldSpec(f"sig-{SIGNERS[i].key}", page, box)
+                                              for i, (page, box) in placed.items()])
+    annots: Any = PdfReader(io.BytesIO(prepared)).pages[-1]["/Annots"]
+    rects = {str(a.get_object()["/T"]): tuple(round(float(v)) for v in a.get_object()["/Rect"])
+             for a in annots}
+    assert rects == {f"sig-{SIGNERS[i].key}": box for i, (_, box) in placed.items()}
+    words = bbox_words(prepared, accepted.page_count - 1)
     height = accepted.pages[-1].media_box[3]
     for i, (page, (x1, y1, x2, y2)) in placed.items():
         assert page == accepted.page_count - 1
