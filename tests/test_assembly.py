@@ -141,6 +141,15 @@ def test_composing_keeps_images_lists_sections_headers_and_footers(proposal: Pro
     assert inputs["images"] >= 4 and inputs["numbered"] >= 40 and inputs["sections"] >= 18
     for what in ("images", "numbered", "sections", "header", "footer"):
         assert result[what] >= inputs[what] + generated[what], what
+    # Every numbered paragraph's list is defined, and every list's abstract definition.
+    with zipfile.ZipFile(io.BytesIO(proposal.docx)) as z:
+        body, numbering = (z.read(f"word/{n}.xml").decode() for n in ("document", "numbering"))
+    used = set(re.findall(r'<w:numId w:val="(\d+)"', body))
+    nums = dict(re.findall(r'<w:num w:numId="(\d+)"[^>]*>\s*<w:abstractNumId w:val="(\d+)"',
+                           numbering))
+    abstract = set(re.findall(r'<w:abstractNum [^>]*w:abstractNumId="(\d+)"', numbering))
+    assert len(used) >= 5 and len(nums) >= len(used - {"0"})
+    assert used - {"0"} <= set(nums) and set(nums.values()) <= abstract
     # Every section of the result still refers to header/footer parts that exist.
     document = docx.Document(io.BytesIO(proposal.docx))
     assert len(document.sections) == result["sections"]
