@@ -342,12 +342,25 @@
     return null;
   }
 
+  // Where the focus was when the request left (a form whose fields are disabled while it
+  // is answered, hx-disabled-elt, has lost it by the time the answer is swapped in).
   let focus = null;
+  // By request (its xhr), and taken to wherever the answer goes (a 422 is retargeted).
+  const asked = new WeakMap();
+  function focusIn(target) {
+    const el = document.activeElement;
+    return target && target.id && target.id !== "rows" && el && el !== document.body && target.contains(el)
+      ? { region: target.id, selector: selectorOf(el) } : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    const where = focusIn(e.detail.target);
+    if (where && e.detail.xhr) asked.set(e.detail.xhr, where);
+  });
   document.addEventListener("htmx:beforeSwap", function (e) {
     const target = e.detail.target;
-    const el = document.activeElement;
-    focus = target && target.id && target.id !== "rows" && el && el !== document.body && target.contains(el)
-      ? { region: target.id, selector: selectorOf(el) } : null;
+    const before = e.detail.xhr && asked.get(e.detail.xhr);
+    focus = focusIn(target)
+      || (before && target && target.id ? { region: target.id, selector: before.selector } : null);
   });
   document.addEventListener("htmx:afterSettle", function () {
     if (!focus) return;
