@@ -310,7 +310,9 @@ class EnvelopeActivities:
         signed = signing.sign_field(
             self._blobs.get(inp.input_sha256),
             signing.SignatureSpec(field, reason=f"Typed name: {inp.typed_name.strip()}",
-                                  location=inp.client.ip, certify=inp.certify),
+                                  location=inp.client.ip, certify=inp.certify,
+                                  drawing=self._blobs.get(inp.drawn_sha256)
+                                  if inp.drawn_sha256 else None),
             signing.signer_for(identity, self._chain), self._timestamper)
         sha = self._blobs.put(signed)
         activity.heartbeat()

@@ -31,6 +31,9 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from PIL import Image
+from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
@@ -81,6 +84,8 @@ class SignatureSpec:
     """Free text, e.g. the signer's IP address or city."""
     certify: bool = False
     """Make this the certification signature (only the document's first)."""
+    drawing: bytes | None = None
+    """The signer's drawn signature (PNG), shown in the stamp behind its text."""
 
 
 class FastSigner(signers.SimpleSigner):
@@ -175,14 +180,33 @@ def sign_field(pdf: bytes, spec: SignatureSpec, signer: signers.Signer,
         subfilter=fields.SigSeedSubFilter.PADES, reason=spec.reason,
         location=spec.location or None, certify=spec.certify,
         docmdp_permissions=MDPPerm.FILL_FORMS)
-    pdf_signer = signers.PdfSigner(
-        meta, signer=signer, timestamper=timestamper,
-        stamp_style=TextStampStyle(stamp_text=STAMP_TEXT,
-                                   timestamp_format="%Y-%m-%d %H:%M %Z"))
+    pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=timestamper,
+                                   stamp_style=_stamp_style(spec.drawing))
     out: io.BytesIO = pdf_signer.sign_pdf(
         w, existing_fields_only=True, bytes_reserved=SIGNATURE_BYTES_RESERVED,
         appearance_text_params={"reason": spec.reason})
     return out.getvalue()
+
+
+def _stamp_style(drawing: bytes | None) -> TextStampStyle:
+    """Name, time and reason as text; a drawn signature fills the stamp behind them, scaled
+    to fit, its ink at half strength so the text over it stays readable."""
+    if drawing is None:
+        return TextStampStyle(stamp_text=STAMP_TEXT, timestamp_format="%Y-%m-%d %H:%M %Z")
+    try:
+        with Image.open(io.BytesIO(drawing)) as img:
+            img.load()
+            picture = img.convert("RGBA") if img.mode not in ("RGB", "RGBA", "L", "LA") \
+                else img.copy()
+    except (OSError, ValueError) as e:
+        raise SigningError(f"the drawn signature can't be read as an image: {e}") from e
+    return TextStampStyle(
+        stamp_text=STAMP_TEXT, timestamp_format="%Y-%m-%d %H:%M %Z",
+        background=PdfImage(picture, name="DrawnSignature"), background_opacity=0.5,
+        background_layout=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MIN, y_align=layout.AxisAlignment.ALIGN_MID,
+            margins=layout.Margins.uniform(2),
+            inner_content_scaling=layout.InnerScaling.STRETCH_TO_FIT))
 
 
 def seal(pdf: bytes, *, certs: Sequence[asn1_x509.Certificate], crls: Sequence[bytes],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import re
 import struct
 import zlib
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -175,7 +180,7 @@ async def test_a_token_signs_as_its_own_recipient_only(
         assert r.status_code == 422 and "I agree to sign electronically" in r.text
         r = await anon.post(f"/sign/{token}/sign", data={
             "csrf_token": csrf, "typed_name": "Ann B. Buyer", "agree": "yes",
-            "drawing": tiny_png(), "recipient_id": str(ben.id)})
+            "drawing": drawn_png(), "recipient_id": str(ben.id)})
         assert r.status_code == 200 and "Signed — thank you" in r.text
     assert recipient(sessions, eid, "ann@globex.test").status == "signed"
     assert recipient(sessions, eid, "ben@globex.test").status == "sent"
@@ -188,6 +193,39 @@ async def test_a_token_signs_as_its_own_recipient_only(
     assert signed.detail["typed_name"] == "Ann B. Buyer"
     assert len(signed.detail["drawn_signature_sha256"]) == 64
     assert viewed is not None and viewed.ip == "127.0.0.1"
+    with sessions() as s:
+        pdf = BlobStore(settings.blob_dir).get(s.get_one(Envelope, eid).current_sha256)
+    assert stamp_images(pdf, ann.field_name) == [(90, 30)]  # the drawing, in Ann's stamp
+
+
+def drawn_png() -> str:
+    """A 90 x 30 scribble with a transparent background, as the signer page posts it."""
+    img = Image.new("RGBA", (90, 30), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(4, 25), (30, 5), (50, 25), (86, 5)], fill=(20, 20, 90, 255),
+                             width=3)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def stamp_images(pdf: bytes, field: str | None) -> list[tuple[int, int]]:
+    """Width and height of every image drawn in ``field``'s stamp (its normal appearance)."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    found: list[tuple[int, int]] = []
+
+    def walk(xobject: generic.StreamObject) -> None:
+        resources = xobject.get("/Resources")
+        for ref in (resources.get("/XObject", {}) if resources else {}).values():
+            obj = ref.get_object()
+            if obj["/Subtype"] == "/Image":
+                found.append((int(obj["/Width"]), int(obj["/Height"])))
+            else:
+                walk(obj)
+
+    for name, _, ref in fields.enumerate_sig_fields(reader, filled_status=True):
+        if name == field:
+            walk(ref.get_object()["/AP"]["/N"].get_object())
+    return found
 
 
 async def test_wrong_codes_lock_the_link(live_url: str, sessions: sessionmaker[Session],
