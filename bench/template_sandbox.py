@@ -21,10 +21,9 @@ import statistics
 import time
 
 from documents import sandbox
+from documents.assembly import BomRow, DocLine
 from documents.quote_document import (
     TEMPLATE_LIMITS,
-    BomRow,
-    DocLine,
     QuoteDocument,
     default_template,
     render_docx,

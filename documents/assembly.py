@@ -65,12 +65,11 @@ from documents.docx_sections import (
     prepare_section,
     stable_list_ids,
 )
-from documents.quote_document import BomRow, DocLine
 from documents.zips import stable_zip
 
 __all__ = ["ASSEMBLY_LIMITS", "SIGNATURE_SPACE", "AssemblyError", "BomRow", "Cover",
            "DocLine", "Part", "Signer", "Totals", "assemble", "assemble_isolated",
-           "bill_of_materials", "pricing_table", "section"]
+           "bill_of_materials", "pricing_table", "section", "text_section"]
 
 SIGNATURE_SPACE = Pt(66)
 """Empty space below each ``[[sign:KEY]]`` anchor: the placed field is 54 pt high, 4 pt
@@ -112,6 +111,8 @@ class Cover:
     """Also the document's created and modified dates (so equal input is equal bytes)."""
     seller: str = ""
     """The seller's name, shown above the title and in the footer."""
+    kind: str = "Proposal"
+    """What the document is, before its number: "Proposal Q-12 v2", "Quote Q-12 v2"."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,29 @@ class Signer:
     """Whom they sign for, e.g. "Globex Corporation"."""
 
 
+@dataclass(frozen=True)
+class DocLine:
+    position: int
+    sku: str
+    name: str
+    quantity: int
+    unit: str  # e.g. "each", "seat/month"
+    list_unit: int  # minor units (cents)
+    net_unit: int  # minor units, after discounts
+    net_total: int  # minor units, as priced (rounding is the pricing engine's)
+    discount_pct: float  # off list, e.g. 12.5
+    options: list[str]  # configuration, e.g. ["Display: 27-inch 4K × 1", "Colour: graphite"]
+
+
+@dataclass(frozen=True)
+class BomRow:
+    level: int  # 0 = top-level line item, 1 = its component, 2 = sub-component, ...
+    sku: str
+    name: str
+    quantity: int  # total quantity for the whole quote
+
+
+
 def section(title: str, data: bytes) -> Part:
     """A library section (DOCX bytes) titled ``title``."""
     return Part("section", title, data)
@@ -174,12 +198,22 @@ def pricing_table(lines: Sequence[DocLine], currency: str, totals: Totals, *,
     except MoneyError as e:
         raise AssemblyError(f"{title}: {e}", title) from e
     d = _new_document()
-    _table(d, ["SKU", "Item", "Qty", "Unit", "List price per unit", "Disc.",
-               "Net price per unit", "Line net"], rows,
-           widths=[20, 32, 10, 20, 26, 12, 26, 28], right={2, 4, 5, 6, 7})
-    d.add_paragraph()
+    if rows:  # a quote priced by its totals alone has no line table
+        _table(d, ["SKU", "Item", "Qty", "Unit", "List price per unit", "Disc.",
+                   "Net price per unit", "Line net"], rows,
+               widths=[20, 32, 10, 20, 26, 12, 26, 28], right={2, 4, 5, 6, 7})
+        d.add_paragraph()
     _table(d, [], summary, widths=[40, 44], right={1}, bold_rows={2}, align_right=True)
     return Part("pricing", title, _save(d))
+
+
+def text_section(title: str, paragraphs: Sequence[tuple[str, str | None]]) -> Part:
+    """A generated section of paragraphs, each ``(text, style)``: a built-in style such as
+    "List Bullet", "List Number" or "Heading 2", or None for body text."""
+    d = _new_document()
+    for text, style in paragraphs:
+        d.add_paragraph(_text(text), style=style)
+    return Part("section", title, _save(d))
 
 
 def bill_of_materials(rows: Sequence[BomRow], *,
@@ -240,17 +274,31 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
         composer.append(source)
     if signers:
         _signatures(master, signers)
+    else:
+        _end_with_last_part(master)
 
     even_pages = any(source.settings.odd_and_even_pages_header_footer for source in sources)
     master.settings.odd_and_even_pages_header_footer = even_pages
     fill_default_references(master, header_rid, footer_rid, even_pages=even_pages)
     stable_list_ids(master)
     props = master.core_properties
-    props.title, props.subject = _text(cover.title), f"Proposal {_text(cover.number)}"
+    props.title, props.subject = _text(cover.title), f"{cover.kind} {_text(cover.number)}"
     props.author = props.last_modified_by = _text(cover.prepared_by)
     props.created = props.modified = dt.datetime.combine(cover.issued, dt.time(), dt.UTC)
     props.revision = 1
     return _save(master)
+
+
+def _end_with_last_part(d: Any) -> None:
+    """Without a signature block, the last part's own section break would leave an empty
+    last page: its section properties become the document's last ones instead."""
+    final = _body_sectpr(d)
+    last = final.getprevious()
+    ppr = last.find(qn("w:pPr")) if last is not None and last.tag == qn("w:p") else None
+    inner = ppr.find(qn("w:sectPr")) if ppr is not None else None
+    if ppr is not None and inner is not None:
+        ppr.remove(inner)
+        d.element.body.replace(final, inner)
 
 
 def _open(part: Part, page: Any) -> Any:
@@ -318,7 +366,7 @@ def _cover_page(d: Any, cover: Cover) -> None:
     if cover.seller:
         d.add_paragraph().add_run(_text(cover.seller)).bold = True
     d.add_paragraph(_text(cover.title), style="Title")
-    d.add_paragraph(f"Proposal {_text(cover.number)}", style="Subtitle")
+    d.add_paragraph(f"{_text(cover.kind)} {_text(cover.number)}", style="Subtitle")
     for label, value in (("Prepared for", cover.customer), ("Offer", cover.number),
                          ("Valid until", _date(cover.valid_until)),
                          ("Prepared by", cover.prepared_by), ("Issued", _date(cover.issued))):

@@ -1,8 +1,13 @@
-"""The quote document: a DOCX filled from a template, then a PDF with the attachments appended.
+"""The quote document: a DOCX, assembled like a proposal or filled from the company's template,
+then a PDF with the attachments appended.
 
-:func:`render_docx` fills a docxtpl template (Jinja inside Word), the user's or
-:func:`default_template` (built in code with python-docx: no binary .docx in the repository).
-:func:`render_docx_isolated` does the same in a separate process with limits (callers use it).
+:func:`render_docx` without a template assembles the built-in document through
+``documents.assembly`` (:func:`assembled_docx`: cover with the customer, the offer and its
+validity, contents, configuration, pricing, the bill of materials when there is one, terms):
+the quote and the proposal share one layout. With the company's uploaded template it fills
+that docxtpl template (Jinja inside Word); :func:`default_template` is the starting point
+offered for download (built in code with python-docx: no binary .docx in the repository).
+:func:`render_docx_isolated` does either in a separate process with limits (callers use it).
 :func:`render_pdf` converts it through ``convert`` (LibreOffice, see ``documents.convert``) and
 appends the attachments: PDFs page by page, PNG/JPEG images as one A4 page each. A bad template
 or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors pass through.
@@ -13,7 +18,7 @@ or attachment raises :class:`QuoteDocumentError` naming it; ``convert``'s errors
   time or memory (loops inside loops, ``'x' * 10**10``, a huge DOCX), so callers use
   :func:`render_docx_isolated`: the same render in a child process with a time and a memory
   limit (``documents.sandbox``), killed on overrun (:class:`TemplateLimitExceeded`). The
-  built-in template goes the same way: one path, and the data (names, lines, terms) is the
+  built-in document goes the same way: one path, and the data (names, lines, terms) is the
   user's too; the process costs about 35 ms a render on top of 40-80 ms.
 - **Template context**, strings unless noted: ``org_name number title account_name prepared_by
   issued valid_until currency channel term term_months``(int) ``list_total discount_total
@@ -49,6 +54,18 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cpq.money import major
 from documents import sandbox
+from documents.assembly import (
+    AssemblyError,
+    BomRow,
+    Cover,
+    DocLine,
+    Part,
+    Totals,
+    assemble,
+    bill_of_materials,
+    pricing_table,
+    text_section,
+)
 from documents.attachments import Attachment, AttachmentError, append_pages, pages_of
 from documents.convert import ConversionFailed, check_docx
 from documents.zips import stable_zip
@@ -81,28 +98,6 @@ class TemplateLimitExceeded(QuoteDocumentError):
 
 
 @dataclass(frozen=True)
-class DocLine:
-    position: int
-    sku: str
-    name: str
-    quantity: int
-    unit: str  # e.g. "each", "seat/month"
-    list_unit: int  # minor units (cents)
-    net_unit: int  # minor units, after discounts
-    net_total: int  # minor units, as priced (rounding is the pricing engine's)
-    discount_pct: float  # off list, e.g. 12.5
-    options: list[str]  # configuration, e.g. ["Display: 27-inch 4K × 1", "Colour: graphite"]
-
-
-@dataclass(frozen=True)
-class BomRow:
-    level: int  # 0 = top-level line item, 1 = its component, 2 = sub-component, ...
-    sku: str
-    name: str
-    quantity: int  # total quantity for the whole quote
-
-
-@dataclass(frozen=True)
 class QuoteDocument:
     org_name: str  # the seller, e.g. "Acme Inc."
     number: str  # with the version, e.g. "Q-12 v2"
@@ -123,15 +118,17 @@ class QuoteDocument:
 
 
 def render_docx(doc: QuoteDocument, template: bytes | None = None) -> bytes:
-    """The quote as DOCX bytes, from ``template`` (an uploaded .docx) or the default one."""
+    """The quote as DOCX bytes, from ``template`` (an uploaded .docx), or, without one,
+    through ``documents.assembly`` like a proposal (:func:`assembled_docx`)."""
     if not re.fullmatch(r"[A-Z]{3}", doc.currency):
         raise QuoteDocumentError(f"currency {doc.currency!r} is not an ISO 4217 code like USD")
-    if template is not None:
-        try:
-            check_docx(template, "the quote template")
-        except ConversionFailed as e:
-            raise QuoteDocumentError(e.message) from e
-    tpl = DocxTemplate(io.BytesIO(default_template() if template is None else template))
+    if template is None:
+        return assembled_docx(doc)
+    try:
+        check_docx(template, "the quote template")
+    except ConversionFailed as e:
+        raise QuoteDocumentError(e.message) from e
+    tpl = DocxTemplate(io.BytesIO(template))
     try:
         tpl.init_docx()
     except MemoryError:
@@ -169,10 +166,8 @@ def render_docx_isolated(doc: QuoteDocument, template: bytes | None = None, *,
     # Only the attachments' names reach the template: don't copy their bytes to the child.
     slim = dataclasses.replace(doc, attachments=[
         Attachment(a.name, b"", a.media_type) for a in doc.attachments])
-    # The built-in template's bytes are cached here; a child would build them again (~140 ms).
-    source = default_template() if template is None else template
     try:
-        return sandbox.run(render_docx, slim, source, limits=limits)
+        return sandbox.run(render_docx, slim, template, limits=limits)
     except sandbox.TimeLimitExceeded as e:
         raise TemplateLimitExceeded(
             f"the quote template took longer than {limits.seconds:g} s to fill in (the time "
@@ -200,6 +195,41 @@ def render_pdf(docx: bytes, convert: Callable[[bytes, str], bytes],
     except AttachmentError as e:
         raise QuoteDocumentError(str(e)) from e
     return append_pages(convert(docx, "quote.docx"), appended)
+
+
+def assembled_docx(doc: QuoteDocument) -> bytes:
+    """The built-in quote document, assembled as a proposal is: cover (customer, offer,
+    validity), contents, configuration, pricing (list and net price per the same unit), the
+    bill of materials when there is one, terms and the attachments' names."""
+    cover = Cover(customer=doc.account_name, title=doc.title, number=doc.number,
+                  valid_until=doc.valid_until, prepared_by=doc.prepared_by, issued=doc.issued,
+                  seller=doc.org_name, kind="Quote")
+    ctx = _context(doc)
+    overview = f"Term: {ctx['term']} · Sales channel: {ctx['channel']} · Currency: {doc.currency}"
+    parts: list[Part | None] = []
+    if doc.lines:
+        config: list[tuple[str, str | None]] = [(overview, None)]
+        for line in doc.lines:
+            config.append((f"{line.position}. {line.name} ({line.sku}) × {line.quantity:,}",
+                           "Heading 3"))
+            config += [(o, "List Bullet") for o in line.options or ["Standard configuration"]]
+        parts.append(text_section("Configuration", config))
+    try:
+        parts.append(pricing_table(doc.lines, doc.currency,
+                                   Totals(doc.list_total, doc.net_total)))
+        parts.append(bill_of_materials(doc.bom))
+        if not doc.lines:
+            parts.append(text_section("Terms of the offer", [(overview, None)]))
+        attached = [(a.name, "List Bullet") for a in doc.attachments]
+        if doc.terms:  # the attachments' names close the terms (their pages follow)
+            parts.append(text_section("Terms and conditions", [
+                *((t, "List Number") for t in doc.terms),
+                *([("Attachments", "Heading 2"), *attached] if attached else [])]))
+        elif attached:
+            parts.append(text_section("Attachments", attached))
+        return assemble(cover, [p for p in parts if p is not None], [])
+    except AssemblyError as e:
+        raise QuoteDocumentError(f"the quote document can't be put together: {e}") from e
 
 
 @functools.cache

@@ -17,12 +17,11 @@ from PIL import Image
 from pypdf import PageObject, PdfReader, PdfWriter
 from reportlab.pdfgen import canvas
 
+from documents.assembly import BomRow, DocLine
 from documents.attachments import Attachment
 from documents.convert import DEFAULT_UNO_VENV, ConversionFailed, Converter
 from documents.intake import accept_pdf
 from documents.quote_document import (
-    BomRow,
-    DocLine,
     QuoteDocument,
     QuoteDocumentError,
     default_template,
@@ -115,7 +114,7 @@ def never_convert(_docx: bytes, _name: str) -> bytes:
 # -- the default template -----------------------------------------------------------------
 
 
-def test_default_template_fills_every_table() -> None:
+def test_default_document_fills_every_table() -> None:
     quote = make_quote()
     document = docx.Document(io.BytesIO(render_docx(quote)))
 
@@ -129,51 +128,66 @@ def test_default_template_fills_every_table() -> None:
         ["0", "DOCK-2", "Dock", "10"],
         ["1", f"{EM}CBL-TB4", "Thunderbolt 4 cable", "10"],
     ]
-    items = table_with_header(document, "#")
-    assert items[0] == ["#", "SKU", "Name", "Qty", "Unit", "List unit", "Disc.", "Net unit",
-                        "Net total"]
+    items = table_with_header(document, "SKU")
+    assert items[0] == ["SKU", "Item", "Qty", "Unit", "List price per unit", "Disc.",
+                        "Net price per unit", "Line net"]
     assert len(items) == 1 + 5
-    assert items[1] == ["1", "WS-9", "Workstation WS-9", "10", "each", f"USD{NBSP}2,499.00",
+    assert items[1] == ["WS-9", "Workstation WS-9", "10", "each", f"USD{NBSP}2,499.00",
                         "12.5%", f"USD{NBSP}2,186.62", f"USD{NBSP}21,866.20"]
-    assert items[4][4:] == ["seat/month", f"USD{NBSP}12.50", "20%", f"USD{NBSP}10.00",
+    assert items[4][3:] == ["seat/month", f"USD{NBSP}12.50", "20%", f"USD{NBSP}10.00",
                             f"USD{NBSP}100.00"]
-    assert items[5][6:] == ["100%", f"USD{NBSP}0.00", f"USD{NBSP}0.00"]
+    assert items[5][5:] == ["100%", f"USD{NBSP}0.00", f"USD{NBSP}0.00"]
 
     summary = {row[0]: row[1] for row in table_with_header(document, "List total")}
     assert quote.list_total == 3_067_900 and quote.net_total == 2_573_120
     assert summary == {
         "List total": f"USD{NBSP}30,679.00",
-        "Discount": f"USD{NBSP}4,947.80 (16.13%)",
-        "Net total": f"USD{NBSP}25,731.20",
-        "Currency": "USD", "Term": "36 months", "Sales channel": "Reseller"}
+        "Discount": f"USD{NBSP}4,947.80{NBSP}(16.13%)",
+        "Net total": f"USD{NBSP}25,731.20"}
 
 
-def test_default_template_cover_configuration_and_terms() -> None:
+def test_default_document_cover_configuration_and_terms() -> None:
     document = docx.Document(io.BytesIO(render_docx(make_quote(attachments=[
         Attachment("WS-9 spec sheet.pdf", b"", "application/pdf")]))))
     paragraphs = [(p.text, p.style.name if p.style else "") for p in document.paragraphs]
     texts = [text for text, _ in paragraphs]
 
-    assert texts[:7] == ["Acme Inc.", "Workstations for the design team", "Quote Q-12 v2",
-                         f"Prepared for: {EVIL}", "Prepared by: Ines Ortiz",
-                         "Issued: 1 May 2024", "Valid until: 31 May 2024"]
-    config = texts[texts.index("Configuration summary") + 1:texts.index("Bill of materials")]
-    assert config == [
+    assert texts[:8] == ["Acme Inc.", "Workstations for the design team", "Quote Q-12 v2",
+                         f"Prepared for: {EVIL}", "Offer: Q-12 v2", "Valid until: 31 May 2024",
+                         "Prepared by: Ines Ortiz", "Issued: 1 May 2024"]
+    headings = [text for text, style in paragraphs if style == "Heading 1"]
+    assert headings == ["Configuration", "Pricing", "Bill of materials",
+                        "Terms and conditions"]
+    start = {text: i for i, (text, style) in enumerate(paragraphs) if style == "Heading 1"}
+    config = texts[start["Configuration"] + 1:start["Pricing"]]
+    assert [t for t in config if t] == [
+        "Term: 36 months · Sales channel: Reseller · Currency: USD",
         "1. Workstation WS-9 (WS-9) × 10", "Display: 27-inch 4K × 1", "Colour: graphite",
         "2. Thunderbolt dock (DOCK-2) × 10", "Standard configuration",
         "3. Keyboard, US layout (KB-US) × 12", "Layout: US",
         "4. Care plan, 3 years (CARE-3Y) × 10", "Standard configuration",
         "5. On-site installation (INST) × 1", "Site: Berlin"]
-    terms = paragraphs[texts.index("Terms and conditions") + 1:]
+    terms = [(t, style) for t, style in paragraphs[start["Terms and conditions"] + 1:]
+             if t]
     assert terms == [("Payment within 30 days of invoice.", "List Number"),
                      ("Prices exclude VAT.\nDelivery: 4 weeks.", "List Number"),
-                     ("Attachments", "Heading 1"), ("WS-9 spec sheet.pdf", "List Bullet")]
-    footer = document.sections[0].footer.paragraphs[0]
-    assert footer.text.startswith("Acme Inc. · Quote Q-12 v2 · valid until 31 May 2024 · page")
-    assert b'w:instr="PAGE"' in footer._p.xml.encode()
+                     ("Attachments", "Heading 2"), ("WS-9 spec sheet.pdf", "List Bullet")]
+    footer = document.sections[-1].footer.paragraphs[0]
+    assert footer.text.startswith("Acme Inc. · Q-12 v2 · Page ")
+    assert b'w:instr=" PAGE "' in footer._p.xml.encode()
     assert "{{" not in all_text(document) and "{%" not in all_text(document)
     assert document.core_properties.title == "Workstations for the design team"
     assert document.core_properties.subject == "Quote Q-12 v2"
+
+
+def test_a_quote_without_catalog_lines_has_no_empty_tables() -> None:
+    """Priced by its totals alone: the totals and the offer's terms, no line, configuration
+    or bill-of-materials table."""
+    document = docx.Document(io.BytesIO(render_docx(make_quote(lines=[], bom=[]))))
+    headings = [p.text for p in document.paragraphs if p.style and p.style.name == "Heading 1"]
+    assert headings == ["Pricing", "Terms of the offer", "Terms and conditions"]
+    assert [row.cells[0].text for t in document.tables for row in t.rows] == [
+        "List total", "Discount", "Net total"]
 
 
 def test_data_cannot_inject_word_xml() -> None:

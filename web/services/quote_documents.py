@@ -12,11 +12,10 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from documents.assembly import BomRow, DocLine
 from documents.attachments import Attachment, AttachmentError, pages_of
 from documents.filenames import safe_filename
 from documents.quote_document import (
-    BomRow,
-    DocLine,
     QuoteDocument,
     QuoteDocumentError,
     TemplateLimitExceeded,
