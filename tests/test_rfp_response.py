@@ -4,6 +4,7 @@ ends the workflow and its timers at once."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -16,7 +17,7 @@ from dealdesk.settings import Settings
 from store.models import AuditEvent, OutboxMessage
 from tests.support import eventually, replays, serve
 from tests.test_rfp_files import ALASKA_FORMS
-from tests.web_support import People, seed_people, token_client
+from tests.web_support import People, browser_session, seed_people, token_client
 from web.services import rfp_tasks
 from workflows.rfp_response import (
     Outcome,
@@ -105,9 +106,12 @@ async def test_expert_reminded_then_owner_told_then_recall_ends_another(
             "assignee_id": people.legal.id, "due_at": due.isoformat()})
         assert r.status_code == 422 and r.json()["field"] == "due_at", r.text
 
-        # The second RFP: due in an hour; recalled, its workflow ends now, mailing nobody.
+        # The second RFP: due in an hour, reminded half an hour before; recalled, its workflow
+        # ends now, mailing nobody. (With the default day ahead, the reminder would be due at
+        # once, racing the recall.)
         r = await rep.post(f"/api/v1/rfps/{ids[1]}/assign", json={
-            "assignee_id": people.legal.id, "due_at": later.isoformat()})
+            "assignee_id": people.legal.id, "due_at": later.isoformat(),
+            "remind_before_hours": 0.5})
         assert r.status_code == 200, r.text
         wid = r.json()["workflow_id"]
         await eventually(lambda: _started(client, wid))
@@ -130,3 +134,30 @@ async def _started(client: Client, wid: str) -> bool:
     except Exception:
         return False
     return True
+
+
+async def test_answering_every_expert_question_ends_the_chase_at_once(
+        client: Client, worker: str, settings: Settings, people: People) -> None:
+    """Due in three days, so only the ``answered`` signals (one per save, through the API and the
+    page) can end the workflow within seconds, with nobody reminded."""
+    async with serve(settings) as url:
+        rep = await token_client(url, people.rep)
+        r = await rep.post("/api/v1/rfps", files={"file": ("forms.docx", ALASKA_FORMS)})
+        assert r.status_code == 201, r.text
+        rfp_id = r.json()["id"]
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)  # reminded in two
+        r = await rep.post(f"/api/v1/rfps/{rfp_id}/assign", json={
+            "assignee_id": people.legal.id, "due_at": due.isoformat()})
+        assert r.status_code == 200, r.text
+        assigned = r.json()
+        first, *rest = assigned["question_ids"]
+        browser, csrf = await browser_session(url, people.legal)
+        r = await browser.post(f"/rfps/{rfp_id}/questions/{first}/answer",
+                               headers={"X-CSRF-Token": csrf}, data={"text": "On the page."})
+        assert r.status_code == 200, r.text
+        for qid in rest:
+            r = await rep.put(f"/api/v1/rfps/{rfp_id}/questions/{qid}/answer",
+                              json={"text": f"Answer {qid}"})
+            assert r.status_code == 200, r.text
+        result = await asyncio.wait_for(_result(client, assigned["workflow_id"]), 30)
+        assert result.outcome == Outcome.ANSWERED and not result.reminded

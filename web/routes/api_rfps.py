@@ -193,10 +193,13 @@ def list_rfps(user: CurrentUser, session: SessionDep, status: Status | None = No
 
 
 @router.put("/{rfp_id}/questions/{qid}/answer", response_model=QuestionBrief)
-def answer(rfp_id: PathId, qid: PathId, body: AnswerIn, user: CurrentUser,
-           session: SessionDep) -> QuestionBrief:
-    """Save a question's answer (empty clears it)."""
-    q = service.answer(session, user, rfp_id, qid, body.text, body.library_item_id)
+async def answer(rfp_id: PathId, qid: PathId, body: AnswerIn, user: CurrentUser,
+                 session: SessionDep, client: MaybeClientDep,
+                 settings: SettingsDep) -> QuestionBrief:
+    """Save a question's answer (empty clears it); an expert's reminders for it stop."""
+    q = await in_session(session, service.answer, user, rfp_id, qid, body.text,
+                         body.library_item_id)
+    await tasks.signal_answered(client, settings, q)
     return QuestionBrief(id=q.id, text=q.text, location=q.location)
 
 

@@ -19,7 +19,7 @@ from store import starts
 from store.models import User
 from store.rfps import RFP_STATUSES, Rfp
 from web.auth import CurrentUser
-from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session
+from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.errors import AppError, Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import MAX_ID, PathId
@@ -132,16 +132,25 @@ def workspace_page(request: Request, rfp_id: PathId, user: CurrentUser, session:
 
 
 @router.post("/rfps/{rfp_id}/questions/{qid}/answer")
-def save_answer(request: Request, rfp_id: PathId, qid: PathId, user: CurrentUser,
-                session: SessionDep, text: Text = "",
-                library_item_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
-                ) -> Response:
+async def save_answer(request: Request, rfp_id: PathId, qid: PathId, user: CurrentUser,
+                      session: SessionDep, client: MaybeClientDep, settings: SettingsDep,
+                      text: Text = "",
+                      library_item_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+                      ) -> Response:
     error = ""
     try:
-        service.answer(session, user, rfp_id, qid, text, library_item_id)
+        q = await in_session(session, service.answer, user, rfp_id, qid, text,
+                             library_item_id)
     except AppError as e:
-        session.rollback()
         error = e.message
+    else:
+        await tasks.signal_answered(client, settings, q)
+    return await off_loop(_question_view, request, session, user, rfp_id, qid, error)
+
+
+def _question_view(request: Request, session: Session, user: User, rfp_id: int, qid: int,
+                   error: str) -> Response:
+    """The saved question's row (on a worker thread: it reads the store)."""
     rfp = service.get_rfp(session, user, rfp_id)
     session.refresh(rfp)
     q = next(q for q in rfp.questions if q.id == qid)

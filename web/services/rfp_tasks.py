@@ -17,6 +17,7 @@ from store.models import User
 from store.rfps import RfpQuestion
 from web.errors import Conflict, Forbidden, Invalid
 from web.services.rfps import (
+    ANSWERED,
     SUGGEST_THRESHOLD,
     get_rfp,
     may_approve,
@@ -79,6 +80,20 @@ def assign_smes(session: Session, settings: Settings, user: User, rfp_id: int,
                    settings.task_queue)
     session.commit()
     return chosen
+
+
+async def signal_answered(client: Client | None, settings: Settings, question: RfpQuestion
+                          ) -> None:
+    """Tell the RFP's workflow at once that an expert's question is answered: its reminder
+    and escalation are dropped. Best effort, like :func:`signal_recall`: the workflow's
+    activities check the store before anyone is mailed."""
+    if client is None or question.assignee_id is None or question.status not in ANSWERED:
+        return
+    try:
+        await client.get_workflow_handle(workflow_id(settings, question.rfp_id)).signal(
+            RfpResponseWorkflow.answered, question.id)
+    except Exception:
+        return
 
 
 async def signal_recall(client: Client | None, settings: Settings, rfp_id: int) -> None:
