@@ -184,6 +184,51 @@ def render_docx_isolated(doc: QuoteDocument, template: bytes | None = None, *,
             "again in Word and upload it again", "crashed") from e
 
 
+FIELDS: dict[str, str] = {
+    "org_name": "your company's name", "number": "the quote number and version (Q-12 v2)",
+    "title": "the quote's title", "account_name": "the customer",
+    "prepared_by": "the quote's owner", "issued": "the date it was generated",
+    "valid_until": "the last day the offer holds", "currency": "ISO code, e.g. USD",
+    "channel": "Direct, Web, Reseller or Distributor", "term": "e.g. 36 months",
+    "term_months": "a number (0: one-off purchase)", "list_total": "amount before discounts",
+    "discount_total": "amount off list", "discount_pct": "e.g. 16.13%",
+    "net_total": "the amount to pay",
+    "lines": "loop: position sku name quantity unit list_unit discount net_unit net_total "
+             "options",
+    "bom": "loop: level indent sku name quantity", "terms": "loop: one paragraph each",
+    "attachments": "loop: file names"}
+"""What a template can use, each with what it holds (the context of :func:`render_docx`)."""
+
+
+def template_fields(template: bytes) -> bytes:
+    """The names ``template`` uses that it doesn't define itself, one per line (bytes, to
+    cross the sandbox; callers use :func:`template_fields_isolated`)."""
+    try:
+        tpl = DocxTemplate(io.BytesIO(template))
+        tpl.init_docx()
+        env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+        names = tpl.get_undeclared_template_variables(env) - set(env.globals)  # range, …
+    except TemplateError as e:
+        raise _template_error(e) from e
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise QuoteDocumentError("the quote template can't be opened as a Word document; "
+                                 "open it in Word, save it as .docx and upload it again") from e
+    return "\n".join(sorted(names)).encode()
+
+
+def template_fields_isolated(template: bytes, *,
+                             limits: sandbox.Limits = TEMPLATE_LIMITS) -> list[str]:
+    """:func:`template_fields` in the sandbox (blocking: call it on a worker thread)."""
+    try:
+        found = sandbox.run(template_fields, template, limits=limits)
+    except sandbox.SandboxError as e:
+        raise TemplateLimitExceeded(
+            f"reading the quote template's fields overran its limits ({e})", e.limit) from e
+    return [n for n in found.decode().split("\n") if n]
+
+
 def render_pdf(docx: bytes, convert: Callable[[bytes, str], bytes],
                attachments: Sequence[Attachment]) -> bytes:
     """The converted quote with ``attachments`` appended in order, as one plain PDF.

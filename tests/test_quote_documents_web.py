@@ -136,3 +136,30 @@ async def test_spec_sheets_follow_the_products_a_quote_sells(live_url: str, cast
     assert text.count("ANL-SEAT") >= 1 and "clause 7 as written" in text
     reader = PdfReader(io.BytesIO((await rep.get(bare.json()["pdf_url"])).content))
     assert sum("clause 7 as written" in (p.extract_text() or "") for p in reader.pages) == 2
+
+
+async def test_a_template_names_only_fields_a_quote_has_and_the_page_lists_them(
+        live_url: str, cast: Cast) -> None:
+    """The sample render takes one branch; a field in the other is caught by name at upload,
+    and nothing is stored. The catalog page lists the fields, ticking those in use."""
+    admin, csrf = await browser_session(live_url, cast.admin)
+    sneaky = template("Quote {{ number }}",
+                      "{% if term_months > 999 %}Code {{ discount_code }}{% endif %}")
+    r = await admin.post("/catalog/quote-template", headers={"X-CSRF-Token": csrf},
+                         files={"file": ("sneaky.docx", sneaky, "application/octet-stream")})
+    assert r.status_code == 422
+    assert "sneaky.docx: the template uses discount_code, which a quote doesn" in r.text
+    page = (await admin.get("/catalog")).text
+    assert "Using the built-in template" in page
+
+    fine = template("Quote {{ number }} for {{ account_name }}",
+                    "{% for l in lines %}{{ l.sku }} {{ range(2)|length }}{% endfor %}")
+    r = await admin.post("/catalog/quote-template", headers={"X-CSRF-Token": csrf},
+                         files={"file": ("fine.docx", fine, "application/octet-stream")})
+    assert r.status_code == 303, r.text
+    page = (await admin.get("/catalog")).text
+    assert "3 used by this template" in page
+    used = [m for m in ("number", "account_name", "lines", "title")
+            if f"<code>{m}</code></td><td>" in page and
+            page.split(f"<code>{m}</code>")[1].split("</tr>")[0].endswith("✓</td>")]
+    assert used == ["number", "account_name", "lines"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from documents.quote_document import default_template
+from documents.quote_document import FIELDS, QuoteDocumentError, default_template
 from store.commerce import CatalogVersion
 from store.db import write_lock
 from web.auth import CurrentUser, require
@@ -29,8 +29,14 @@ def catalog_page(request: Request, session: SessionDep) -> Response:
     versions = session.scalars(select(CatalogVersion).order_by(
         CatalogVersion.version.desc()).limit(30)).all()
     spec = catalog_service.spec_of(session, versions[0].version)[1] if versions else None
+    template = docs.active_template(session)
+    try:
+        used: list[str] | None = docs.template_fields(request.app.state.blobs, template)
+    except QuoteDocumentError:
+        used = None  # an old upload this version can't read: the page still shows
     return render(request, "catalog.html", {"versions": versions, "spec": spec,
-                                            "template": docs.active_template(session),
+                                            "template": template, "fields": FIELDS,
+                                            "used": used,
                                             "sheets": docs.product_documents(session)})
 
 

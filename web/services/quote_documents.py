@@ -16,11 +16,14 @@ from documents.assembly import BomRow, DocLine
 from documents.attachments import Attachment, AttachmentError, pages_of
 from documents.filenames import safe_filename
 from documents.quote_document import (
+    FIELDS,
     QuoteDocument,
     QuoteDocumentError,
     TemplateLimitExceeded,
+    default_template,
     render_docx_isolated,
     render_pdf,
+    template_fields_isolated,
 )
 from store import audit
 from store.audit import entity
@@ -213,16 +216,38 @@ def upload_template(session: Session, blobs: BlobStore, actor: User, name: str,
         raise TooLarge(f"{name} is over {MAX_ATTACHMENT // (1024 * 1024)} MB")
     try:
         render_docx_isolated(_sample(), data)
+        fields = template_fields_isolated(data)
     except QuoteDocumentError as e:
         raise Invalid(f"{name}: {e}", field="file") from None
+    # The sample fills only the branches it takes: a name in another branch would fail a
+    # real quote later, so every name the template uses must be one a quote has.
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise Invalid(f"{name}: the template uses {', '.join(unknown)}, which a quote doesn't "
+                      f"have; a template can use {', '.join(FIELDS)}", field="file")
     write_lock(session)
     row = QuoteTemplate(name=name, sha256=blobs.put(data), created_by_id=actor.id)
     session.add(row)
     session.flush()
+    _fields_seen[row.sha256] = fields
     audit.append(session, event_key=f"quote-template-{row.id}", actor=Who.user(actor),
                  action="quote_template.uploaded", entity=entity("quote-template", row.id),
                  data={"name": row.name, "sha256": row.sha256})
     return row
+
+
+_fields_seen: dict[str, list[str]] = {}
+"""Template hash → the fields it uses (templates never change under their hash)."""
+
+
+def template_fields(blobs: BlobStore, template: QuoteTemplate | None) -> list[str]:
+    """The quote fields the active template uses (the built-in starter's when none is);
+    read in the sandbox once per template. Blocking: call it on a worker thread."""
+    key = template.sha256 if template else ""
+    if key not in _fields_seen:
+        data = blobs.get(template.sha256) if template else default_template()
+        _fields_seen[key] = [f for f in template_fields_isolated(data) if f in FIELDS]
+    return _fields_seen[key]
 
 
 def reset_template(session: Session, actor: User) -> None:
