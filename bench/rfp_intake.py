@@ -25,10 +25,10 @@ Each run uploads the workbook as a new RFP over HTTP with a bearer token (a rep)
 A warm-up RFP of 20 questions before the timed ones is not counted. In-process baselines,
 same run, same machine: ``documents.rfp`` detection plus extraction of the same bytes, and
 ``documents.suggest`` ranking the 500 questions over the whole library with one index built
-once (no store). It prints p50/p95 of each, how
-many questions came back with suggestions and how often the first one is the labelled item
-(or one of its variants), ``total/(extraction + 2 × ranking)`` (the app ranks twice: at
-mapping and on reading), and PASS/MISS for the target: total p95 < 5 s.
+once (no store). It prints p50/p95 of each, how many questions came back with suggestions
+and how often the first one is the labelled item (or one of its variants),
+``total/(extraction + 2 × ranking)`` (the app ranks twice: at mapping and on reading), and
+PASS/MISS for the target: total p95 < 5 s.
 """
 
 from __future__ import annotations
