@@ -21,6 +21,7 @@ included) a full-text index should be asked for to find candidates in a large li
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -90,6 +91,7 @@ _STEPS = (
 )
 
 
+@functools.lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A small suffix stripper (Porter's spirit, not its letter): plurals first, then the
     longest matching derivational or inflectional ending, repeated while a stem of at least
@@ -399,27 +401,34 @@ class _Doc:
     tf: Counter[str]
     length: int
     concepts: frozenset[str]
-    grams: Counter[str]
+    grams: dict[str, float]
+    """Each n-gram's ``1 + log(count)``; times its idf (which depends on the other
+    candidates) it is the gram's weight."""
+
+
+@functools.lru_cache(maxsize=2048)
+def _analysed(title: str, body: str, tags: tuple[str, ...]
+              ) -> tuple[Counter[str], int, frozenset[str], dict[str, float]]:
+    """A candidate's term counts, length, concepts and n-grams (with their log-scaled
+    counts, the idf-free half of their weight): the same for every question
+    (an RFP ranks the same few hundred items for each of its questions), so analysed once
+    per text. Read-only: :class:`Index` shares them."""
+    tf: Counter[str] = Counter()
+    for t in terms(title):
+        tf[t] += TITLE_BOOST
+    tf.update(terms(" ".join(tags)))
+    tf.update(terms(body))
+    content = [w for w in words(f"{title} {title} {body}") if w not in STOPWORDS]
+    grams = _grams(content)
+    return (tf, sum(tf.values()), frozenset(t for t in tf if t.startswith("@")),
+            {g: 1 + math.log(k) for g, k in grams.items()})
 
 
 class Index:
     """The candidates, analysed once; :meth:`rank` then scores any number of questions."""
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
-        self.docs: list[_Doc] = []
-        for c in candidates:
-            title = terms(c.title)
-            tags = terms(" ".join(c.tags))
-            body = terms(c.body)
-            tf: Counter[str] = Counter()
-            for t in title:
-                tf[t] += TITLE_BOOST
-            tf.update(tags)
-            tf.update(body)
-            content = [w for w in words(f"{c.title} {c.title} {c.body}") if w not in STOPWORDS]
-            self.docs.append(_Doc(c.key, tf, sum(tf.values()),
-                                  frozenset(t for t in tf if t.startswith("@")),
-                                  _grams(content)))
+        self.docs = [_Doc(c.key, *_analysed(c.title, c.body, c.tags)) for c in candidates]
         n = len(self.docs)
         self.avg_len = sum(d.length for d in self.docs) / n if n else 0.0
         df: Counter[str] = Counter()
@@ -429,7 +438,12 @@ class Index:
             gram_df.update(d.grams.keys())
         self.idf = {t: math.log(1 + (n - k + 0.5) / (k + 0.5)) for t, k in df.items()}
         self.gram_idf = {g: math.log((1 + n) / (1 + k)) + 1 for g, k in gram_df.items()}
-        self._vectors = [self._weigh(d.grams) for d in self.docs]
+        # Each document vector's length; its components are computed only where a question
+        # has the gram (the cosine needs no more), which keeps an index over fresh
+        # candidates cheap to build for every question.
+        idf = self.gram_idf
+        self._norms = [math.sqrt(sum((w * idf[g]) ** 2 for g, w in d.grams.items())) or 1.0
+                       for d in self.docs]
 
     def _weigh(self, grams: Counter[str]) -> dict[str, float]:
         default = math.log(1 + len(self.docs)) + 1  # a gram no candidate has
@@ -465,8 +479,9 @@ class Index:
             if bm <= 0:
                 continue
             bm_sat = bm / (bm + BM25_HALF)
-            vec = self._vectors[i]
-            cos = sum(v * vec.get(g, 0.0) for g, v in qvec.items())
+            grams, idf = doc.grams, self.gram_idf
+            cos = sum(v * grams[g] * idf[g] for g, v in qvec.items() if g in grams) \
+                / self._norms[i]
             cover = len(qconcepts & doc.concepts) / len(qconcepts) if qconcepts else 0.0
             w_total = w_bm + w_gram + (w_concept if qconcepts else 0.0)
             score = (w_bm * bm_sat + w_gram * cos + w_concept * cover) / w_total

@@ -143,14 +143,16 @@ def query_words(query: str) -> list[str]:
 
 
 def search(session: Session, words: list[str], *, any_word: bool = False, prefix: bool = True,
-           limit: int = 20, kind: str | None = None, tag: str | None = None) -> list[Hit]:
+           limit: int = 20, kind: str | None = None, tag: str | None = None,
+           marked: bool = True) -> list[Hit]:
     """Items (not archived) matching ``words``: all of them, or any with ``any_word``; the
-    last word as a prefix with ``prefix`` (typing in a search box). Best first."""
+    last word as a prefix with ``prefix`` (typing in a search box). Best first. Without
+    ``marked`` the hits' title and snippet are empty (highlighting costs most of a query)."""
     if not words:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        return _search_pg(session, words, any_word, prefix, limit, kind, tag)
-    return _search_sqlite(session, words, any_word, prefix, limit, kind, tag)
+        return _search_pg(session, words, any_word, prefix, limit, kind, tag, marked)
+    return _search_sqlite(session, words, any_word, prefix, limit, kind, tag, marked)
 
 
 def _filters(kind: str | None, tag: str | None, params: dict[str, object]) -> str:
@@ -166,7 +168,7 @@ def _filters(kind: str | None, tag: str | None, params: dict[str, object]) -> st
 
 
 def _search_sqlite(session: Session, words: list[str], any_word: bool, prefix: bool,
-                   limit: int, kind: str | None, tag: str | None) -> list[Hit]:
+                   limit: int, kind: str | None, tag: str | None, marked: bool) -> list[Hit]:
     # Every word is an FTS5 string (quotes doubled), so no query syntax gets through.
     terms = ['"' + w.replace('"', '""') + '"' for w in words]
     if prefix:
@@ -174,9 +176,9 @@ def _search_sqlite(session: Session, words: list[str], any_word: bool, prefix: b
     params: dict[str, object] = {"q": (" OR " if any_word else " ").join(terms),
                                  "limit": limit, "start": START, "stop": STOP}
     # Only constant SQL is joined here; every value is a bound parameter.
-    sql = ("SELECT i.id, bm25(library_fts, 5.0, 1.0, 2.0) AS rank,"  # noqa: S608
-           " highlight(library_fts, 0, :start, :stop),"
-           " snippet(library_fts, 1, :start, :stop, '…', 24)"
+    sql = ("SELECT i.id, bm25(library_fts, 5.0, 1.0, 2.0) AS rank," +  # noqa: S608
+           (" highlight(library_fts, 0, :start, :stop),"
+            " snippet(library_fts, 1, :start, :stop, '…', 24)" if marked else " '', ''") +
            " FROM library_fts JOIN library_items i ON i.id = library_fts.rowid"
            " WHERE library_fts MATCH :q AND NOT i.archived" + _filters(kind, tag, params) +
            " ORDER BY rank, i.id LIMIT :limit")
@@ -185,7 +187,7 @@ def _search_sqlite(session: Session, words: list[str], any_word: bool, prefix: b
 
 
 def _search_pg(session: Session, words: list[str], any_word: bool, prefix: bool,
-               limit: int, kind: str | None, tag: str | None) -> list[Hit]:
+               limit: int, kind: str | None, tag: str | None, marked: bool) -> list[Hit]:
     # Each word is a bound parameter to plainto_tsquery (or to_tsquery with a prefix, the
     # word being letters and digits only), joined with tsquery's own operators.
     params: dict[str, object] = {"limit": limit}
@@ -196,13 +198,16 @@ def _search_pg(session: Session, words: list[str], any_word: bool, prefix: bool,
         parts.append(f"to_tsquery('english', :w{n} || ':*')" if prefix and last
                      else f"plainto_tsquery('english', :w{n})")
     query = (" || " if any_word else " && ").join(parts)
-    params["body_opts"] = (f"StartSel={START}, StopSel={STOP}, MaxWords=35, MinWords=15, "
-                           "MaxFragments=2, FragmentDelimiter=\" … \"")
-    params["title_opts"] = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
+    headlines = " '', ''"
+    if marked:
+        params["body_opts"] = (f"StartSel={START}, StopSel={STOP}, MaxWords=35, "
+                               "MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \"")
+        params["title_opts"] = f"StartSel={START}, StopSel={STOP}, HighlightAll=true"
+        headlines = (" ts_headline('english', replace(i.title, '<', chr(1)), q.query,"
+                     " :title_opts), ts_headline('english', replace(i.body, '<', chr(1)),"
+                     " q.query, :body_opts)")
     sql = (f"WITH q AS (SELECT {query} AS query)"  # noqa: S608 - constant SQL, bound values
-           " SELECT i.id, ts_rank_cd(i.search, q.query) AS rank,"
-           " ts_headline('english', replace(i.title, '<', chr(1)), q.query, :title_opts),"
-           " ts_headline('english', replace(i.body, '<', chr(1)), q.query, :body_opts)"
+           " SELECT i.id, ts_rank_cd(i.search, q.query) AS rank," + headlines +
            " FROM library_items i, q WHERE i.search @@ q.query AND NOT i.archived" +
            _filters(kind, tag, params) + " ORDER BY rank DESC, i.id LIMIT :limit")
     # ts_headline's parser drops what looks like an HTML tag; with "<" hidden as \x01 (which

@@ -41,6 +41,8 @@ class Rfp(Base):
     due_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    suggested_at: Mapped[dt.datetime | None] = mapped_column()
+    """When its questions' suggestions were ranked: a library change after it ranks again."""
 
     owner: Mapped[User] = relationship(lazy="joined")
     questions: Mapped[list[RfpQuestion]] = relationship(
@@ -69,6 +71,9 @@ class RfpQuestion(Base):
     """The best library suggestion's score when the questions were read (0 … 1)."""
     library_item_id: Mapped[int | None] = mapped_column(ForeignKey("library_items.id"))
     """The library item the answer came from (a suggestion used, or the item it became)."""
+    suggested: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    """The library's suggestions as ranked at :attr:`Rfp.suggested_at`: ``[item id, score]``,
+    best first (reading an RFP doesn't rank its hundreds of questions again)."""
 
     rfp: Mapped[Rfp] = relationship(back_populates="questions")
     assignee: Mapped[User | None] = relationship(lazy="joined")

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import docx
 import httpx
@@ -305,3 +306,34 @@ async def test_pdf_answers_go_in_the_response_document_and_retries_make_one_rfp(
     r = await rep.post("/api/v1/rfps", files={"file": ("forms.docx", ALASKA_FORMS)},
                        headers={"Idempotency-Key": "k-1"})
     assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key", r.text
+
+
+async def test_suggestions_are_kept_and_ranked_again_after_a_library_change(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    """Reading an RFP doesn't rank its questions again, until the library changes."""
+    rep = await token_client(app_url, people.rep)
+    await create(rep, title="Alaska business license number",
+                 body="Our Alaska Business License # is AK-123456.", tags=["licensing"])
+    rfp_id = (await upload(rep, "forms.docx", ALASKA_FORMS)).json()["id"]
+
+    def ranked_at() -> object:
+        with sessions() as s:
+            return s.get_one(Rfp, rfp_id).suggested_at
+
+    def suggested(got: dict[str, Any], location: str) -> list[int]:
+        q = next(q for q in got["questions"] if q["location"] == location)
+        return [s["item_id"] for s in q["suggestions"]]
+
+    first = ranked_at()
+    assert first is not None
+    got = (await rep.get(f"/api/v1/rfps/{rfp_id}")).json()
+    assert ranked_at() == first  # read from what intake ranked
+    assert not suggested(got, "docx:t:1:r:0:c:1")  # "Company Name:": nothing in the library
+    company = await create(rep, title="Company name", body="Acme Corporation, Inc.",
+                           tags=["company"])
+    got = (await rep.get(f"/api/v1/rfps/{rfp_id}")).json()
+    assert suggested(got, "docx:t:1:r:0:c:1") == [company]
+    later = ranked_at()
+    assert later is not None and later != first
+    await rep.get(f"/api/v1/rfps/{rfp_id}")
+    assert ranked_at() == later

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,17 +339,34 @@ def suggest(session: Session, user: User, question: str, limit: int = 5) -> list
     """Library items that answer ``question``, best first: the full-text index's top
     :data:`CANDIDATES` for any of the question's words and concepts, re-ranked by
     ``documents.suggest``."""
+    return suggest_many(session, user, [question], limit)[0]
+
+
+def suggest_many(session: Session, user: User, questions: Sequence[str],
+                 limit: int = 5) -> list[list[Suggestion]]:
+    """:func:`suggest` for each of ``questions`` (an RFP's hundreds): one full-text query
+    each, then every candidate loaded once, and each item's text analysed once for all."""
     _require_reader(user)
-    if _CONTROL.search(question):
+    if any(_CONTROL.search(q) for q in questions):
         raise Invalid("the question holds a control character", field="q")
-    words = [w for t in ranker.query_terms(question) for w in store.query_words(t)]
-    hits = store.search(session, list(dict.fromkeys(words)), any_word=True, prefix=False,
-                        limit=CANDIDATES)
-    items = {i.id: i for i in session.scalars(select(LibraryItem).where(
-        LibraryItem.id.in_([h.item_id for h in hits])))}
-    ranked = ranker.rank(question, [
-        ranker.Candidate(i.id, i.title, i.body, tuple(i.tags)) for i in items.values()], limit)
-    return [Suggestion(items[int(str(s.key))], s.score) for s in ranked]
+    found: list[list[int]] = []
+    for question in questions:
+        words = [w for t in ranker.query_terms(question) for w in store.query_words(t)]
+        found.append([h.item_id for h in store.search(
+            session, list(dict.fromkeys(words)), any_word=True, prefix=False,
+            limit=CANDIDATES, marked=False)])
+    wanted = sorted({i for ids in found for i in ids})
+    items: dict[int, LibraryItem] = {}
+    for start in range(0, len(wanted), 500):  # bound the IN list
+        items.update((i.id, i) for i in session.scalars(select(LibraryItem).where(
+            LibraryItem.id.in_(wanted[start:start + 500]))))
+    candidates = {i.id: ranker.Candidate(i.id, i.title, i.body, tuple(i.tags))
+                  for i in items.values()}
+    out = []
+    for question, ids in zip(questions, found, strict=True):
+        ranked = ranker.rank(question, [candidates[i] for i in ids if i in candidates], limit)
+        out.append([Suggestion(items[int(str(s.key))], s.score) for s in ranked])
+    return out
 
 
 def due_for_review(session: Session, user: User, limit: int = 50) -> list[LibraryItem]:

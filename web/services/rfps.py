@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from documents import rfp as files
@@ -158,8 +158,7 @@ class _Prefill:
     item: LibraryItem | None
 
 
-def _prefill(session: Session, user: User, text: str) -> _Prefill:
-    best = library.suggest(session, user, text, limit=1)
+def _prefill(best: list[library.Suggestion]) -> _Prefill:
     if not best:
         return _Prefill(None, None)
     top = best[0]
@@ -171,14 +170,19 @@ def _questions(session: Session, user: User,
     """Rows for ``found``, each with its best suggestion's score and, above the threshold,
     that item's text as a suggested answer (read before the write lock is taken)."""
     rows = []
-    for n, q in enumerate(found, start=1):
-        pre = _prefill(session, user, q.text)
+    ranked = library.suggest_many(session, user, [q.text for q in found], limit=SUGGESTIONS)
+    for n, (q, best) in enumerate(zip(found, ranked, strict=True), start=1):
+        pre = _prefill(best)
         rows.append(RfpQuestion(
             position=n, location=q.location, text=q.text, context=q.context,
             answer=pre.item.body if pre.item else None,
             status="suggested" if pre.item else "unanswered", top_score=pre.top_score,
-            library_item_id=pre.item.id if pre.item else None))
+            library_item_id=pre.item.id if pre.item else None, suggested=_kept(best)))
     return rows
+
+
+def _kept(best: list[library.Suggestion]) -> list[list[float]]:
+    return [[s.item.id, s.score] for s in best]
 
 
 def create_rfp(session: Session, user: User, name: str | None, data: bytes, title: str = "",
@@ -197,6 +201,7 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
         found = files.extract(data, kind, name=name, max_bytes=MAX_BYTES)
     except files.RfpFileError as e:
         raise Invalid(str(e), field="file") from None
+    ranked_at = utcnow()  # a library change from now on ranks them again
     rows = [] if found.needs_mapping else _questions(session, user, found.questions)
     sha = blobs.put(data)
     write_lock(session)
@@ -212,7 +217,8 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
               status="needs_mapping" if found.needs_mapping else "open",
               mapping={"candidates": [_candidate_json(c) for c in found.candidates]}
               if found.needs_mapping else None,
-              created_at=now, updated_at=now, questions=rows)
+              created_at=now, updated_at=now, questions=rows,
+              suggested_at=None if found.needs_mapping else ranked_at)
     session.add(rfp)
     session.flush()
     record(session, user, rfp, "rfp.created",
@@ -239,6 +245,7 @@ def set_mapping(session: Session, user: User, rfp_id: int, mapping: files.SheetM
                                    max_bytes=MAX_BYTES)
     except files.RfpFileError as e:
         raise Invalid(str(e), field="mapping") from None
+    ranked_at = utcnow()
     rows = _questions(session, user, found)
     write_lock(session)
     session.refresh(rfp)
@@ -246,7 +253,7 @@ def set_mapping(session: Session, user: User, rfp_id: int, mapping: files.SheetM
         raise Conflict(f"RFP {rfp.id} was mapped meanwhile", field="mapping")
     rfp.questions = rows
     rfp.mapping = {**(rfp.mapping or {}), **_mapping_json(mapping)}
-    rfp.status = "open"
+    rfp.status, rfp.suggested_at = "open", ranked_at
     rfp.updated_at = utcnow()
     session.flush()
     record(session, user, rfp, "rfp.mapped", {**_mapping_json(mapping),
@@ -403,8 +410,35 @@ def promote_answer(session: Session, user: User, rfp_id: int, qid: int) -> Libra
 
 def suggestions(session: Session, user: User, rfp: Rfp,
                 limit: int = SUGGESTIONS) -> dict[int, list[library.Suggestion]]:
-    """Each question's library suggestions, best first."""
-    return {q.id: library.suggest(session, user, q.text, limit) for q in rfp.questions}
+    """Each question's library suggestions, best first: as ranked when the questions were
+    read, or, when the library changed since (an item added, edited or archived), ranked
+    again and kept (its own small commit)."""
+    _require_reader(user)
+    changed = session.scalar(select(func.max(LibraryItem.updated_at)))
+    if rfp.suggested_at is None or (changed is not None and changed > rfp.suggested_at) \
+            or any(q.suggested is None for q in rfp.questions):
+        return _rank_again(session, user, rfp, limit)
+    ids = sorted({int(i) for q in rfp.questions for i, _ in q.suggested or []})
+    items: dict[int, LibraryItem] = {}
+    for start in range(0, len(ids), 500):
+        items.update((i.id, i) for i in session.scalars(select(LibraryItem).where(
+            LibraryItem.id.in_(ids[start:start + 500]), LibraryItem.archived.is_(False))))
+    return {q.id: [library.Suggestion(items[int(i)], score) for i, score in q.suggested or []
+                   if int(i) in items][:limit] for q in rfp.questions}
+
+
+def _rank_again(session: Session, user: User, rfp: Rfp,
+                limit: int) -> dict[int, list[library.Suggestion]]:
+    ranked_at = utcnow()
+    ranked = library.suggest_many(session, user, [q.text for q in rfp.questions],
+                                  max(limit, SUGGESTIONS))
+    if rfp.questions:
+        write_lock(session)
+        for q, best in zip(rfp.questions, ranked, strict=True):
+            q.suggested = _kept(best)
+        rfp.suggested_at = ranked_at
+        session.commit()
+    return {q.id: best[:limit] for q, best in zip(rfp.questions, ranked, strict=True)}
 
 
 @dataclass(frozen=True)
