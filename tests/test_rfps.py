@@ -337,3 +337,42 @@ async def test_suggestions_are_kept_and_ranked_again_after_a_library_change(
     assert later is not None and later != first
     await rep.get(f"/api/v1/rfps/{rfp_id}")
     assert ranked_at() == later
+
+
+async def test_the_answer_repository_finds_approved_answers_of_finished_rfps(
+        app_url: str, people: People) -> None:
+    rep = await token_client(app_url, people.rep)
+    finished, draft = [(await upload(rep, f"{n}.docx", ALASKA_FORMS, n)).json()
+                       for n in ("Alaska IES", "Alaska draft")]
+    for rfp in (finished, draft):
+        qid = next(q["id"] for q in rfp["questions"] if q["location"] == "docx:t:1:r:0:c:1")
+        r = await rep.put(f"/api/v1/rfps/{rfp['id']}/questions/{qid}/answer",
+                          json={"text": "Acme Corporation, an Alaska-registered vendor."})
+        assert r.status_code == 200, r.text
+    assert (await rep.post(f"/api/v1/rfps/{finished['id']}/approve")).status_code == 200
+
+    # Only the approved RFP's answer; every word must match, in the question or the answer.
+    found = (await rep.get("/api/v1/rfps/answers", params={"q": "company alaska"})).json()
+    assert [(a["rfp_id"], a["question"], a["answer"]) for a in found] == [
+        (finished["id"], "Company Name:", "Acme Corporation, an Alaska-registered vendor.")]
+    assert (await rep.get("/api/v1/rfps/answers", params={"q": "alaska zebra"})).json() == []
+    # Many readers at once, an auditor among them: the same answer each time.
+    auditor = await token_client(app_url, people.auditor)
+    many = await asyncio.gather(*(c.get("/api/v1/rfps/answers", params={"q": "acme"})
+                                  for c in [rep, auditor] * 6))
+    assert {r.status_code for r in many} == {200}
+    assert {len(r.json()) for r in many} == {1}
+
+    # The page marks the words, and puts the answer into the library with one click.
+    browser, csrf = await browser_session(app_url, people.rep)
+    page = await browser.get("/rfps/answers", params={"q": "alaska"})
+    assert page.status_code == 200
+    assert "an <mark>Alaska</mark>-registered vendor" in page.text and "Add to library" in page.text
+    qid = found[0]["question_id"]
+    r = await browser.post(f"/rfps/{finished['id']}/questions/{qid}/promote",
+                           headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 303
+    page = await browser.get("/rfps/answers", params={"q": "alaska"})
+    assert "in the library" in page.text and "Add to library" not in page.text
+    empty = await browser.get("/rfps/answers", params={"q": "<script>zebra"})
+    assert "No answer matches" in empty.text and "<script>zebra" not in empty.text

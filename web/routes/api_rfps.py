@@ -20,6 +20,7 @@ from web.downloads import content_disposition
 from web.errors import API_ERRORS, Forbidden, TooLarge
 from web.paging import Listing
 from web.params import MAX_ID, PathId, RowId
+from web.services import rfp_answers as answers
 from web.services import rfp_tasks as tasks
 from web.services import rfps as service
 
@@ -170,6 +171,29 @@ def _out(session: Session, user: CurrentUser, rfp: Rfp) -> RfpOut:
             suggestions=[SuggestionOut(item_id=s.item.id, score=s.score, title=s.item.title,
                                        text=s.item.body) for s in found.get(q.id, [])])
             for q in rfp.questions])
+
+
+class AnswerOut(BaseModel):
+    rfp_id: int
+    rfp_title: str
+    question_id: int
+    question: str
+    answer: str
+    library_item_id: int | None = Field(description="the library item it came from or "
+                                                    "became, if any")
+
+
+@router.get("/answers", response_model=list[AnswerOut])
+def search_answers(user: CurrentUser, session: SessionDep,
+                   q: Annotated[str, Query(max_length=200, description="words to find in the "
+                                           "question or the answer")] = "",
+                   page: Annotated[int, Query(ge=1, le=MAX_ID)] = 1) -> list[AnswerOut]:
+    """The response repository: approved answers of approved or completed RFPs with every
+    word of ``q``, newest RFP first, 50 a page."""
+    found = answers.search(session, user, Listing(q.strip(), page))
+    return [AnswerOut(rfp_id=h.rfp.id, rfp_title=h.rfp.title, question_id=h.question.id,
+                      question=h.question.text, answer=h.question.answer or "",
+                      library_item_id=h.question.library_item_id) for h in found.items]
 
 
 @router.get("/{rfp_id}", response_model=RfpOut)

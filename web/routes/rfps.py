@@ -24,6 +24,7 @@ from web.errors import AppError, Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import MAX_ID, PathId
 from web.render import render
+from web.services import rfp_answers as answers
 from web.services import rfp_tasks as tasks
 from web.services import rfps as service
 
@@ -46,6 +47,15 @@ def rfps_page(request: Request, user: CurrentUser, session: SessionDep, wanted: 
         "progress": {r.id: service.progress(r) for r in page.items},
         "may_write": service.may_write(user), "keep": {"status": status or ""}},
         block="list")
+
+
+@router.get("/rfps/answers")
+def answers_page(request: Request, user: CurrentUser, session: SessionDep,
+                 wanted: ListingDep) -> Response:
+    """The response repository: approved answers of finished RFPs, searchable."""
+    return render(request, "rfp_answers.html", {
+        "page": answers.search(session, user, wanted), "q": wanted.q,
+        "may_write": service.may_write(user)}, block="list")
 
 
 def _upload_form(request: Request, values: dict[str, str], error: str = "",
