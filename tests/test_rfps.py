@@ -15,6 +15,7 @@ import docx
 import httpx
 import openpyxl
 import pytest
+from pypdf import PdfReader
 from reportlab.pdfgen import canvas
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -106,6 +107,11 @@ async def docx_scenario(app_url: str, people: People, sessions: sessionmaker[Ses
     assert r.status_code == 200 and r.headers["content-type"] == DOCX
     text = "\n".join(p.text for p in docx.Document(io.BytesIO(r.content)).paragraphs)
     assert "Company Name:" in text and "Acme Corp" in text
+    r = await rep.get(f"/api/v1/rfps/{rfp_id}/response.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert 'response.pdf"' in r.headers["content-disposition"]
+    pdf_text = " ".join(PdfReader(io.BytesIO(r.content)).pages[0].extract_text().split())
+    assert "Company Name:" in pdf_text and "Acme Corp" in pdf_text
 
     # One click: an approved answer becomes a library item tagged "rfp".
     r = await rep.post(f"/api/v1/rfps/{rfp_id}/questions/{name_q['id']}/promote")

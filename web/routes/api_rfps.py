@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from documents.convert import ConversionFailed
 from documents.filenames import safe_filename
 from documents.rfp import SheetMapping
 from store import starts
@@ -17,7 +18,7 @@ from store.rfps import Rfp
 from web.auth import CurrentUser
 from web.deps import IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.downloads import content_disposition
-from web.errors import API_ERRORS, Forbidden, TooLarge
+from web.errors import API_ERRORS, Forbidden, Invalid, TooLarge
 from web.paging import Listing
 from web.params import MAX_ID, PathId, RowId
 from web.services import rfp_answers as answers
@@ -292,6 +293,20 @@ def download_document(request: Request, rfp_id: PathId, user: CurrentUser,
 def download_response(rfp_id: PathId, user: CurrentUser, session: SessionDep) -> Response:
     """The standard response document: every question and its answer."""
     return _file(service.response_doc(session, user, rfp_id))
+
+
+@router.get("/{rfp_id}/response.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}, "description": "the file"}})
+def download_response_pdf(request: Request, rfp_id: PathId, user: CurrentUser,
+                          session: SessionDep) -> Response:
+    """The standard response document as PDF (converted by the warm LibreOffice)."""
+    name, data, _ = service.response_doc(session, user, rfp_id)
+    try:
+        pdf = request.app.state.converter(data, name)
+    except ConversionFailed as e:
+        raise Invalid(f"the response document could not be converted to PDF: {e.message}",
+                      field="document") from None
+    return _file((name.removesuffix(".docx") + ".pdf", pdf, "application/pdf"))
 
 
 @router.post("/{rfp_id}/questions/{qid}/promote", status_code=201, response_model=PromotedOut)
