@@ -22,7 +22,7 @@ from web.render import render
 from web.services import configurator, delegations, library
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
-from web.services.tasks import VIEWS, InboxFilter, TaskRef
+from web.services.tasks import VIEWS, InboxFilter, InboxRow, TaskRef
 from workflows.messages import TaskResult, TaskState
 
 router = APIRouter(include_in_schema=False)
@@ -58,7 +58,7 @@ def _raw(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "") for k in ("account", "min_amount", "max_amount")}
 
 
-def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[ApprovalTask],
+def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[InboxRow],
                    count: int, raw: dict[str, str]) -> dict[str, object]:
     return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count, "row_key": row_key,
             "to_sign": envelope_service.awaiting_signature(session, user),
@@ -66,7 +66,7 @@ def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[App
             "queues": sorted(r for r in user.roles if r in APPROVER_ROLES), "raw": raw}
 
 
-def row_key(t: ApprovalTask) -> str:
+def row_key(t: InboxRow) -> str:
     """An open task's row as the inbox shows it: who holds it can change (a delegation, a
     claim) while it stays listed."""
     return f"{t.id}:{t.assignee_id or ''}:{t.claimed_by_id or ''}"

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from store import audit
 from store.db import write_lock
@@ -80,7 +80,10 @@ def issue(session: Session, user: User, *, name: str, days: int = DEFAULT_DAYS, 
 def resolve(session: Session, token: str) -> User:
     """The user a Bearer token acts for; 401 naming why not. Commits when it moves
     ``last_used_at`` on."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    # One query for the token, its user and the user's roles (every request makes it).
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _digest(token))
+                          .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+                          ).unique().one_or_none()
     now = _now()
     if row is None:
         raise Unauthenticated(f"the API token is not known: {_GET_ONE}")

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from dealdesk.settings import Settings
 from store import audit
@@ -72,7 +72,10 @@ def _live(row: UserSession, policy: SessionPolicy, now: dt.datetime) -> bool:
 def resolve(session: Session, session_id: str, policy: SessionPolicy) -> UserSession | None:
     """The live session with this id (its user loaded), or None. Commits when it moves
     ``last_seen_at`` on."""
-    row = session.scalar(select(UserSession).where(UserSession.id_hash == _digest(session_id)))
+    # One query for the session, its user and the user's roles (every request makes it).
+    row = session.scalars(select(UserSession).where(UserSession.id_hash == _digest(session_id))
+                          .options(joinedload(UserSession.user).joinedload(User.role_rows))
+                          ).unique().one_or_none()
     now = _now()
     if row is None or not _live(row, policy, now):
         return None
