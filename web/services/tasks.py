@@ -195,7 +195,7 @@ def _inbox_page(session: Session, user: User, f: InboxFilter) -> list[str]:
     heads: dict[str, dt.datetime | None] = {}
     conn, params = session.connection(), _params(user, f)
     for part in _inbox_statements(*_shape(user, f)):
-        heads.update(conn.execute(part, params).tuples().all())
+        heads.update(conn.execute(part, params).all())
     return sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _NEVER, i))[: f.limit]
 
 
