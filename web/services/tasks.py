@@ -154,6 +154,12 @@ class InboxRow:
     claimed_by_id: int | None
     claimed_by: str | None
 
+    @property
+    def key(self) -> str:
+        """The row as the inbox shows it (the page tells its poll which it shows): who holds
+        the task can change (a delegation, a claim) while it stays listed."""
+        return f"{self.id}:{self.assignee_id or ''}:{self.claimed_by_id or ''}"
+
 
 def _inbox_page_query() -> Executable:
     assignee, behalf, claimer = aliased(User), aliased(User), aliased(User)
