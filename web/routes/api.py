@@ -238,8 +238,10 @@ def inbox(user: CurrentUser, session: SessionDep,
     # Open tasks are undecided: decided_by is None on every row. The rows are validated and
     # written as JSON once, here, as FastAPI would for the response model (it would validate
     # them a second time, on a trip of its own to the thread pool).
-    tasks = _TASKS.validate_python([{**row, "decided_by": None}
-                                    for row in task_service.inbox_rows(session, user, f)])
+    rows = task_service.inbox_rows(session, user, f)
+    for row in rows:
+        row["decided_by"] = None
+    tasks = _TASKS.validate_python(rows)
     return Response(_TASKS.dump_json(tasks, by_alias=True), media_type="application/json")
 
 
