@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     DateTime,
     Executable,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     func,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 from temporalio.client import (
@@ -182,9 +184,9 @@ _INBOX_PAGE = _inbox_page_query()  # built once, like _INBOX_ROWS below
 def inbox(session: Session, user: User, f: InboxFilter) -> list[InboxRow]:
     """Open tasks for ``user`` by due date (soonest first, undated last, then by id).
 
-    Each visibility condition is its own indexed query (see :func:`inbox_queries`); their
-    heads are merged here and only the page's tasks are loaded, so the page stays fast with
-    many open tasks.
+    Each visibility condition is its own indexed query (see :func:`inbox_queries`, sent
+    together as one statement); their heads are merged here and only the page's tasks are
+    loaded, so the page stays fast with many open tasks.
     """
     page = _inbox_page(session, user, f)
     if not page:
@@ -197,11 +199,20 @@ def inbox(session: Session, user: User, f: InboxFilter) -> list[InboxRow]:
 def _inbox_page(session: Session, user: User, f: InboxFilter) -> list[str]:
     """The ids of the page's tasks, in inbox order: the heads of each visibility query,
     merged."""
-    heads: dict[str, dt.datetime | None] = {}
-    conn, params = session.connection(), _params(user, f)
-    for part in _inbox_statements(*_shape(user, f)):
-        heads.update(conn.execute(part, params).all())
+    rows = session.connection().execute(_inbox_heads(*_shape(user, f)), _params(user, f))
+    heads: dict[str, dt.datetime | None] = dict(rows.all())
     return sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _NEVER, i))[: f.limit]
+
+
+@functools.lru_cache(maxsize=512)
+def _inbox_heads(roles: tuple[str, ...],
+                 f: InboxFilter) -> Select[Any, Any] | CompoundSelect[Any, Any]:
+    """:func:`inbox_queries` as one statement (one round trip): their results side by side,
+    each still its own ordered index range."""
+    parts = _inbox_statements(roles, f)
+    if len(parts) == 1:
+        return parts[0]
+    return union_all(*(select(part.subquery()) for part in parts))
 
 
 def _inbox_rows_query() -> Executable:
