@@ -59,8 +59,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        aware: dt.datetime = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-        return aware.astimezone(dt.UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
 class Base(DeclarativeBase):

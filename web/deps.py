@@ -4,8 +4,9 @@ two helpers that keep store work off the event loop.
 Everything hangs off ``app.state`` (set up in the app factory's lifespan), never off
 import-time globals.
 
-**Nothing blocks the event loop.** The session dependency is a plain generator, so FastAPI
-opens and closes it on a worker thread; routes that only touch the store are plain ``def``
+**Nothing blocks the event loop.** The session dependency makes the session on the event
+loop, which costs no I/O (a session takes a connection when it is first used, on a worker
+thread), and closes it on a worker thread; routes that only touch the store are plain ``def``
 (they run on a worker thread too). A route that awaits something (a workflow Update, a file
 upload) is ``async`` and does its store work through :func:`in_session`, which runs it on a
 worker thread and ends the transaction there: no transaction, and so no SQLite write lock, is
@@ -15,9 +16,10 @@ ever open while the route awaits Temporal.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, ParamSpec, TypeVar
 
+import anyio
 import anyio.to_thread
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,9 +34,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # (A plain generator would cost a trip to the thread pool to open it as well.)
+    session: Session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        # Its own limiter, as FastAPI closes a plain generator's: a close never waits for a
+        # thread held by a request that waits for a pooled connection.
+        await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
 async def get_client(request: Request) -> Client:

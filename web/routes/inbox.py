@@ -18,11 +18,11 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Conflict, Invalid, NotFound
 from web.params import MAX_ID, TaskId, form_amount
-from web.render import render
+from web.render import is_htmx, render
 from web.services import configurator, delegations, library
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
-from web.services.tasks import VIEWS, InboxFilter, TaskRef
+from web.services.tasks import VIEWS, InboxFilter, InboxRow, TaskRef
 from workflows.messages import TaskResult, TaskState
 
 router = APIRouter(include_in_schema=False)
@@ -50,7 +50,8 @@ def inbox_page(request: Request, user: CurrentUser, session: SessionDep,
     f = _filter(view, queue, account, min_amount, max_amount)
     return render(request, "inbox.html", _inbox_context(
         session, user, f, task_service.inbox(session, user, f),
-        task_service.inbox_count(session, user), _raw(request)), block="rows")
+        task_service.inbox_count(session, user), _raw(request), not is_htmx(request)),
+        block="rows")
 
 
 def _raw(request: Request) -> dict[str, str]:
@@ -58,18 +59,14 @@ def _raw(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "") for k in ("account", "min_amount", "max_amount")}
 
 
-def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[ApprovalTask],
-                   count: int, raw: dict[str, str]) -> dict[str, object]:
-    return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count, "row_key": row_key,
-            "to_sign": envelope_service.awaiting_signature(session, user),
-            "reviews_due": library.due_for_review(session, user),
+def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[InboxRow],
+                   count: int, raw: dict[str, str], whole_page: bool) -> dict[str, object]:
+    """What the inbox template shows; the sections above the rows (envelopes to sign, library
+    reviews due) only for the whole page: htmx swaps in the rows and counts alone."""
+    return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count,
+            "to_sign": envelope_service.awaiting_signature(session, user) if whole_page else [],
+            "reviews_due": library.due_for_review(session, user) if whole_page else [],
             "queues": sorted(r for r in user.roles if r in APPROVER_ROLES), "raw": raw}
-
-
-def row_key(t: ApprovalTask) -> str:
-    """An open task's row as the inbox shows it: who holds it can change (a delegation, a
-    claim) while it stays listed."""
-    return f"{t.id}:{t.assignee_id or ''}:{t.claimed_by_id or ''}"
 
 
 def inbox_filter(
@@ -93,10 +90,11 @@ def inbox_rows(request: Request, user: CurrentUser, session: SessionDep,
     doing is disturbed) while nothing changed."""
     tasks = task_service.inbox(session, user, f)
     count = task_service.inbox_count(session, user)
-    if shown_count == count and sorted(shown or []) == sorted(map(row_key, tasks)):
+    if shown_count == count and sorted(shown or []) == sorted(t.key for t in tasks):
         return Response(status_code=204)
     return render(request, "inbox.html",
-                  _inbox_context(session, user, f, tasks, count, _raw(request)), block="refresh")
+                  _inbox_context(session, user, f, tasks, count, _raw(request),
+                                 not is_htmx(request)), block="refresh")
 
 
 @router.get("/inbox/badge")

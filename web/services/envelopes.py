@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Integer, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 from temporalio.client import (
     Client,
@@ -459,13 +459,17 @@ async def remind(client: Client, env: Envelope) -> int:
     return result
 
 
+# Built once: the inbox asks on every load (building it cost about as much as running it).
+_AWAITING_SIGNATURE = (
+    select(EnvelopeRecipient).join(Envelope, Envelope.id == EnvelopeRecipient.envelope_id)
+    .where(EnvelopeRecipient.user_id == bindparam("user_id", type_=Integer),
+           Envelope.status == "sent", EnvelopeRecipient.status.in_(("sent", "viewed")))
+    .order_by(EnvelopeRecipient.sent_at.asc()))
+
+
 def awaiting_signature(session: Session, user: User) -> list[EnvelopeRecipient]:
     """Envelopes this internal user must countersign now (their inbox lists them)."""
-    return list(session.scalars(
-        select(EnvelopeRecipient).join(Envelope, Envelope.id == EnvelopeRecipient.envelope_id)
-        .where(EnvelopeRecipient.user_id == user.id, Envelope.status == "sent",
-               EnvelopeRecipient.status.in_(("sent", "viewed")))
-        .order_by(EnvelopeRecipient.sent_at.asc())))
+    return list(session.scalars(_AWAITING_SIGNATURE, {"user_id": user.id}))
 
 
 def waiting_recipients(session: Session) -> list[EnvelopeRecipient]:

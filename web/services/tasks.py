@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Executable, RowMapping, Select, and_, bindparam, func, select
-from sqlalchemy.orm import Session, aliased, defaultload, lazyload
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    DateTime,
+    Executable,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.orm import Session, aliased
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -27,7 +44,7 @@ from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskRes
 
 View = Literal["all", "mine", "queues", "claimed", "delegated"]
 VIEWS: tuple[View, ...] = ("all", "mine", "queues", "claimed", "delegated")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NEVER = dt.datetime.min  # any datetime: it only stands in for None, which sorts apart
 
 
 @dataclass(frozen=True)
@@ -40,87 +57,162 @@ class InboxFilter:
     limit: int = 100
 
 
-def _visible(user: User, view: View) -> list[ColumnElement[bool]]:
+# The inbox's statements are built once per shape (view, the user's roles, which filters are
+# set) with the user, the filters' values and the limit as bound parameters: building them
+# cost as much as running them.
+_USER_ID = bindparam("user_id", type_=Integer)
+_LIMIT = bindparam("limit", type_=Integer)
+
+
+def _visible(roles: Iterable[str], view: View) -> list[ColumnElement[bool]]:
     """Disjoint conditions, one per index range: one per queue role rather than an IN, so
     each range comes off the index already in due order (ix_tasks_queue_lane/assignee_lane).
+    The user's id is the ``user_id`` parameter.
     """
-    mine = ApprovalTask.assignee_id == user.id
+    mine = ApprovalTask.assignee_id == _USER_ID
     queues = [and_(ApprovalTask.queue_role == role, ApprovalTask.assignee_id.is_(None))
-              for role in sorted(user.roles)]
+              for role in sorted(roles)]
     return {
         "all": [mine, *queues],
         "mine": [mine],
         "queues": queues,
-        "claimed": [ApprovalTask.claimed_by_id == user.id],
+        "claimed": [ApprovalTask.claimed_by_id == _USER_ID],
         "delegated": [and_(mine, ApprovalTask.on_behalf_of_id.is_not(None))],
     }[view]
 
 
 def _filtered(q: Select[Any, Any], f: InboxFilter) -> Select[Any, Any]:
+    """``f``'s filters, as parameters named after its fields (the account as a pattern)."""
     if f.queue:
-        q = q.where(ApprovalTask.queue_role == f.queue)
+        q = q.where(ApprovalTask.queue_role == bindparam("queue", type_=String))
     if f.account:
         q = q.join(Account, Account.id == ApprovalTask.account_id).where(
-            Account.name.ilike(f"%{f.account}%"))
+            Account.name.ilike(bindparam("account", type_=String)))
     if f.min_amount is not None:
-        q = q.where(ApprovalTask.amount >= f.min_amount)
+        q = q.where(ApprovalTask.amount >= bindparam("min_amount", type_=BigInteger))
     if f.max_amount is not None:
-        q = q.where(ApprovalTask.amount <= f.max_amount)
+        q = q.where(ApprovalTask.amount <= bindparam("max_amount", type_=BigInteger))
     return q
+
+
+def _params(user: User, f: InboxFilter) -> dict[str, object]:
+    """The values of the statements' parameters for ``user`` and ``f``."""
+    params: dict[str, object] = {"user_id": user.id, "limit": f.limit}
+    if f.queue:
+        params["queue"] = f.queue
+    if f.account:
+        params["account"] = f"%{f.account}%"
+    if f.min_amount is not None:
+        params["min_amount"] = f.min_amount
+    if f.max_amount is not None:
+        params["max_amount"] = f.max_amount
+    return params
+
+
+def _shape(user: User, f: InboxFilter) -> tuple[tuple[str, ...], InboxFilter]:
+    """What the statements depend on: the roles, the view and which filters are set."""
+    return tuple(sorted(user.roles)), InboxFilter(
+        f.view, "q" if f.queue else None, "a" if f.account else None,
+        None if f.min_amount is None else 0, None if f.max_amount is None else 0, 0)
+
+
+@functools.lru_cache(maxsize=512)
+def _inbox_statements(roles: tuple[str, ...], f: InboxFilter) -> tuple[Select[Any, Any], ...]:
+    return tuple(
+        # due_at only orders the merge: its raw value does (without re-attaching UTC).
+        _filtered(select(ApprovalTask.id, type_coerce(ApprovalTask.due_at, DateTime()))
+                  .where(ApprovalTask.state == "open", cond), f)
+        .order_by(ApprovalTask.due_at.asc().nulls_last(), ApprovalTask.id).limit(_LIMIT)
+        for cond in _visible(roles, f.view))
 
 
 def inbox_queries(user: User, f: InboxFilter) -> list[Select[Any, Any]]:
     """The inbox's core: per visibility condition, the first ``f.limit`` open (id, due_at),
     soonest first and undated last. Each is one ordered index range: no sort, no row scan."""
-    return [
-        _filtered(select(ApprovalTask.id, ApprovalTask.due_at)
-                  .where(ApprovalTask.state == "open", cond), f)
-        .order_by(ApprovalTask.due_at.asc().nulls_last(), ApprovalTask.id).limit(f.limit)
-        for cond in _visible(user, f.view)
-    ]
+    params = _params(user, f)
+    return [q.params(params) for q in _inbox_statements(*_shape(user, f))]
 
 
-# The pages and the API show a task's quote title, account and assignee/claimer names only:
-# load just those columns (a quote's JSON columns cost more to decode than the rest of the
-# page), don't join the quote's owner and account again, nor select each user's roles (all
-# still lazy-load if something asks).
-_PEOPLE = (User.id, User.name, User.email)
-_INBOX_LOADING = (
-    defaultload(ApprovalTask.quote).load_only(Quote.id, Quote.title, Quote.owner_id,
-                                              Quote.version),
-    defaultload(ApprovalTask.quote).lazyload(Quote.owner),
-    defaultload(ApprovalTask.quote).lazyload(Quote.account),
-    defaultload(ApprovalTask.account).load_only(Account.id, Account.name),
-    lazyload(ApprovalTask.decided_by),  # open tasks are undecided
-    defaultload(ApprovalTask.assignee).load_only(*_PEOPLE).lazyload(User.role_rows),
-    defaultload(ApprovalTask.on_behalf_of).load_only(*_PEOPLE).lazyload(User.role_rows),
-    defaultload(ApprovalTask.claimed_by).load_only(*_PEOPLE).lazyload(User.role_rows),
-)
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """An open task as the inbox page lists it: plain values from one query (building mapped
+    objects and their related users, quotes and accounts cost more than the SQL)."""
+
+    id: str
+    quote_id: int
+    quote_version: int
+    quote_title: str
+    account: str
+    step: str
+    escalated_from: str | None
+    amount: int
+    currency: str
+    due_at: dt.datetime | None
+    queue: str | None
+    assignee_id: int | None
+    assignee: str | None
+    on_behalf_of: str | None
+    claimed_by_id: int | None
+    claimed_by: str | None
+
+    @property
+    def key(self) -> str:
+        """The row as the inbox shows it (the page tells its poll which it shows): who holds
+        the task can change (a delegation, a claim) while it stays listed."""
+        return f"{self.id}:{self.assignee_id or ''}:{self.claimed_by_id or ''}"
 
 
-def inbox(session: Session, user: User, f: InboxFilter) -> list[ApprovalTask]:
+def _inbox_page_query() -> Executable:
+    assignee, behalf, claimer = aliased(User), aliased(User), aliased(User)
+    t = ApprovalTask
+    query: Executable = (
+        select(t.id, t.quote_id, t.quote_version, Quote.title, Account.name, t.step_name,
+               t.escalated_from, t.amount, t.currency, t.due_at, t.queue_role,
+               t.assignee_id, assignee.name, behalf.name, t.claimed_by_id, claimer.name)
+        .join(Quote, Quote.id == t.quote_id)
+        .join(Account, Account.id == t.account_id)
+        .outerjoin(assignee, assignee.id == t.assignee_id)
+        .outerjoin(behalf, behalf.id == t.on_behalf_of_id)
+        .outerjoin(claimer, claimer.id == t.claimed_by_id)
+        .where(t.id.in_(bindparam("page", expanding=True))))
+    return query
+
+
+_INBOX_PAGE = _inbox_page_query()  # built once, like _INBOX_ROWS below
+
+
+def inbox(session: Session, user: User, f: InboxFilter) -> list[InboxRow]:
     """Open tasks for ``user`` by due date (soonest first, undated last, then by id).
 
-    Each visibility condition is its own indexed query (see :func:`inbox_queries`); their
-    heads are merged here and only the page's tasks are loaded, so the page stays fast with
-    many open tasks.
+    Each visibility condition is its own indexed query (see :func:`inbox_queries`, sent
+    together as one statement); their heads are merged here and only the page's tasks are
+    loaded, so the page stays fast with many open tasks.
     """
     page = _inbox_page(session, user, f)
     if not page:
         return []
-    rows = session.scalars(select(ApprovalTask).where(ApprovalTask.id.in_(page))
-                           .options(*_INBOX_LOADING)).unique()
-    by_id = {t.id: t for t in rows}
+    rows = session.connection().execute(_INBOX_PAGE, {"page": page}).all()
+    by_id = {r[0]: InboxRow(*r) for r in rows}
     return [by_id[i] for i in page if i in by_id]
 
 
 def _inbox_page(session: Session, user: User, f: InboxFilter) -> list[str]:
     """The ids of the page's tasks, in inbox order: the heads of each visibility query,
     merged."""
-    heads: dict[str, dt.datetime | None] = {}
-    for part in inbox_queries(user, f):
-        heads.update((r[0], r[1]) for r in session.execute(part))
-    return sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _EPOCH, i))[: f.limit]
+    rows = session.connection().execute(_inbox_heads(*_shape(user, f)), _params(user, f))
+    heads: dict[str, dt.datetime | None] = dict(rows.all())
+    return sorted(heads, key=lambda i: (heads[i] is None, heads[i] or _NEVER, i))[: f.limit]
+
+
+@functools.lru_cache(maxsize=512)
+def _inbox_heads(roles: tuple[str, ...],
+                 f: InboxFilter) -> Select[Any, Any] | CompoundSelect[Any, Any]:
+    """:func:`inbox_queries` as one statement (one round trip): their results side by side,
+    each still its own ordered index range."""
+    parts = _inbox_statements(roles, f)
+    if len(parts) == 1:
+        return parts[0]
+    return union_all(*(select(part.subquery()) for part in parts))
 
 
 def _inbox_rows_query() -> Executable:
@@ -142,23 +234,31 @@ def _inbox_rows_query() -> Executable:
 _INBOX_ROWS = _inbox_rows_query()  # built once: building it cost more than running it
 
 
-def inbox_rows(session: Session, user: User, f: InboxFilter) -> list[RowMapping]:
-    """The inbox as plain rows (one query, no ORM objects) with the columns the JSON API
+def inbox_rows(session: Session, user: User, f: InboxFilter) -> list[dict[str, Any]]:
+    """The inbox as plain dicts (one query, no ORM objects) with the columns the JSON API
     gives: building hundreds of mapped objects cost more than the SQL that found them."""
     page = _inbox_page(session, user, f)
     if not page:
         return []
-    rows = session.execute(_INBOX_ROWS, {"page": page}).mappings()
-    by_id = {r["id"]: r for r in rows}
+    result = session.connection().execute(_INBOX_ROWS, {"page": page})
+    keys = tuple(result.keys())
+    by_id = {r[0]: dict(zip(keys, r, strict=True)) for r in result.all()}
     return [by_id[i] for i in page if i in by_id]
 
 
 def inbox_count(session: Session, user: User) -> int:
-    total = 0
-    for cond in _visible(user, "all"):
-        total += session.scalar(select(func.count()).select_from(ApprovalTask).where(
-            ApprovalTask.state == "open", cond)) or 0
-    return total
+    """How many open tasks the user sees: one statement adding one count per visibility
+    condition (each counts its own index range)."""
+    return session.connection().scalar(_count_statement(tuple(sorted(user.roles))),
+                                       {"user_id": user.id}) or 0
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(roles: tuple[str, ...]) -> Select[Any, Any]:
+    counts = [select(func.count()).select_from(ApprovalTask)
+              .where(ApprovalTask.state == "open", cond).scalar_subquery()
+              for cond in _visible(roles, "all")]
+    return select(functools.reduce(operator.add, counts))
 
 
 def get_task(session: Session, task_id: str) -> ApprovalTask:
@@ -306,5 +406,5 @@ def _check_reachable(task: TaskRef, user: User) -> None:
         raise Forbidden("your role cannot act on approval tasks")
 
 
-__all__ = ["VIEWS", "Actions", "InboxFilter", "actions", "claim", "decide", "delegate",
+__all__ = ["VIEWS", "Actions", "InboxFilter", "InboxRow", "actions", "claim", "decide", "delegate",
            "get_task", "inbox", "inbox_count", "inbox_queries", "task_ref"]

@@ -15,8 +15,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from dealdesk.settings import Settings
 from store import audit
@@ -69,10 +69,16 @@ def _live(row: UserSession, policy: SessionPolicy, now: dt.datetime) -> bool:
             and row.last_seen_at + policy.idle > now and row.user.is_active)
 
 
+# One query for the session, its user and the user's roles (every request makes it), built
+# once: building it cost about as much as running it.
+_BY_HASH = (select(UserSession).where(UserSession.id_hash == bindparam("hash", type_=String))
+            .options(joinedload(UserSession.user).joinedload(User.role_rows)))
+
+
 def resolve(session: Session, session_id: str, policy: SessionPolicy) -> UserSession | None:
     """The live session with this id (its user loaded), or None. Commits when it moves
     ``last_seen_at`` on."""
-    row = session.scalar(select(UserSession).where(UserSession.id_hash == _digest(session_id)))
+    row = session.scalars(_BY_HASH, {"hash": _digest(session_id)}).unique().one_or_none()
     now = _now()
     if row is None or not _live(row, policy, now):
         return None
