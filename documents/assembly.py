@@ -77,7 +77,7 @@ below the anchor (``documents.placement``), plus a margin."""
 
 NBSP, EM_SPACE = "\u00a0", "\u2003"
 _KEY = re.compile(r"[a-z0-9_-]+")  # the label of documents.intake.ANCHOR_PATTERN
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML; \t and \n are kept
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _MARGIN = Mm(18)
@@ -188,12 +188,12 @@ def pricing_table(lines: Sequence[DocLine], currency: str, totals: Totals, *,
             return f"{currency}{NBSP}{major(minor, currency)}".replace("-", "\u2011")
 
         rows = [[line.sku, line.name, f"{line.quantity:,}", line.unit,
-                 money(line.list_unit), _percent(line.discount_pct), money(line.net_unit),
+                 money(line.list_unit), percent(line.discount_pct), money(line.net_unit),
                  money(line.net_total)] for line in lines]
         discount = totals.list_total - totals.net_total
         pct = 100 * discount / totals.list_total if totals.list_total else 0.0
         summary = [["List total", money(totals.list_total)],
-                   ["Discount", f"{money(discount)}{NBSP}({_percent(pct)})"],
+                   ["Discount", f"{money(discount)}{NBSP}({percent(pct)})"],
                    ["Net total", money(totals.net_total)]]
     except MoneyError as e:
         raise AssemblyError(f"{title}: {e}", title) from e
@@ -212,7 +212,7 @@ def text_section(title: str, paragraphs: Sequence[tuple[str, str | None]]) -> Pa
     "List Bullet", "List Number" or "Heading 2", or None for body text."""
     d = _new_document()
     for text, style in paragraphs:
-        d.add_paragraph(_text(text), style=style)
+        d.add_paragraph(plain_text(text), style=style)
     return Part("section", title, _save(d))
 
 
@@ -270,7 +270,7 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
 
     composer = SectionComposer(master)
     for part, source in zip(parts, sources, strict=True):
-        master.add_paragraph(_text(part.title), style="Heading 1")
+        master.add_paragraph(plain_text(part.title), style="Heading 1")
         composer.append(source)
     if signers:
         _signatures(master, signers)
@@ -282,8 +282,8 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     fill_default_references(master, header_rid, footer_rid, even_pages=even_pages)
     stable_list_ids(master)
     props = master.core_properties
-    props.title, props.subject = _text(cover.title), f"{cover.kind} {_text(cover.number)}"
-    props.author = props.last_modified_by = _text(cover.prepared_by)
+    props.title, props.subject = plain_text(cover.title), f"{cover.kind} {plain_text(cover.number)}"
+    props.author = props.last_modified_by = plain_text(cover.prepared_by)
     props.created = props.modified = dt.datetime.combine(cover.issued, dt.time(), dt.UTC)
     props.revision = 1
     return _save(master)
@@ -304,7 +304,7 @@ def _end_with_last_part(d: Any) -> None:
 def _open(part: Part, page: Any) -> Any:
     """The part as a python-docx document ready to append, or :class:`AssemblyError`;
     ``page`` is the section properties of one without any."""
-    title = _text(part.title) or "(untitled)"
+    title = plain_text(part.title) or "(untitled)"
     if not part.title.strip():
         raise AssemblyError("a part has no title; give every part a title for the contents",
                             title)
@@ -345,7 +345,7 @@ def _page_furniture(d: Any, cover: Cover) -> tuple[str, str]:
     sec.footer.is_linked_to_previous = False
     para = sec.footer.paragraphs[0]
     para.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    lead = " · ".join(_text(t) for t in (cover.seller, cover.number) if t)
+    lead = " · ".join(plain_text(t) for t in (cover.seller, cover.number) if t)
     for text, field in (((lead + " · ") if lead else "", None), ("Page ", "PAGE"),
                         (" of ", "NUMPAGES")):
         if text:
@@ -364,22 +364,22 @@ def _page_furniture(d: Any, cover: Cover) -> tuple[str, str]:
 
 def _cover_page(d: Any, cover: Cover) -> None:
     if cover.seller:
-        d.add_paragraph().add_run(_text(cover.seller)).bold = True
-    d.add_paragraph(_text(cover.title), style="Title")
-    d.add_paragraph(f"{_text(cover.kind)} {_text(cover.number)}", style="Subtitle")
+        d.add_paragraph().add_run(plain_text(cover.seller)).bold = True
+    d.add_paragraph(plain_text(cover.title), style="Title")
+    d.add_paragraph(f"{plain_text(cover.kind)} {plain_text(cover.number)}", style="Subtitle")
     for label, value in (("Prepared for", cover.customer), ("Offer", cover.number),
-                         ("Valid until", _date(cover.valid_until)),
-                         ("Prepared by", cover.prepared_by), ("Issued", _date(cover.issued))):
+                         ("Valid until", long_date(cover.valid_until)),
+                         ("Prepared by", cover.prepared_by), ("Issued", long_date(cover.issued))):
         p = d.add_paragraph()
         p.add_run(f"{label}: ").bold = True
-        p.add_run(_text(value))
+        p.add_run(plain_text(value))
 
 
 def _contents(d: Any, titles: list[str]) -> None:
     """ "Contents" and a TOC field whose cached result already lists ``titles``."""
     d.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
     d.add_paragraph("Contents", style="TOC Heading")
-    paras = [d.add_paragraph(_text(t)) for t in titles] or [d.add_paragraph()]
+    paras = [d.add_paragraph(plain_text(t)) for t in titles] or [d.add_paragraph()]
     first, last = paras[0]._p, paras[-1]._p
     begin = [_field_char("begin"), _instr(' TOC \\o "1-1" \\h \\z \\u '),
              _field_char("separate")]
@@ -410,15 +410,15 @@ def _signatures(d: Any, signers: Sequence[Signer]) -> None:
     d.add_paragraph("Signatures", style="Heading 1")
     for signer in signers:
         party = d.add_paragraph()
-        party.add_run(f"Signed for {_text(signer.party)}").bold = True
+        party.add_run(f"Signed for {plain_text(signer.party)}").bold = True
         party.paragraph_format.keep_with_next = True
         party.paragraph_format.space_before = Pt(18)
         anchor = d.add_paragraph()
         _small(anchor.add_run(f"[[sign:{signer.key}]]"))
         fmt = anchor.paragraph_format
         fmt.keep_with_next, fmt.space_after = True, SIGNATURE_SPACE
-        for i, line in enumerate((f"Name: {_text(signer.name)}",
-                                  f"Title: {_text(signer.title)}", "Date:")):
+        for i, line in enumerate((f"Name: {plain_text(signer.name)}",
+                                  f"Title: {plain_text(signer.title)}", "Date:")):
             p = d.add_paragraph(line)
             p.paragraph_format.space_after = Pt(0)
             p.paragraph_format.keep_with_next = i < 2
@@ -441,7 +441,7 @@ def _table(d: Any, head: list[str], rows: list[list[str]], *, widths: list[int],
             table.columns[col].width = cell.width = Mm(width)  # LibreOffice reads the grid
             para = cell.paragraphs[0]
             para.paragraph_format.space_after = Pt(0)
-            run = para.add_run(_text(text))
+            run = para.add_run(plain_text(text))
             run.font.size = Pt(8.5)
             run.bold = is_head or (i - bool(head)) in bold_rows
             if col in right:
@@ -462,13 +462,16 @@ def _save(d: Any) -> bytes:
     return stable_zip(out.getvalue())
 
 
-def _text(value: str) -> str:
+def plain_text(value: str) -> str:
+    """``value`` without the control characters XML can't hold (tab and newline kept)."""
     return _CONTROL.sub("", value)
 
 
-def _date(day: dt.date) -> str:
+def long_date(day: dt.date) -> str:
+    """E.g. "31 May 2024", the same in every locale."""
     return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"  # not locale-dependent %B
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
+    """E.g. "12.5%", "16.13%", "20%"."""
     return f"{value:.2f}".rstrip("0").rstrip(".") + "%"

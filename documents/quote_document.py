@@ -55,6 +55,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from cpq.money import major
 from documents import sandbox
 from documents.assembly import (
+    EM_SPACE,
+    NBSP,
     AssemblyError,
     BomRow,
     Cover,
@@ -66,16 +68,15 @@ from documents.assembly import (
     pricing_table,
     text_section,
 )
+from documents.assembly import long_date as _date
+from documents.assembly import percent as _percent
+from documents.assembly import plain_text as _text
 from documents.attachments import Attachment, AttachmentError, append_pages, pages_of
 from documents.convert import ConversionFailed, check_docx
 from documents.zips import stable_zip
 
-NBSP, EM_SPACE = "\u00a0", "\u2003"
 _CHANNELS = {"direct": "Direct", "web": "Web", "reseller": "Reseller",
              "distributor": "Distributor"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not valid in XML; \t and \n are kept
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
 
 
 TEMPLATE_LIMITS = sandbox.Limits(seconds=10, memory_mb=512)
@@ -416,14 +417,3 @@ def _cell(table: Any, row: int, col: int, text: str, width: int, *, bold: bool =
     if right:
         para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
 
-
-def _text(value: str) -> str:
-    return _CONTROL.sub("", value)
-
-
-def _date(day: dt.date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"  # not locale-dependent %B
-
-
-def _percent(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") + "%"

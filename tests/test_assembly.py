@@ -39,6 +39,7 @@ from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.intake import accept_pdf, find_anchors
 from documents.placement import FieldRequest, place_fields
 from documents.signing import FieldSpec, prepare_fields
+from tests.test_convert import zip_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HARD = sorted((FIXTURES / "docx_hard").glob("*.docx"))
@@ -319,14 +320,6 @@ def test_a_part_without_section_properties_still_gets_its_own_section() -> None:
 
 ENCRYPTED = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
 """The compound-file header that password-protected OOXML (an EncryptedPackage) starts with."""
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(("data", "says"), [
