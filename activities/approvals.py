@@ -143,7 +143,7 @@ def _project(s: Session, snap: ChainSnapshot) -> None:
         s.flush()
         _freeze_version(s, snap)
     for ev in snap.events:
-        audit.append(s, event_key=ev.key, actor=_who(ev), action=ev.action,
+        audit.append(s, event_key=ev.key, actor=record_actor(ev), action=ev.action,
                      entity=entity("quote", facts.quote_id),
                      data={**ev.data, "workflow_id": snap.workflow_id}, at=ev.at)
     if snap.revision <= req.revision:
@@ -198,7 +198,7 @@ def _freeze_version(s: Session, snap: ChainSnapshot) -> None:
                  at=at)
 
 
-def _who(ev: AuditRecord) -> Who | str:
+def record_actor(ev: AuditRecord) -> Who | str:
     """The record's structured actor (its email comes from the users table, in
     ``audit.append``); a record from before it existed is read from its label."""
     if ev.actor_kind == "system":

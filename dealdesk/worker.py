@@ -14,6 +14,7 @@ from activities.approvals import ApprovalActivities
 from activities.billing import BillingActivities
 from activities.envelopes import EnvelopeActivities
 from activities.mail import Mailer
+from activities.proposals import ProposalActivities
 from activities.rfps import RfpActivities
 from activities.webhooks import WebhookActivities
 from dealdesk.parts import open_pki, smtp_config, webhook_endpoints
@@ -24,9 +25,11 @@ from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
+from workflows.proposal import ProposalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
 
-WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow]
+WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow,
+             ProposalWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
@@ -56,6 +59,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
     rfps = RfpActivities(sessions, settings.base_url)
+    proposals = ProposalActivities(sessions, blobs,
+                                   lambda data, name: converter.convert(data, filename=name))
     worker = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -66,7 +71,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     envelopes.apply_signature, envelopes.record_approval,
                     envelopes.seal_envelope, envelopes.record_outcome,
                     webhooks.deliver_webhook, billing.issue_invoice,
-                    rfps.notify_rfp_sme],
+                    rfps.notify_rfp_sme, proposals.project_proposal,
+                    proposals.finalize_proposal],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

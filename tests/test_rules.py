@@ -241,7 +241,7 @@ def test_a_cycle_is_reported_naming_its_steps() -> None:
     ([step("a"), step("a")], None, "steps[1].key: 'a' is used twice"),
     ([step("a")], [rule("r", ["a", "ghost"])], "rules[0].add: no step with key 'ghost'"),
     ([step("a")], [rule("r", ["a"], {"fact": "colour", "op": "eq", "value": 1})],
-     "rules[0].when[0].fact: unknown fact 'colour'"),
+     "rules[0].when[0].fact: unknown quote fact 'colour'"),
     ([step("a")], [rule("r", ["a"], {"fact": "total", "op": "eq", "value": 1},
                         {"fact": "discount_pct", "op": "contains", "value": 1})],
      "rules[0].when[1].op: 'contains' does not apply to discount_pct"),

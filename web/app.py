@@ -34,6 +34,7 @@ from web.routes import (
     api_cpq,
     api_envelopes,
     api_library,
+    api_proposals,
     api_rfps,
     builder,
     catalog,
@@ -44,6 +45,7 @@ from web.routes import (
     pages,
     pki,
     policies,
+    proposals,
     quote_docs,
     quotes,
     rfps,
@@ -201,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, pages.router, account.router, inbox.router, quotes.router,
                    policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
                    api_envelopes.router, api_library.router, library.router,
-                   api_rfps.router, rfps.router,
+                   api_rfps.router, rfps.router, api_proposals.router, proposals.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Decision = Literal["approve", "reject", "request_changes"]
 GroupMode = Literal["all", "any", "quorum"]
@@ -25,6 +25,9 @@ class Actor:
 @dataclass(frozen=True)
 class QuoteFacts:
     """What the policy may look at, frozen at submission."""
+
+    subject: ClassVar[str] = "quote"
+    """Which of a policy's rules apply (``RuleSpec.subject``)."""
 
     quote_id: int
     version: int
@@ -46,6 +49,67 @@ class QuoteFacts:
 
     def fact(self, name: str) -> Any:
         return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class SectionFact:
+    """One section of a proposal version, as its policy reads it."""
+
+    title: str
+    digest: str
+    """SHA-256 of what the section says (its DOCX or its text): what a review rests on."""
+    tags: list[str] = field(default_factory=list)
+    standard: bool = True
+    """Taken from the content library unchanged (False: text written for this proposal)."""
+    review_due: bool = False
+    """From a library item whose review date has passed (its content may be stale)."""
+
+
+@dataclass(frozen=True)
+class ProposalFacts:
+    """What the policy's proposal rules may look at, frozen when a version is submitted."""
+
+    subject: ClassVar[str] = "proposal"
+
+    proposal_id: int
+    version: int
+    title: str
+    account_name: str
+    owner_id: int
+    sections: list[SectionFact]
+    currency: str = ""
+    total: int = 0
+    """The linked quote's net total (minor units), 0 without a quote."""
+    discount_pct: float = 0.0
+    """The linked quote's discount, 0 without a quote."""
+
+    def fact(self, name: str) -> Any:
+        match name:
+            case "nonstandard_sections":
+                return [s.title for s in self.sections if not s.standard]
+            case "unreviewed_sections":
+                return [s.title for s in self.sections if s.review_due]
+            case "section_tags":
+                return sorted({t for s in self.sections for t in s.tags})
+            case "section_count":
+                return len(self.sections)
+        return getattr(self, name)
+
+    def basis(self, cond: Condition) -> Any:
+        """What an approval under ``cond`` rests on: for a condition on sections, the
+        content of the sections it is about, so that changing one section re-opens only
+        the reviews that read it; otherwise the fact's value."""
+        match cond.fact:
+            case "nonstandard_sections":
+                return sorted(s.digest for s in self.sections if not s.standard)
+            case "unreviewed_sections":
+                return sorted(s.digest for s in self.sections if s.review_due)
+            case "section_tags" if cond.op in ("contains", "any"):
+                wanted = {cond.value} if cond.op == "contains" else set(cond.value)
+                return sorted(s.digest for s in self.sections if wanted.intersection(s.tags))
+            case "section_tags":
+                return sorted(s.digest for s in self.sections if s.tags)
+        return self.fact(cond.fact)
 
 
 @dataclass(frozen=True)
@@ -87,6 +151,8 @@ class RuleSpec:
     description: str
     conditions: list[Condition]
     steps: list[str]
+    subject: str = "quote"
+    """What the rule is about: ``quote`` or ``proposal`` (facts differ)."""
 
 
 @dataclass(frozen=True)

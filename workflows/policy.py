@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workflows.messages import Condition, GroupSpec, PolicySpec, RuleSpec, StepSpec, Target
-from workflows.rules import FACTS, OPS, topological_order
+from workflows.rules import OPS, SUBJECT_FACTS, topological_order
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,60}$")
 DURATION_RE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -188,6 +188,12 @@ def _parse_rules(raw: Any, step_keys: set[str], problems: list[str]) -> list[Rul
         if rid in seen:
             problems.append(f"{where}.id: {rid!r} is used twice")
         seen.add(rid)
+        subject = r.get("subject", "quote")
+        if subject not in SUBJECT_FACTS:
+            problems.append(f"{where}.subject: {subject!r} is not one of "
+                            f"{', '.join(SUBJECT_FACTS)}")
+            continue
+        facts = SUBJECT_FACTS[subject]
         conditions = []
         for j, c in enumerate(r.get("when") or []):
             cw = f"{where}.when[{j}]"
@@ -195,14 +201,15 @@ def _parse_rules(raw: Any, step_keys: set[str], problems: list[str]) -> list[Rul
                 problems.append(f"{cw}: write a condition as {{fact, op, value}}")
                 continue
             fact, op = c.get("fact"), c.get("op")
-            if fact not in FACTS:
-                problems.append(f"{cw}.fact: unknown fact {fact!r}; use one of {sorted(FACTS)}")
+            if fact not in facts:
+                problems.append(f"{cw}.fact: unknown {subject} fact {fact!r}; use one of "
+                                f"{sorted(facts)}")
                 continue
-            if op not in OPS[FACTS[fact]]:
-                problems.append(f"{cw}.op: {op!r} does not apply to {fact}; use {OPS[FACTS[fact]]}")
+            if op not in OPS[facts[fact]]:
+                problems.append(f"{cw}.op: {op!r} does not apply to {fact}; use {OPS[facts[fact]]}")
                 continue
             value = c.get("value")
-            if FACTS[fact] == "number" and not isinstance(value, int | float):
+            if facts[fact] == "number" and not isinstance(value, int | float):
                 problems.append(f"{cw}.value: {fact} compares with a number")
                 continue
             conditions.append(Condition(fact, op, value))
@@ -214,5 +221,5 @@ def _parse_rules(raw: Any, step_keys: set[str], problems: list[str]) -> list[Rul
             if a not in step_keys:
                 problems.append(f"{where}.add: no step with key {a!r}")
         rules.append(RuleSpec(rid, str(r.get("description") or ""), conditions,
-                              [str(a) for a in adds]))
+                              [str(a) for a in adds], subject))
     return rules

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from workflows.messages import (
     Condition,
@@ -18,6 +18,15 @@ from workflows.messages import (
     RuleSpec,
     StepSpec,
 )
+
+
+class Facts(Protocol):
+    """What a chain is planned from: a quote's facts or a proposal's."""
+
+    subject: ClassVar[str]
+
+    def fact(self, name: str) -> Any: ...
+
 
 FACTS: dict[str, str] = {
     "discount_pct": "number",
@@ -31,6 +40,20 @@ FACTS: dict[str, str] = {
     "channel": "text",
     "channel_conflicts": "list",
 }
+"""What a quote rule may read (``RuleSpec.subject == "quote"``)."""
+PROPOSAL_FACTS: dict[str, str] = {
+    "nonstandard_sections": "list",
+    "unreviewed_sections": "list",
+    "section_tags": "list",
+    "section_count": "number",
+    "discount_pct": "number",
+    "total": "number",
+    "currency": "text",
+}
+"""What a proposal rule may read (``workflows.messages.ProposalFacts``): the titles of the
+sections written for this proposal, of those from library items due for review, the tags of
+all its sections, and the linked quote's discount and total."""
+SUBJECT_FACTS = {"quote": FACTS, "proposal": PROPOSAL_FACTS}
 OPS: dict[str, tuple[str, ...]] = {
     "number": ("gt", "gte", "lt", "lte", "eq", "ne"),
     "list": ("contains", "any", "not_empty", "empty"),
@@ -43,7 +66,7 @@ OP_WORDS = {
 }
 
 
-def condition_holds(cond: Condition, facts: QuoteFacts) -> bool:
+def condition_holds(cond: Condition, facts: Facts) -> bool:
     actual = facts.fact(cond.fact)
     v = cond.value
     match cond.op:
@@ -78,8 +101,8 @@ def describe(cond: Condition) -> str:
     return f"{cond.fact} {OP_WORDS.get(cond.op, cond.op)} {cond.value}"
 
 
-def rule_matches(rule: RuleSpec, facts: QuoteFacts) -> bool:
-    return all(condition_holds(c, facts) for c in rule.conditions)
+def rule_matches(rule: RuleSpec, facts: Facts) -> bool:
+    return rule.subject == facts.subject and all(condition_holds(c, facts) for c in rule.conditions)
 
 
 def _digest(value: Any) -> str:
@@ -87,17 +110,28 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def step_fingerprint(step: StepSpec, rules: Iterable[RuleSpec], facts: QuoteFacts) -> str:
+def step_fingerprint(step: StepSpec, rules: Iterable[RuleSpec], facts: Facts) -> str:
     """Hash of what a step's approval rests on: its definition and the facts its rules read.
 
     Two versions of a quote with the same fingerprint for a step need not be approved again.
+    A proposal's facts say what each condition rests on (``ProposalFacts.basis``: for a
+    condition on sections, their content), so a changed section re-opens only the steps
+    whose rules read it.
     """
-    inputs = sorted({c.fact for r in rules for c in r.conditions})
+    rules = list(rules)
+    basis = getattr(facts, "basis", None)
+    read: dict[str, Any]
+    if basis is None:
+        read = {name: facts.fact(name) for name in sorted({c.fact for r in rules
+                                                          for c in r.conditions})}
+    else:
+        read = {f"{c.fact} {c.op} {_digest(c.value)}": basis(c)
+                for r in rules for c in r.conditions}
     return _digest(
         {
             "step": {"key": step.key, "groups": [_group_key(g) for g in step.groups]},
             "rules": sorted(r.id for r in rules),
-            "facts": {name: facts.fact(name) for name in inputs},
+            "facts": read,
         }
     )
 
@@ -153,8 +187,9 @@ def _cycle(pending: dict[str, set[str]]) -> list[str]:
     return [*path[path.index(key):], key]
 
 
-def plan_chain(policy: PolicySpec, facts: QuoteFacts) -> list[PlannedStep]:
-    """Which steps this quote needs, in the order they run, with the rules that added them."""
+def plan_chain(policy: PolicySpec, facts: Facts) -> list[PlannedStep]:
+    """Which steps this quote (or proposal) needs, in the order they run, with the rules
+    that added them. Only the rules about the facts' subject apply."""
     by_step: dict[str, list[RuleSpec]] = {}
     for rule in policy.rules:
         if rule_matches(rule, facts):

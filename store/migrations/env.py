@@ -8,6 +8,7 @@ import store.commerce
 import store.idempotency
 import store.library
 import store.liveness
+import store.proposals
 import store.rfps
 import store.starts  # noqa: F401
 from store.db import make_engine

@@ -104,6 +104,13 @@
     }
   }
 
+  // A form marked data-reset-after empties itself once its htmx request succeeded (the
+  // proposal builder's "write a section": the section is in the list, the form is free).
+  document.addEventListener("htmx:afterRequest", function (e) {
+    const form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-reset-after]");
+    if (form && e.detail.successful) form.reset();
+  });
+
   document.addEventListener("htmx:beforeSwap", function (e) {
     if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "rows") kept = snapshot(e.detail.target);
   });
