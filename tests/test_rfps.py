@@ -33,6 +33,7 @@ from tests.test_rfp_files import (
     _parts,
     _zip,
     assert_only_parts_changed,
+    encrypted,
 )
 from tests.web_support import People, browser_session, seed_people, token_client
 from web.services import rfps as service
@@ -189,8 +190,8 @@ async def test_bad_files_are_refused_naming_the_problem_and_nothing_is_written(
     xlsm = _zip({**_parts(GSA_PRICING), "xl/vbaProject.bin": b"\0" * 64})
     cases = [
         ("half.docx", ALASKA_FORMS[: len(ALASKA_FORMS) // 2], 422, "damaged"),
-        ("locked.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, 422,
-         "password-protected"),
+        ("locked.docx", encrypted(ALASKA_FORMS), 422, "locked.docx is password-protected"),
+        ("locked.xlsx", encrypted(GSA_PRICING), 422, "locked.xlsx is password-protected"),
         ("macros.xlsm", xlsm, 422, "macro-enabled"),
         ("notes.txt", b"hello", 422, ".docx"),
         # One byte over the installation's max_upload_mb (1 MB here).
