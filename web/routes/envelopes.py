@@ -151,7 +151,7 @@ def _form_page(request: Request, session: Session, settings: Settings, *,
 
 
 limit_upload = uploads.limit_upload(lambda s: s.max_upload_mb, what="documents",
-                              field="document")
+                                    field="document")
 
 
 def _kept_sig(settings: Settings, user: User, sha: str, name: str) -> str:
