@@ -10,6 +10,7 @@ import docx
 import openpyxl
 import pytest
 from lxml import etree
+from msoffcrypto.format.ooxml import OOXMLFile
 from reportlab.pdfgen import canvas
 
 from documents.rfp import (
@@ -331,14 +332,34 @@ def _parts(data: bytes) -> dict[str, bytes]:
     return {n: zf.read(n) for n in zf.namelist()}
 
 
+def encrypted(data: bytes, password: str = "s3cret") -> bytes:
+    """``data`` (a DOCX or XLSX) encrypted with ``password`` as Office does it (ECMA-376
+    agile encryption in an OLE compound file), by msoffcrypto-tool."""
+    out = io.BytesIO()
+    OOXMLFile(io.BytesIO(data)).encrypt(password, out)
+    return out.getvalue()
+
+
+def test_password_protected_office_files_are_refused_as_such() -> None:
+    for data, kind in ((ALASKA_FORMS, "docx"), (GSA_PRICING, "xlsx")):
+        locked = encrypted(data)
+        # Really encrypted: the password opens it again, unchanged.
+        office = OOXMLFile(io.BytesIO(locked))
+        office.load_key(password="s3cret", verify_password=True)
+        opened = io.BytesIO()
+        office.decrypt(opened)
+        assert opened.getvalue() == data
+        with pytest.raises(RfpFileError, match=r"locked\.\w+ is password-protected \(an "
+                                               r"encrypted Office file\); remove the password"):
+            extract(locked, kind, name=f"locked.{kind}")
+
+
 def test_bad_files_raise_rfp_file_error_naming_the_problem() -> None:
     with pytest.raises(RfpFileError, match="damaged"):
         extract(ALASKA_FORMS[: len(ALASKA_FORMS) // 2], "docx")
-    with pytest.raises(RfpFileError, match="password-protected"):
+    # Any other OLE file: an old binary .doc/.xls, or protected in a way we can't tell.
+    with pytest.raises(RfpFileError, match="an OLE compound file: a password-protected"):
         extract(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "xlsx")
-    encrypted = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "EncryptedPackage".encode("utf-16-le")
-    with pytest.raises(RfpFileError, match="is password-protected"):
-        extract(encrypted, "docx")
     xlsm = _zip({**_parts(GSA_PRICING), "xl/vbaProject.bin": b"\0" * 64})
     with pytest.raises(RfpFileError, match=r"macro-enabled workbook \(.xlsm\)"):
         extract(xlsm, "xlsx")

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import docx
@@ -32,11 +33,19 @@ from tests.test_rfp_files import (
     _parts,
     _zip,
     assert_only_parts_changed,
+    encrypted,
 )
 from tests.web_support import People, browser_session, seed_people, token_client
+from web.services import rfps as service
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A 1 MB upload limit keeps the oversize tests small."""
+    return settings.model_copy(update={"max_upload_mb": 1})
 
 
 @pytest.fixture
@@ -53,6 +62,10 @@ def people(sessions: sessionmaker[Session]) -> People:
 def _count(sessions: sessionmaker[Session], model: type) -> int:
     with sessions() as s:
         return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _blobs(settings: Settings) -> list[Path]:
+    return [p for p in settings.blob_dir.rglob("*") if p.is_file()]
 
 
 async def upload(client: httpx.AsyncClient, name: str, data: bytes,
@@ -171,22 +184,52 @@ async def test_xlsx_needs_a_mapping_then_answers_go_in_its_cells(app_url: str,
 
 
 async def test_bad_files_are_refused_naming_the_problem_and_nothing_is_written(
-        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+        app_url: str, people: People, sessions: sessionmaker[Session],
+        settings: Settings) -> None:
     rep = await token_client(app_url, people.rep)
     xlsm = _zip({**_parts(GSA_PRICING), "xl/vbaProject.bin": b"\0" * 64})
     cases = [
         ("half.docx", ALASKA_FORMS[: len(ALASKA_FORMS) // 2], 422, "damaged"),
-        ("locked.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, 422,
-         "password-protected"),
+        ("locked.docx", encrypted(ALASKA_FORMS), 422, "locked.docx is password-protected"),
+        ("locked.xlsx", encrypted(GSA_PRICING), 422, "locked.xlsx is password-protected"),
         ("macros.xlsm", xlsm, 422, "macro-enabled"),
         ("notes.txt", b"hello", 422, ".docx"),
-        ("huge.docx", b"PK" + b"\0" * 50_999_998, 413, "larger than 50 MB"),
+        # One byte over the installation's max_upload_mb (1 MB here).
+        ("huge.docx", b"PK" + b"\0" * (1024 * 1024 - 1), 413, "huge.docx is larger than 1 MB"),
     ]
     for name, data, status, words in cases:
         r = await upload(rep, name, data)
         assert r.status_code == status, (name, r.text)
         assert r.json()["field"] == "file" and words in r.json()["detail"], (name, r.text)
     assert _count(sessions, Rfp) == 0 and _count(sessions, RfpQuestion) == 0
+    assert _blobs(settings) == []
+
+
+async def test_the_upload_form_refuses_an_oversized_file_before_reading_it(
+        app_url: str, people: People, sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    client, csrf = await browser_session(app_url, people.rep)
+    page = await client.get("/rfps/new")
+    assert "up to 1 MB" in page.text
+    # Far over: refused from its Content-Length, ahead of the login and CSRF checks.
+    far = {"file": ("huge.docx", b"PK" + b"\0" * (2 * 1024 * 1024))}
+    for data in ({"csrf_token": csrf}, {}):
+        r = await client.post("/rfps/new", files=far, data=data)
+        assert r.status_code == 413, r.text
+        assert "RFP files may be up to 1 MB" in r.text
+    # Just over (within the form's overhead): the file is read one byte past the limit.
+    near = {"file": ("near.docx", b"PK" + b"\0" * (1024 * 1024 - 1))}
+    r = await client.post("/rfps/new", files=near, data={"csrf_token": csrf, "title": "Near"})
+    assert r.status_code == 413 and "Nothing was stored" in r.text
+    assert "near.docx is larger than 1 MB" in r.text and 'value="Near"' in r.text
+    assert _count(sessions, Rfp) == 0 and _blobs(settings) == []
+
+
+def test_the_upload_limit_is_the_setting_capped_by_what_the_reader_takes(
+        settings: Settings) -> None:
+    assert service.limit_mb(settings) == 1
+    assert service.limit_mb(settings.model_copy(update={"max_upload_mb": 500})) == 47
+    assert service.MAX_BYTES >= 47 * 1024 * 1024
 
 
 async def test_roles(app_url: str, people: People) -> None:

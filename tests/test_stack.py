@@ -1,6 +1,6 @@
 """``dealdesk up --demo`` as a newcomer runs it: everything comes up, a demo approver's
-inbox is not empty, approving moves the quote on, and after Ctrl-C a second ``up`` resumes
-the same chains from the files under var/."""
+inbox is not empty, the demo RFP's answers are in the repository, approving moves the quote
+on, and after Ctrl-C a second ``up`` resumes the same chains from the files under var/."""
 
 from __future__ import annotations
 
@@ -106,6 +106,13 @@ def test_up_demo_then_restart_resumes(stack: Stack) -> None:
     finance = _token(stack.url, "finance@demo.test")
     _wait(lambda: [i for i in httpx.get(f"{stack.url}/api/v1/invoices", headers=finance).json()
                    if i["account"] == "Hooli" and i["number"].startswith("INV-")])
+    # The demo's RFP, answered from the library: its answers are in the repository.
+    rep = _token(stack.url, "rep@demo.test")
+    rfp = next(r for r in httpx.get(f"{stack.url}/api/v1/rfps", headers=rep).json()
+               if r["title"] == "State of Alaska IES — submittal forms")
+    assert rfp["status"] == "approved" and 0 < rfp["answered"] < rfp["total"]
+    answers = httpx.get(f"{stack.url}/api/v1/rfps/answers", headers=rep).json()
+    assert {a["rfp_id"] for a in answers} == {rfp["id"]} and len(answers) == rfp["answered"]
     acme = next(t for t in inbox if t["account"] == "Acme Corporation")
     r = httpx.post(f"{stack.url}/api/v1/tasks/{acme['id']}/decision", headers=manager,
                    json={"decision": "approve", "comment": "fine"})

@@ -1,6 +1,6 @@
 """Demo data: users for every role, accounts, the standard policy and catalog, quotes in
-several inboxes (two built from the catalog, one of them won and invoiced), and envelopes out
-for signature."""
+several inboxes (two built from the catalog, one of them won and invoiced), envelopes out
+for signature, and a content library with an RFP answered from it (``rfp.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.demo.contract import contract_pdf
+from dealdesk.demo.rfp import seed_rfp
 from dealdesk.settings import Settings
 from dealdesk.tools import missing
 from store.blobs import BlobStore
@@ -228,6 +229,7 @@ STEPS = (
     DemoStep("quotes built from the catalog", seed_configured),
     # The contract's signature fields go where its [[sign:…]] anchors are: pdftotext.
     DemoStep("envelopes out for signature", seed_envelopes, needs=("pdftotext",)),
+    DemoStep("RFP answered from the content library", seed_rfp),
 )
 
 
@@ -257,4 +259,4 @@ async def seed_workflows(sessions: sessionmaker[Session], client: Client, settin
 
 
 __all__ = ["PASSWORD", "STEPS", "DemoStep", "seed_configured", "seed_envelopes", "seed_quotes",
-           "seed_records", "seed_workflows"]
+           "seed_records", "seed_rfp", "seed_workflows"]

@@ -11,14 +11,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from documents.convert import ConversionFailed
-from documents.filenames import safe_filename
 from documents.rfp import SheetMapping
 from store import starts
 from store.rfps import Rfp
 from web.auth import CurrentUser
 from web.deps import IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.downloads import content_disposition
-from web.errors import API_ERRORS, Forbidden, Invalid, TooLarge
+from web.errors import API_ERRORS, Forbidden, Invalid
 from web.paging import Listing
 from web.params import MAX_ID, PathId, RowId
 from web.services import rfp_answers as answers
@@ -131,19 +130,21 @@ def _created(rfp: Rfp) -> CreatedOut:
 
 @router.post("", status_code=201, response_model=CreatedOut)
 async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
-                     file: Annotated[UploadFile, File(description="DOCX, XLSX or PDF")],
+                     settings: SettingsDep,
+                     file: Annotated[UploadFile, File(description="DOCX, XLSX or PDF, at "
+                                                      "most DEALDESK_MAX_UPLOAD_MB")],
                      title: Annotated[str, Form(max_length=2000)] = "",
                      idempotency_key: IdempotencyKey = None) -> CreatedOut:
     """Upload a customer's RFP file: its questions, or (a spreadsheet) ``needs_mapping``
-    with candidate mappings to choose from (POST …/mapping)."""
+    with candidate mappings to choose from (POST …/mapping). A file over the limit is a 413
+    naming it, and nothing is stored."""
     if not service.may_write(user):
         raise Forbidden("your roles read RFPs but do not create them")
-    data = await file.read(service.MAX_BYTES + 1)
-    if len(data) > service.MAX_BYTES:
-        raise TooLarge(f"{safe_filename(file.filename, 'the file')} is larger than "
-                       f"{service.MAX_BYTES // 1_000_000} MB", field="file")
+    max_mb = service.limit_mb(settings)
+    data = await file.read(max_mb * 1024 * 1024 + 1)  # one byte over: the service refuses it
     rfp = await in_session(session, service.create_rfp, user, file.filename, data, title,
-                           blobs=request.app.state.blobs, idempotency_key=idempotency_key)
+                           blobs=request.app.state.blobs, max_mb=max_mb,
+                           idempotency_key=idempotency_key)
     return _created(rfp)
 
 

@@ -31,6 +31,7 @@ from dealdesk.settings import Settings
 from documents.filenames import safe_filename
 from store.blobs import BlobMissing, BlobStore
 from store.models import Envelope, EnvelopeEvent, EnvelopeRecipient, Quote, User, UserRole
+from web import uploads
 from web.auth import CurrentUser
 from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.downloads import content_disposition
@@ -57,7 +58,6 @@ FILES = {"original": "", "current": " (in progress)", "final": " (signed)",
 ROW = ("name", "email", "role", "order", "auth", "code", "anchor")
 SERVICE_FIELDS = {"name": "name", "email": "email", "role": "role", "routing_order": "order",
                   "auth_method": "auth", "access_code": "code"}
-_FORM_OVERHEAD = 256 * 1024  # the other fields, multipart boundaries and headers
 
 
 def _temporal(request: Request) -> Client:
@@ -150,14 +150,8 @@ def _form_page(request: Request, session: Session, settings: Settings, *,
         "max_mb": settings.max_upload_mb}, status_code=status_code)
 
 
-async def limit_upload(request: Request, settings: SettingsDep) -> None:
-    """Refuse an oversized upload from its Content-Length, before anything reads the body
-    (this runs ahead of the login and CSRF checks, which parse the form)."""
-    length = request.headers.get("content-length", "")
-    limit = settings.max_upload_mb * 1024 * 1024
-    if length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
-        raise TooLarge(f"the upload is {int(length) / 2**20:.1f} MB; documents may be up to "
-                       f"{settings.max_upload_mb} MB: send a smaller file", field="document")
+limit_upload = uploads.limit_upload(lambda s: s.max_upload_mb, what="documents",
+                                    field="document")
 
 
 def _kept_sig(settings: Settings, user: User, sha: str, name: str) -> str:

@@ -9,17 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
-from documents.filenames import safe_filename
+from dealdesk.settings import Settings
 from documents.rfp import SheetMapping
 from store import starts
 from store.models import User
 from store.rfps import RFP_STATUSES, Rfp
+from web import uploads
 from web.auth import CurrentUser
-from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
+from web.deps import FormDep, MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
 from web.errors import AppError, Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import MAX_ID, PathId
@@ -58,33 +60,39 @@ def answers_page(request: Request, user: CurrentUser, session: SessionDep,
         "may_write": service.may_write(user)}, block="list")
 
 
-def _upload_form(request: Request, values: dict[str, str], error: str = "",
-                 status_code: int = 200) -> Response:
+def _upload_form(request: Request, settings: Settings, values: dict[str, str],
+                 error: str = "", status_code: int = 200) -> Response:
     return render(request, "rfp_new.html", {"v": values, "error": error,
-                                            "max_mb": service.MAX_BYTES // 1_000_000},
+                                            "max_mb": service.limit_mb(settings)},
                   status_code=status_code)
 
 
 @router.get("/rfps/new")
-def new_rfp_page(request: Request, user: CurrentUser) -> Response:
+def new_rfp_page(request: Request, user: CurrentUser, settings: SettingsDep) -> Response:
     service.require_writer(user)
-    return _upload_form(request, {})
+    return _upload_form(request, settings, {})
 
 
-@router.post("/rfps/new")
+limit_upload = uploads.limit_upload(service.limit_mb, what="RFP files", field="file")
+
+
+@router.post("/rfps/new", dependencies=[Depends(limit_upload)])
 async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
-                     file: Annotated[UploadFile, File()],
-                     title: Annotated[str, Form(max_length=2000)] = "") -> Response:
+                     settings: SettingsDep, form: FormDep) -> Response:
+    """The form is read by hand (not ``File()`` parameters, which FastAPI parses before any
+    dependency), so an oversized upload is refused from its Content-Length first."""
     service.require_writer(user)
-    data = await file.read(service.MAX_BYTES + 1)
+    upload, sent = form.get("file"), form.get("title")
+    title = sent if isinstance(sent, str) else ""
+    max_mb = service.limit_mb(settings)
     try:
-        if len(data) > service.MAX_BYTES:
-            raise TooLarge(f"{safe_filename(file.filename, 'the file')} is larger than "
-                           f"{service.MAX_BYTES // 1_000_000} MB", field="file")
-        rfp = await in_session(session, service.create_rfp, user, file.filename, data, title,
-                               blobs=request.app.state.blobs)
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise Invalid("choose the customer's file", field="file")
+        data = await upload.read(max_mb * 1024 * 1024 + 1)  # one byte over: refused
+        rfp = await in_session(session, service.create_rfp, user, upload.filename, data,
+                               title, blobs=request.app.state.blobs, max_mb=max_mb)
     except (Invalid, TooLarge) as e:
-        return _upload_form(request, {"title": title}, e.message, e.status)
+        return _upload_form(request, settings, {"title": title}, e.message, e.status)
     target = f"/rfps/{rfp.id}/mapping" if rfp.status == "needs_mapping" else f"/rfps/{rfp.id}"
     return RedirectResponse(target, status_code=303)
 

@@ -1,6 +1,6 @@
 """The RFP workspace's use cases: one place for the pages and the API.
 
-A customer's RFP file (DOCX, XLSX or PDF, at most :data:`MAX_BYTES`) is uploaded, kept in
+A customer's RFP file (DOCX, XLSX or PDF, at most :func:`limit_mb`) is uploaded, kept in
 the blob store unchanged, and its questions read by ``documents.rfp``. A spreadsheet first
 waits in ``needs_mapping`` with its candidate mappings until a person picks the sheet and
 the question and answer columns. Each question gets the content library's suggestions; when
@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from dealdesk.settings import Settings
 from documents import rfp as files
 from documents.filenames import safe_filename
 from store import audit, idempotency
@@ -53,7 +54,8 @@ READERS = WRITERS | {"auditor"}
 APPROVERS = frozenset({"deal_desk", "legal", "admin"})
 """Besides the RFP's owner: who approves its answers and may recall it."""
 MAX_BYTES = files.MAX_BYTES
-"""50 MB, documents.rfp's own limit."""
+"""What documents.rfp reads (50 MB): the cap on the upload limit, and the limit on reading
+a stored file again (which an upload limit lowered since must not refuse)."""
 SUGGEST_THRESHOLD = 0.6
 """A best suggestion scoring this or more pre-fills the answer (status ``suggested``)."""
 SUGGESTIONS = 3
@@ -185,20 +187,28 @@ def _kept(best: list[library.Suggestion]) -> list[list[float]]:
     return [[s.item.id, s.score] for s in best]
 
 
+def limit_mb(settings: Settings) -> int:
+    """An upload's limit in MB: the installation's ``max_upload_mb`` (megabytes of 2^20
+    bytes, as for envelopes), but never more than documents.rfp reads (:data:`MAX_BYTES`)."""
+    return min(settings.max_upload_mb, MAX_BYTES // (1024 * 1024))
+
+
 def create_rfp(session: Session, user: User, name: str | None, data: bytes, title: str = "",
-               *, blobs: BlobStore, idempotency_key: str | None = None) -> Rfp:
+               *, blobs: BlobStore, max_mb: int, idempotency_key: str | None = None) -> Rfp:
     """Read the questions of an uploaded file and store it, the RFP and its questions (one
     transaction, committed). A workbook comes back ``needs_mapping`` with its
-    candidates. Refused files are a 422 (413 over :data:`MAX_BYTES`) naming the problem."""
+    candidates. Refused files are a 422 (413 over ``max_mb``, see :func:`limit_mb`) naming
+    the problem."""
     require_writer(user)
     name = safe_filename(name, "rfp")
-    if len(data) > MAX_BYTES:
-        raise TooLarge(f"{name} is larger than {MAX_BYTES // 1_000_000} MB: upload a "
-                       "smaller file", field="file")
+    max_bytes = max_mb * 1024 * 1024
+    if len(data) > max_bytes:
+        raise TooLarge(f"{name} is larger than {max_mb} MB: upload a smaller file",
+                       field="file")
     kind = _kind(name)
     title = _title(title, name)
     try:
-        found = files.extract(data, kind, name=name, max_bytes=MAX_BYTES)
+        found = files.extract(data, kind, name=name, max_bytes=max_bytes)
     except files.RfpFileError as e:
         raise Invalid(str(e), field="file") from None
     ranked_at = utcnow()  # a library change from now on ranks them again
