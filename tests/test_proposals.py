@@ -12,16 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from dealdesk.demo import STEPS, seed_records
+from dealdesk.demo.proposal import QUOTE, TITLE, seed_proposal
 from dealdesk.settings import Settings
-from store.models import AuditEvent, User
-from store.proposals import ProposalVersion
+from store.models import Account, AuditEvent, User
+from store.proposals import Proposal, ProposalTask, ProposalVersion
 from tests.library_support import create
-from tests.support import eventually, make_user, replays, serve
+from tests.support import eventually, make_user, quote_fields, replays, serve
 from tests.web_support import People, seed_people, token_client
+from web.services.quotes import create_quote
 from workflows.messages import Condition, ProposalFacts, SectionFact
 from workflows.policy import parse_policy
 from workflows.proposal import ProposalWorkflow
@@ -64,7 +68,7 @@ def _facts(security: str, custom: str, about: str = "a") -> ProposalFacts:
 
 
 def test_a_changed_section_reopens_only_the_steps_that_read_it() -> None:
-    policy = parse_policy(__import__("yaml").safe_load(POLICY), version=1,
+    policy = parse_policy(yaml.safe_load(POLICY), version=1,
                           roles=("sales_manager", "finance", "legal", "deal_desk"),
                           lookup_user=lambda _: None)
 
@@ -84,7 +88,7 @@ def test_a_changed_section_reopens_only_the_steps_that_read_it() -> None:
 
 
 def test_a_proposal_rule_reading_a_quote_fact_is_refused() -> None:
-    doc = __import__("yaml").safe_load(POLICY.replace("fact: nonstandard_sections",
+    doc = yaml.safe_load(POLICY.replace("fact: nonstandard_sections",
                                                       "fact: margin_pct"))
     with pytest.raises(ValueError, match="unknown proposal fact 'margin_pct'"):
         parse_policy(doc, version=1, roles=("sales_manager", "finance", "legal"),
@@ -309,3 +313,34 @@ async def test_parallel_reviewers_and_submissions(
                 AuditEvent.entity == f"proposal:{ids[0]}",
                 AuditEvent.action == "proposal.task_approved")))
         assert len(approvals) == 1
+
+
+async def test_the_demo_seeds_a_proposal_in_review_once(
+        client: Client, worker: str, settings: Settings,
+        sessions: sessionmaker[Session]) -> None:
+    assert "proposal in review" in [step.what for step in STEPS]
+    assert seed_records(sessions)
+    with sessions.begin() as s:  # the demo's Globex quote (seed_quotes also submits it)
+        rep = s.scalars(select(User).where(User.email == "rep@demo.test")).one()
+        globex = s.scalars(select(Account).where(Account.name == "Globex")).one()
+        create_quote(s, rep, quote_fields(globex, title=QUOTE, list_amount=20_000_000,
+                                          net_amount=15_000_000))
+    await seed_proposal(sessions, client, settings)
+
+    async def deal_desk_waits() -> bool:
+        with sessions() as s:
+            return s.scalar(select(ProposalTask.queue_role).where(
+                ProposalTask.state == "open")) == "deal_desk"
+    await eventually(deal_desk_waits)
+    with sessions() as s:
+        p = s.scalars(select(Proposal).where(Proposal.title == TITLE)).one()
+        assert p.status == "in_review"
+        [v] = s.scalars(select(ProposalVersion).where(ProposalVersion.proposal_id == p.id))
+        # No bill of materials: the quote has no catalog lines.
+        assert [x["title"] for x in v.sections] == [
+            "About Northwind Software", "Security and compliance", "Implementation plan",
+            "Pricing", "Customer story: Initech"]
+        assert [st.key for st in v.steps] == ["deal_desk", "legal"]
+    await seed_proposal(sessions, client, settings)
+    with sessions() as s:
+        assert len(list(s.scalars(select(Proposal)))) == 1

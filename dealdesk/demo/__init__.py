@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.demo.contract import contract_pdf
+from dealdesk.demo.proposal import seed_proposal
 from dealdesk.demo.rfp import seed_rfp
 from dealdesk.settings import Settings
 from dealdesk.tools import missing
@@ -230,6 +231,7 @@ STEPS = (
     # The contract's signature fields go where its [[sign:…]] anchors are: pdftotext.
     DemoStep("envelopes out for signature", seed_envelopes, needs=("pdftotext",)),
     DemoStep("RFP answered from the content library", seed_rfp),
+    DemoStep("proposal in review", seed_proposal),
 )
 
 
@@ -258,5 +260,15 @@ async def seed_workflows(sessions: sessionmaker[Session], client: Client, settin
     return skipped
 
 
-__all__ = ["PASSWORD", "STEPS", "DemoStep", "seed_configured", "seed_envelopes", "seed_quotes",
-           "seed_records", "seed_rfp", "seed_workflows"]
+__all__ = [
+    "PASSWORD",
+    "STEPS",
+    "DemoStep",
+    "seed_configured",
+    "seed_envelopes",
+    "seed_proposal",
+    "seed_quotes",
+    "seed_records",
+    "seed_rfp",
+    "seed_workflows",
+]
