@@ -57,7 +57,7 @@ from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
 
 from cpq.money import MoneyError, major
-from documents import sandbox
+from documents import sandbox, section_template
 from documents.convert import ConversionFailed, check_docx
 from documents.docx_sections import (
     SectionComposer,
@@ -125,6 +125,9 @@ class Part:
     """Its Heading 1 and its line in the contents."""
     docx: bytes
     """The part as a DOCX."""
+    variables: dict[str, str] | None = None
+    """For a library section that is a template (``documents.section_template``): the
+    values its tags are filled in with; None leaves it as it is."""
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,10 @@ class BomRow:
 
 
 
-def section(title: str, data: bytes) -> Part:
-    """A library section (DOCX bytes) titled ``title``."""
-    return Part("section", title, data)
+def section(title: str, data: bytes, variables: dict[str, str] | None = None) -> Part:
+    """A library section (DOCX bytes) titled ``title``; with ``variables``, its template
+    tags are filled in from them (``documents.section_template``)."""
+    return Part("section", title, data, variables)
 
 
 def pricing_table(lines: Sequence[DocLine], currency: str, totals: Totals, *,
@@ -310,9 +314,14 @@ def _open(part: Part, page: Any) -> Any:
                             title)
     try:
         check_docx(part.docx, f"{title}.docx")
-        source = docx.Document(io.BytesIO(part.docx))
+        data = part.docx
+        if part.variables is not None:
+            data = section_template.render(data, part.variables, f"part “{title}”")
+        source = docx.Document(io.BytesIO(data))
     except ConversionFailed as e:
         raise AssemblyError(f"part “{title}”: {e.message}", title) from e
+    except section_template.SectionTemplateError as e:
+        raise AssemblyError(str(e), title) from e
     except MemoryError:
         raise  # a limit of assemble_isolated, not a damaged file
     except Exception as e:  # python-docx and lxml raise many types for a damaged package

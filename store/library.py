@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     ForeignKey,
@@ -62,7 +63,10 @@ class LibraryItem(Base):
     tags_text: Mapped[str] = mapped_column(Text, default="")
     """The tags, space-joined, for the full-text index (the tag rows are the source)."""
     docx_sha256: Mapped[str | None] = mapped_column(String(64))
-    """A DOCX fragment in the blob store (store/blobs.py), for proposal assembly later."""
+    """A rich section: a DOCX fragment in the blob store (store/blobs.py), which proposals
+    use instead of the text (``documents.section_template``: it may hold template tags)."""
+    docx_fields: Mapped[list[str] | None] = mapped_column(JSON)
+    """The template names the DOCX fragment uses, found when it was uploaded."""
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -103,6 +107,7 @@ class LibraryItemVersion(Base):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     tags_text: Mapped[str] = mapped_column(Text, default="")
+    docx_sha256: Mapped[str | None] = mapped_column(String(64))
     edited_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     edited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

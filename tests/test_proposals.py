@@ -7,23 +7,27 @@ bad input, and parallel reviewers and submissions on one instance."""
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 from typing import Any
 
+import docx
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.demo import STEPS, seed_records
 from dealdesk.demo.proposal import QUOTE, TITLE, seed_proposal
 from dealdesk.settings import Settings
+from store.library import LibraryItemVersion
 from store.models import Account, AuditEvent, User
 from store.proposals import Proposal, ProposalTask, ProposalVersion
 from tests.library_support import create
 from tests.support import eventually, make_user, quote_fields, replays, serve
+from tests.test_assembly import FIXTURES
 from tests.web_support import People, seed_people, token_client
 from web.services.quotes import create_quote
 from workflows.messages import Condition, ProposalFacts, SectionFact
@@ -344,3 +348,67 @@ async def test_the_demo_seeds_a_proposal_in_review_once(
     await seed_proposal(sessions, client, settings)
     with sessions() as s:
         assert len(list(s.scalars(select(Proposal)))) == 1
+
+
+def _fragment(*paragraphs: str) -> bytes:
+    d = docx.Document()
+    d.add_heading("Our commitment", level=2)
+    for text in paragraphs:
+        d.add_paragraph(text)
+    out = io.BytesIO()
+    d.save(out)
+    return out.getvalue()
+
+
+async def test_rich_sections_fill_in_the_proposal_and_bad_ones_are_refused(
+        client: Client, worker: str, settings: Settings, people: People,
+        sessions: sessionmaker[Session]) -> None:
+    nda = FIXTURES / "contract_templates" / "bonterms-mutual-nda.docx"
+    async with serve(settings) as url:
+        rep, auditor = (await token_client(url, people.rep),
+                        await token_client(url, people.auditor))
+        item = await create(rep, kind="section", title="Commitment", body="plain fallback")
+        terms = await create(rep, kind="section", title="Mutual NDA", body="see the DOCX")
+
+        async def upload(item_id: int, data: bytes, name: str = "s.docx",
+                         who: httpx.AsyncClient = rep) -> httpx.Response:
+            return await who.put(f"/api/v1/library/items/{item_id}/docx",
+                                 files={"file": (name, data)})
+
+        for data, word in ((b"not a word file", "not a Word document"),
+                           (_fragment("{{ secret_key }}"), "'secret_key'"),
+                           (_fragment("{{ customer.__class__.__mro__ }}"), "may not do"),
+                           (_fragment("{% for x in customer %}"), "template error")):
+            r = await upload(item, data)
+            assert r.status_code == 422 and word in r.text, r.text
+        assert (await upload(item, _fragment("x"), who=auditor)).status_code == 403
+        r = await upload(item, _fragment("Prepared for {{ customer }}, valid until "
+                                         "{{ valid_until }}.{% if signer %} Signed by "
+                                         "{{ signer }}.{% endif %}"))
+        assert r.status_code == 200, r.text
+        assert r.json()["docx_fields"] == ["customer", "signer", "valid_until"]
+        assert r.json()["versions"][0]["version"] == 2
+        r = await upload(terms, nda.read_bytes(), "nda.docx")
+        assert r.status_code == 200 and r.json()["docx_fields"] == [], r.text
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(LibraryItemVersion).where(
+                LibraryItemVersion.docx_sha256.is_not(None))) == 2
+
+        # No rule of the policy applies: the version is final without a review.
+        pid = await _proposal(rep, people, [{"kind": "library", "item_id": item},
+                                            {"kind": "library", "item_id": terms}],
+                              title="Fill-in test")
+        assert (await rep.post(f"/api/v1/proposals/{pid}/submit")).status_code == 202
+        await eventually(lambda: _status_is(rep, pid, "final"), timeout=120)
+        state = await _state(rep, pid)
+        assert state["versions"][0]["steps"] == [] and state["tasks"] == []
+        pdf = await rep.get(f"/api/v1/proposals/{pid}/versions/1/document.pdf")
+        text = (await asyncio.to_thread(subprocess.run, ["pdftotext", "-", "-"],
+                                        input=pdf.content, capture_output=True,
+                                        check=True)).stdout.decode()
+        account = state["account_id"]
+        with sessions() as s:
+            customer = s.get(Account, account).name  # type: ignore[union-attr]
+        assert f"Prepared for {customer}, valid until" in text
+        assert "Signed by Pat Buyer." in text and "{{" not in text
+        assert "Bonterms" in text  # the NDA's own text and attribution came along

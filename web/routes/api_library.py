@@ -6,18 +6,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
+from documents.filenames import safe_filename
 from store.library import LibraryItem
 from web.auth import CurrentUser
-from web.deps import SessionDep
-from web.errors import API_ERRORS
+from web.deps import SessionDep, in_session, off_loop
+from web.downloads import content_disposition
+from web.errors import API_ERRORS, NotFound
 from web.params import LAST_DAY, PathId, Version
 from web.services import library
 
 router = APIRouter(prefix="/api/v1/library", tags=["library"], responses=API_ERRORS)
 Kind = Literal["answer", "section", "case_study", "image", "product"]
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SearchText = Annotated[str, Query(min_length=1, max_length=1000,
                                   description="the words to look for")]
 
@@ -74,6 +77,9 @@ class ItemOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     versions: list[VersionOut] = Field(description="every saved version, newest first")
+    docx_sha256: str | None = Field(description="the rich section (DOCX) proposals use "
+                                    "instead of the text, by SHA-256")
+    docx_fields: list[str] = Field(description="the template names the DOCX fills in")
 
 
 class Segment(BaseModel):
@@ -107,6 +113,7 @@ def _out(session: SessionDep, item: LibraryItem) -> ItemOut:
         usage_count=item.usage_count, review_by=item.review_by,
         due_for_review=item.due_for_review(today), archived=item.archived,
         created_at=item.created_at, updated_at=item.updated_at,
+        docx_sha256=item.docx_sha256, docx_fields=item.docx_fields or [],
         versions=[VersionOut(version=v.version, title=v.title, body=v.body,
                              tags=v.tags_text.split(), edited_by=v.edited_by.name,
                              edited_at=v.edited_at)
@@ -133,6 +140,35 @@ def edit_item(item_id: PathId, body: ItemEdit, user: CurrentUser,
     item = library.edit_item(session, user, item_id, body.fields(),
                              base_version=body.base_version)
     return _out(session, item)
+
+
+@router.put("/items/{item_id}/docx", response_model=ItemOut)
+async def attach_docx(request: Request, item_id: PathId, user: CurrentUser,
+                      session: SessionDep,
+                      file: Annotated[UploadFile, File(description="a .docx section, at most "
+                                                       "20 MB; it may use template tags "
+                                                       "such as {{ customer }}")]) -> ItemOut:
+    """Give the item a rich section (a new version): proposals use the DOCX instead of the
+    text, its tags filled in. It is checked first (opened, its names known, rendered with
+    sample data) and refused with the reason."""
+    await in_session(session, library.editable, user, item_id)
+    name = safe_filename(file.filename, "the section")
+    data = await file.read(library.MAX_DOCX + 1)
+    fields = await off_loop(library.check_docx_upload, name, data)
+    digest = await off_loop(request.app.state.blobs.put, data)
+    item = await in_session(session, library.attach_docx, user, item_id, digest, fields)
+    return await in_session(session, _out, item)
+
+
+@router.get("/items/{item_id}/docx", response_class=Response, responses={200: {"content": {
+    DOCX: {}}, "description": "the file"}})
+def download_docx(request: Request, item_id: PathId, user: CurrentUser,
+                  session: SessionDep) -> Response:
+    item = library.get_item(session, user, item_id)
+    if item.docx_sha256 is None:
+        raise NotFound(f"library item {item.id} has no rich section (DOCX)")
+    return Response(request.app.state.blobs.get(item.docx_sha256), media_type=DOCX, headers={
+        "Content-Disposition": content_disposition(f"library-item-{item.id}.docx")})
 
 
 @router.delete("/items/{item_id}", status_code=204)

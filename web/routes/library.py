@@ -6,16 +6,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile as StarletteUpload
 
+from documents import section_template
+from documents.filenames import safe_filename
 from store.library import KINDS, LibraryItem
 from store.models import User
+from web import uploads
 from web.auth import CurrentUser
-from web.deps import SessionDep
-from web.errors import Invalid
+from web.deps import FormDep, SessionDep, in_session, off_loop
+from web.errors import Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import LAST_DAY, MAX_ID, PathId
 from web.render import render
@@ -95,12 +99,44 @@ def create_item(request: Request, user: CurrentUser, session: SessionDep, title:
 
 @router.get("/library/{item_id}")
 def item_page(request: Request, item_id: PathId, user: CurrentUser,
-              session: SessionDep) -> Response:
+              session: SessionDep, error: str = "", status_code: int = 200) -> Response:
     item = library.get_item(session, user, item_id)
     return render(request, "library_item.html", {
         "item": item, "versions": library.versions(session, item),
-        "may_edit": library.may_edit(user, item),
-        "today": dt.datetime.now(dt.UTC).date()}, block="usage")
+        "may_edit": library.may_edit(user, item), "fields": section_template.FIELDS,
+        "error": error, "today": dt.datetime.now(dt.UTC).date()}, block="usage",
+        status_code=status_code)
+
+
+limit_upload = uploads.limit_upload(lambda _: library.MAX_DOCX // uploads.MB,
+                                    what="a rich section", field="file")
+
+
+@router.post("/library/{item_id}/docx", dependencies=[Depends(limit_upload)])
+async def attach_docx(request: Request, item_id: PathId, user: CurrentUser,
+                      session: SessionDep, form: FormDep) -> Response:
+    """The item's rich section (the API's PUT …/docx, from the item page's form; read by
+    hand, so an oversized upload is refused from its Content-Length first)."""
+    await in_session(session, library.editable, user, item_id)
+    upload = form.get("file")
+    if not isinstance(upload, StarletteUpload) or not upload.filename:
+        return await in_session(session, _item_again, request, item_id, user,
+                                "choose a .docx file to upload")
+    name = safe_filename(upload.filename, "the section")
+    data = await upload.read(library.MAX_DOCX + 1)
+    try:
+        fields = await off_loop(library.check_docx_upload, name, data)
+    except (Invalid, TooLarge) as e:
+        return await in_session(session, _item_again, request, item_id, user, e.message,
+                                e.status)
+    digest = await off_loop(request.app.state.blobs.put, data)
+    await in_session(session, library.attach_docx, user, item_id, digest, fields)
+    return RedirectResponse(f"/library/{item_id}", status_code=303)
+
+
+def _item_again(session: Session, request: Request, item_id: int, user: User, error: str,
+                status_code: int = 422) -> Response:
+    return item_page(request, item_id, user, session, error, status_code)
 
 
 @router.get("/library/{item_id}/edit")

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from documents import section_template
 from documents import suggest as ranker
 from store import audit
 from store import library as store
@@ -32,7 +33,7 @@ from store.db import write_lock
 from store.library import KINDS, LibraryItem, LibraryItemTag, LibraryItemVersion
 from store.models import ROLES, OutboxMessage, User
 from store.who import Who
-from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from web.paging import Listing, Page, paginate
 from workflows.rules import READ_ONLY_ROLES
 
@@ -154,7 +155,8 @@ def versions(session: Session, item: LibraryItem) -> list[LibraryItemVersion]:
 def _keep_version(session: Session, item: LibraryItem, user: User) -> None:
     session.add(LibraryItemVersion(item_id=item.id, version=item.version, title=item.title,
                                    body=item.body, tags_text=item.tags_text,
-                                   edited_by_id=user.id, edited_at=item.updated_at))
+                                   docx_sha256=item.docx_sha256, edited_by_id=user.id,
+                                   edited_at=item.updated_at))
 
 
 def require_writer(user: User) -> None:
@@ -217,6 +219,54 @@ def edit_item(session: Session, user: User, item_id: int, fields: ItemFields, *,
                  actor=Who.user(user), action="library_item.updated",
                  entity=entity("library-item", item.id),
                  data={"version": item.version, "previous": before, "title": item.title})
+    session.commit()
+    return item
+
+
+MAX_DOCX = 20 * 1024 * 1024
+"""A rich section's largest DOCX: a few pages with images, not a whole document."""
+
+
+def check_docx_upload(name: str, data: bytes) -> list[str]:
+    """A rich section's DOCX checked in the sandbox (blocking: call it on a thread): the
+    template names it uses, or a 422 naming the problem."""
+    if len(data) > MAX_DOCX:
+        raise TooLarge(f"{name} is larger than {MAX_DOCX // 1024 // 1024} MB; a section is a "
+                       "few pages", field="file")
+    try:
+        return section_template.check_isolated(data, name)
+    except section_template.SectionTemplateError as e:
+        raise Invalid(str(e), field="file") from None
+
+
+def editable(session: Session, user: User, item_id: int) -> LibraryItem:
+    """The item, if this user may change it now (checked before an upload is read)."""
+    item = get_item(session, user, item_id)
+    require_editor(user, item)
+    if item.archived:
+        raise Conflict("this item is archived: it can't be edited")
+    return item
+
+
+def attach_docx(session: Session, user: User, item_id: int, sha256: str,
+                fields: list[str]) -> LibraryItem:
+    """Make the checked DOCX (already in the blob store) the item's rich section, as its
+    next version, committed. Proposals use it instead of the text."""
+    write_lock(session)
+    item = editable(session, user, item_id)
+    if item.docx_sha256 == sha256:
+        session.commit()
+        return item
+    item.docx_sha256, item.docx_fields = sha256, fields
+    item.version += 1
+    item.updated_at = dt.datetime.now(dt.UTC)
+    session.flush()
+    _keep_version(session, item, user)
+    audit.append(session, event_key=f"library-item-{item.id}-v{item.version}",
+                 actor=Who.user(user), action="library_item.updated",
+                 entity=entity("library-item", item.id),
+                 data={"version": item.version, "docx_sha256": sha256, "fields": fields,
+                       "title": item.title})
     session.commit()
     return item
 

@@ -34,6 +34,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from cpq.money import major
 from dealdesk.faults import crash_point
 from documents import assembly
 from documents.assembly import AssemblyError, Cover, Part, Signer
@@ -270,6 +271,15 @@ def draft_of(session: Session, p: Proposal, blobs: BlobStore, org_name: str) -> 
     facts: list[SectionFact] = []
     frozen: list[dict[str, Any]] = []
     quote_doc = None
+    quote = p.quote
+    variables = {
+        "customer": p.account.name, "title": p.title, "number": f"P-{p.id} v{p.version}",
+        "seller": org_name, "prepared_by": p.owner.name, "issued": assembly.long_date(today),
+        "valid_until": assembly.long_date(p.valid_until),
+        "currency": quote.currency if quote else "",
+        "total": major(quote.net_amount, quote.currency) if quote else "",
+        "discount_pct": assembly.percent(quote.discount_pct) if quote else "",
+        "signer": p.customer_signer}
     if p.quote_id is not None and any(s["kind"] in ("pricing", "bom") for s in p.sections):
         assert p.quote is not None
         quote_doc = quote_documents.document_of(session, p.quote, org_name, blobs)
@@ -281,7 +291,7 @@ def draft_of(session: Session, p: Proposal, blobs: BlobStore, org_name: str) -> 
                                "proposal", field="sections")
             if item.docx_sha256:
                 data = blobs.get(item.docx_sha256)
-                parts.append(assembly.section(item.title, data))
+                parts.append(assembly.section(item.title, data, variables))
                 digest = _digest(data)
             else:
                 parts.append(assembly.text_section(item.title, _paragraphs(item.body)))
@@ -308,9 +318,7 @@ def draft_of(session: Session, p: Proposal, blobs: BlobStore, org_name: str) -> 
             facts.append(SectionFact(part.title, _digest(json.dumps(content).encode()),
                                      ["pricing"], True))
         frozen.append({**s, **dataclasses.asdict(facts[-1])})
-    quote = p.quote
-    number = f"P-{p.id} v{p.version}"
-    cover = Cover(customer=p.account.name, title=p.title, number=number,
+    cover = Cover(customer=p.account.name, title=p.title, number=variables["number"],
                   valid_until=p.valid_until, prepared_by=p.owner.name, issued=today,
                   seller=org_name, kind="Proposal")
     signers = []

@@ -1,5 +1,5 @@
 """Proposals: the draft, its submitted versions (stored by hash) and their review steps and
-tasks
+tasks; library items keep a rich section (DOCX) per version and the template names it uses
 
 Revision ID: 0011
 Revises: 0010
@@ -20,6 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('library_items', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('docx_fields', sa.JSON(), nullable=True))
+    with op.batch_alter_table('library_item_versions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('docx_sha256', sa.String(length=64), nullable=True))
     op.create_table('proposals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
@@ -140,3 +144,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_proposals_account_id'))
 
     op.drop_table('proposals')
+    with op.batch_alter_table('library_item_versions', schema=None) as batch_op:
+        batch_op.drop_column('docx_sha256')
+    with op.batch_alter_table('library_items', schema=None) as batch_op:
+        batch_op.drop_column('docx_fields')
