@@ -117,11 +117,21 @@ class _StyleIds:
 
 
 class _QuickStyleList:
+    """The master's styles as docxcompose lists them, read again only when the list grew:
+    styles are only ever added while composing (a preserved style is a copy with a new
+    id), so an unchanged count and last style mean an unchanged list."""
+
     def __init__(self, styles: Any) -> None:
         self._styles = styles
+        self._seen: tuple[int, Any] | None = None
+        self._ids: list[_StyleIds] = []
 
     def __iter__(self) -> Iterator[_StyleIds]:
-        return (_StyleIds(e) for e in self._styles.element.iterchildren(qn("w:style")))
+        found = self._styles.element.findall(qn("w:style"))
+        seen = (len(found), found[-1] if found else None)
+        if seen != self._seen:
+            self._ids, self._seen = [_StyleIds(e) for e in found], seen
+        return iter(self._ids)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._styles, name)
@@ -130,14 +140,16 @@ class _QuickStyleList:
 class _QuickStyles:
     """The master document for docxcompose, listing its styles straight from the XML:
     docxcompose lists every style of the growing document for each element it copies, and
-    python-docx's style objects made that most of a 40-section proposal's time."""
+    python-docx's style objects made that most of a 40-section proposal's time (then
+    building the list itself did, hence its cache)."""
 
     def __init__(self, document: Any) -> None:
         self._document = document
+        self._styles = _QuickStyleList(document.styles)
 
     @property
     def styles(self) -> _QuickStyleList:
-        return _QuickStyleList(self._document.styles)
+        return self._styles
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._document, name)
