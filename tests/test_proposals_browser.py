@@ -93,3 +93,14 @@ async def test_build_preview_submit_review_final(browser: Browser, settings: Set
         final = await page.request.get(url + (await page.get_attribute("#final-pdf", "href") or ""))
         assert final.status == 200 and (await final.body()).startswith(b"%PDF")
         await page.screenshot(path=str(tmp_path / "proposal-final.png"), full_page=True)
+
+        # It goes out as an envelope: the customer signs at the proposal's customer anchor.
+        await page.click("#send-for-signature")
+        await page.wait_for_selector("text=Send a document for signature")
+        emails = page.locator("input[name=r_email]")
+        assert await page.locator("input[name=r_name]").first.input_value() == "Pat Buyer"
+        assert await page.locator("input[name=r_anchor]").first.input_value() == "customer"
+        await emails.first.fill("pat@example.com")
+        await page.click("button[type=submit]:has-text('Send for signature')")
+        await page.wait_for_url(f"{url}/envelopes/*")
+        await expect(page.locator("#envelope-status")).to_have_text("sent", timeout=60_000)

@@ -40,7 +40,7 @@ from web.paging import ListingDep
 from web.params import MAX_ID, PathId, form_int, form_number
 from web.render import is_htmx, render
 from web.services import envelopes as service
-from web.services import lists, signer
+from web.services import lists, proposals, signer
 from web.services.quote_documents import latest_document
 from workflows.envelope_messages import Client as ClientInfo
 
@@ -224,9 +224,12 @@ def _signable_quote(session: Session, user: User, quote_id: str) -> tuple[Quote,
 
 @router.get("/envelopes/new")
 def new_envelope_page(request: Request, user: CurrentUser, session: SessionDep,
-                            settings: SettingsDep, quote_id: str = "") -> Response:
+                            settings: SettingsDep, quote_id: str = "",
+                            proposal_id: str = "") -> Response:
     if not _may_create(user):
         raise Forbidden("auditors read envelopes but don't send them")
+    if proposal_id:
+        return _proposal_form(request, session, settings, user, proposal_id)
     if not quote_id:
         return _form_page(request, session, settings)
     quote, sha = _signable_quote(session, user, quote_id)
@@ -236,6 +239,30 @@ def new_envelope_page(request: Request, user: CurrentUser, session: SessionDep,
         "remind": "3", "quote_id": str(quote.id),
         "message": f"Please review and sign our quote for {quote.account.name}."},
         kept={"sha": sha, "name": name, "sig": _kept_sig(settings, user, sha, name)})
+
+
+def _proposal_form(request: Request, session: Session, settings: Settings, user: User,
+                   proposal_id: str) -> Response:
+    """The form with a final proposal's PDF, its customer signer on the `customer` anchor
+    and its owner on `seller` (the signature blocks assembly put in)."""
+    number = form_int(proposal_id, "proposal_id", 1, MAX_ID)
+    p = proposals.visible(session, user, number or 0)
+    if p.owner_id != user.id:
+        raise Forbidden(f"only the proposal's owner ({p.owner.name}) sends it for signature")
+    sha, _ = proposals.document(session, user, p.id, p.version, "pdf")
+    name = f"Proposal P-{p.id} v{p.version}.pdf"
+    rows = []
+    if p.customer_signer:
+        rows = [dict.fromkeys(ROW, "") | {"name": p.customer_signer, "role": "signer",
+                                          "order": "1", "auth": "email_otp",
+                                          "anchor": "customer"},
+                dict.fromkeys(ROW, "") | {"name": user.name, "email": user.email,
+                                          "role": "signer", "order": "2", "auth": "none",
+                                          "anchor": "seller"}]
+    return _form_page(request, session, settings, values={
+        "title": f"{p.title} — proposal P-{p.id} v{p.version}", "expires": "30",
+        "remind": "3", "message": f"Please review and sign our proposal for {p.account.name}."},
+        rows=rows, kept={"sha": sha, "name": name, "sig": _kept_sig(settings, user, sha, name)})
 
 
 @router.post("/envelopes/new", dependencies=[Depends(limit_upload)])
