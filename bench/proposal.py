@@ -22,8 +22,9 @@ proposal costs:
 
 For scale, each run also converts a one-page DOCX both ways (what LibreOffice's start costs
 against what laying out the proposal costs). One run before the timed ones is not counted: it
-starts the warm server and the sandbox's forkserver (both reported). Every part starts on a new
-page, so 40 sections make a proposal of about 50 pages, not 20 (``--sections`` makes fewer). It
+starts the warm server and the sandbox's forkserver (both reported). The library sections read
+on after each other, but each is most of a page, so 40 of them make about 38 pages, not 20
+(``--sections`` makes fewer). It
 prints p50/p95 of each, the page count, whether both signature anchors are in the PDF, and
 PASS/MISS for the targets: end to end p95 < 3 s, and warm conversion ≥ 4× faster than cold
 (p50 over p50).

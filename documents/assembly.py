@@ -14,12 +14,15 @@ bounds neither what opening a DOCX costs nor how long composing takes).
 
 How the pieces are kept:
 
-- **Every part is its own Word section**, starting on a new page, with its own page size,
-  margins, columns, headers and footers (and so the attribution footer a CC BY template
-  carries). docxcompose alone would merge each part into the last section and drop its
-  headers and footers; ``documents.docx_sections`` keeps them (see there). Pages count on
-  through the whole proposal (a part's page-number restart is dropped), and comments are
-  dropped (the author's notes, not the customer's text).
+- **Every part is its own Word section**, with its own page size, margins, columns,
+  headers and footers (and so the attribution footer a CC BY template carries). A library
+  section follows on the same page after another library section when neither has headers
+  or footers of its own and their pages are set up alike (a continuous section break: a
+  proposal's sections read on, as in Word); any other part starts on a new page, so a
+  template's footer stays on its own pages. docxcompose alone would merge each part into the
+  last section and drop its headers and footers; ``documents.docx_sections`` keeps them (see
+  there). Pages count on through the whole proposal (a part's page-number restart is
+  dropped), and comments are dropped (the author's notes, not the customer's text).
 - **Generated sections** (cover and contents, pricing, BoM, signatures) share one footer,
   "Seller · number · Page X of Y" (``PAGE``/``NUMPAGES`` fields), and an empty header. A
   library section without a default header or footer of its own gets those too, rather than
@@ -50,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import docx
+from docx.enum.section import WD_SECTION
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.oxml import OxmlElement
@@ -117,7 +121,8 @@ class Cover:
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the proposal, in reading order; it starts on a new page."""
+    """One part of the proposal, in reading order (a new page, unless a plain library section
+    follows another: see the module's notes)."""
 
     kind: Literal["section", "pricing", "bom"]
     """A library section, or a generated pricing table or bill of materials."""
@@ -273,7 +278,15 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     closing._p.get_or_add_pPr().append(deepcopy(_body_sectpr(master)))
 
     composer = SectionComposer(master)
+    before: Any = None  # the page setup a plain library section before this one ended with
     for part, source in zip(parts, sources, strict=True):
+        sections = list(source.element.body.iter(qn("w:sectPr")))
+        plain = part.kind == "section" and not any(
+            s.find(qn("w:headerReference")) is not None
+            or s.find(qn("w:footerReference")) is not None for s in sections)
+        if plain and before is not None and _page_setup(sections[0]) == before:
+            sections[0].start_type = WD_SECTION.CONTINUOUS
+        before = _page_setup(sections[-1]) if plain else None
         master.add_paragraph(plain_text(part.title), style="Heading 1")
         composer.append(source)
     if signers:
@@ -291,6 +304,13 @@ def assemble(cover: Cover, parts: Sequence[Part], signers: Sequence[Signer]) -> 
     props.created = props.modified = dt.datetime.combine(cover.issued, dt.time(), dt.UTC)
     props.revision = 1
     return _save(master)
+
+
+def _page_setup(sectpr: Any) -> tuple[str, ...]:
+    """A section's page size, orientation, margins and columns, to compare with another's."""
+    found = [sectpr.find(qn(tag)) for tag in ("w:pgSz", "w:pgMar", "w:cols")]
+    return tuple(sorted(f"{k}={v}" for el in found if el is not None
+                        for k, v in el.attrib.items()))
 
 
 def _end_with_last_part(d: Any) -> None:
