@@ -18,7 +18,7 @@ from typing import Any
 
 from docxtpl import DocxTemplate
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from documents import sandbox
@@ -32,14 +32,23 @@ FIELDS: dict[str, str] = {
     "valid_until": "the last day the offer holds", "currency": "ISO code, e.g. USD (or empty)",
     "total": "the linked quote's net total, e.g. 150,000.00 (or empty)",
     "discount_pct": "the linked quote's discount, e.g. 25% (or empty)",
-    "signer": "who signs for the customer (or empty)"}
+    "signer": "who signs for the customer (or empty)",
+    "custom": "the proposal's own fields, as {{ custom.project_name }}"}
 """What a section can use, each with what it holds."""
 
-SAMPLE: dict[str, str] = {
+
+class _AnyField(dict[str, str]):
+    """Sample custom fields: every name has a value (a proposal sets its own)."""
+
+    def __missing__(self, key: str) -> str:
+        return f"sample {key}"
+
+
+SAMPLE: dict[str, Any] = {
     "customer": "Globex Corporation", "title": "Analytics platform", "number": "P-1 v1",
     "seller": "Northwind Software", "prepared_by": "Riley Rivera", "issued": "1 March 2027",
     "valid_until": "31 March 2027", "currency": "USD", "total": "150,000.00",
-    "discount_pct": "25%", "signer": "Hank Scorpio"}
+    "discount_pct": "25%", "signer": "Hank Scorpio", "custom": _AnyField()}
 
 CHECK_LIMITS = sandbox.Limits(seconds=10, memory_mb=512)
 _TAG = re.compile(rb"\{\{|\{%|\{#")
@@ -85,6 +94,9 @@ def render(data: bytes, context: dict[str, Any], name: str = "the section") -> b
         tpl.render(context, jinja_env=_env())
     except SecurityError as e:
         raise SectionTemplateError(f"{name} tries something templates may not do ({e})") from e
+    except UndefinedError as e:
+        raise SectionTemplateError(f"{name} uses a field this proposal doesn't have ({e}); "
+                                   "add it under the proposal's custom fields") from e
     except TemplateError as e:
         raise SectionTemplateError(f"{name} has a template error: {e}") from e
     except MemoryError:

@@ -39,6 +39,8 @@ class Proposal(Base):
     customer_signer: Mapped[str] = mapped_column(String(200), default="")
     """Who signs for the customer; empty: the proposal has no signature block."""
     customer_signer_title: Mapped[str] = mapped_column(String(200), default="")
+    custom_fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    """Values of the proposal's own that rich sections fill in (``{{ custom.NAME }}``)."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -382,22 +382,35 @@ async def test_rich_sections_fill_in_the_proposal_and_bad_ones_are_refused(
             r = await upload(item, data)
             assert r.status_code == 422 and word in r.text, r.text
         assert (await upload(item, _fragment("x"), who=auditor)).status_code == 403
+        # Two uploads to one item at once: two versions, one after the other.
+        both = await asyncio.gather(*(upload(item, _fragment(f"draft {n}")) for n in (1, 2)))
+        assert [b.status_code for b in both] == [200, 200]
+        assert sorted(b.json()["version"] for b in both) == [2, 3]
         r = await upload(item, _fragment("Prepared for {{ customer }}, valid until "
                                          "{{ valid_until }}.{% if signer %} Signed by "
-                                         "{{ signer }}.{% endif %}"))
+                                         "{{ signer }}.{% endif %} Project: "
+                                         "{{ custom.project }}."))
         assert r.status_code == 200, r.text
-        assert r.json()["docx_fields"] == ["customer", "signer", "valid_until"]
-        assert r.json()["versions"][0]["version"] == 2
+        assert r.json()["docx_fields"] == ["custom", "customer", "signer", "valid_until"]
+        assert r.json()["versions"][0]["version"] == 4
         r = await upload(terms, nda.read_bytes(), "nda.docx")
         assert r.status_code == 200 and r.json()["docx_fields"] == [], r.text
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(LibraryItemVersion).where(
-                LibraryItemVersion.docx_sha256.is_not(None))) == 2
+                LibraryItemVersion.docx_sha256.is_not(None))) == 4
 
         # No rule of the policy applies: the version is final without a review.
         pid = await _proposal(rep, people, [{"kind": "library", "item_id": item},
                                             {"kind": "library", "item_id": terms}],
                               title="Fill-in test")
+        r = await rep.post(f"/api/v1/proposals/{pid}/submit")  # custom.project is missing
+        assert r.status_code == 422 and "custom fields" in r.text, r.text
+        r = await rep.put(f"/api/v1/proposals/{pid}/fields",
+                          json={"custom_fields": {"Bad Name": "x"}})
+        assert r.status_code == 422 and "lower-case" in r.text
+        r = await rep.put(f"/api/v1/proposals/{pid}/fields",
+                          json={"custom_fields": {"project": "Apollo"}})
+        assert r.status_code == 200 and r.json()["custom_fields"] == {"project": "Apollo"}
         assert (await rep.post(f"/api/v1/proposals/{pid}/submit")).status_code == 202
         await eventually(lambda: _status_is(rep, pid, "final"), timeout=120)
         state = await _state(rep, pid)
@@ -410,5 +423,5 @@ async def test_rich_sections_fill_in_the_proposal_and_bad_ones_are_refused(
         with sessions() as s:
             customer = s.get(Account, account).name  # type: ignore[union-attr]
         assert f"Prepared for {customer}, valid until" in text
-        assert "Signed by Pat Buyer." in text and "{{" not in text
+        assert "Signed by Pat Buyer. Project: Apollo." in text and "{{" not in text
         assert "Bonterms" in text  # the NDA's own text and attribution came along

@@ -79,6 +79,7 @@ class ProposalOut(BaseModel):
     status: str
     version: int
     valid_until: dt.date
+    custom_fields: dict[str, str]
     sections: list[SectionOut]
     tasks: list[TaskOut] = Field(description="the review tasks of the current version")
     versions: list[VersionOut] = Field(description="every submitted version, newest first")
@@ -90,6 +91,7 @@ def _out(session: Session, p: Proposal) -> ProposalOut:
     return ProposalOut(
         id=p.id, title=p.title, account_id=p.account_id, quote_id=p.quote_id,
         owner_id=p.owner_id, status=p.status, version=p.version, valid_until=p.valid_until,
+        custom_fields=p.custom_fields or {},
         sections=[SectionOut.model_validate(s) for s in p.sections],
         tasks=[TaskOut(id=t.id, step=t.step_name, queue=t.queue_role, assignee=t.assignee_name,
                        state=t.state, decided_by=t.decided_by_name, decided_at=t.decided_at,
@@ -135,6 +137,20 @@ def put_sections(proposal_id: PathId, body: Annotated[list[service.SectionIn], F
     """The sections in reading order: `{kind: library, item_id}`, `{kind: text, title, body}`
     (written for this proposal: non-standard), `{kind: pricing}`, `{kind: bom}`."""
     p = service.set_sections(session, user, proposal_id, body)
+    session.commit()
+    return _out(session, p)
+
+
+class FieldsIn(BaseModel):
+    custom_fields: dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(
+        max_length=1000)]] = Field(max_length=service.MAX_CUSTOM)
+
+
+@router.put("/{proposal_id}/fields", response_model=ProposalOut)
+def put_fields(proposal_id: PathId, body: FieldsIn, user: CurrentUser,
+               session: SessionDep) -> ProposalOut:
+    """The proposal's custom fields, which rich sections fill in as `{{ custom.NAME }}`."""
+    p = service.set_custom_fields(session, user, proposal_id, body.custom_fields)
     session.commit()
     return _out(session, p)
 

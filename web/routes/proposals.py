@@ -172,6 +172,24 @@ def remove_section(request: Request, proposal_id: PathId, user: CurrentUser,
     return _edited(request, session, user, service.set_sections(session, user, p.id, sections))
 
 
+@router.post("/proposals/{proposal_id}/fields")
+def set_field(request: Request, proposal_id: PathId, user: CurrentUser, session: SessionDep,
+              name: Annotated[str, Form(max_length=40)],
+              value: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """Add or change a custom field; an empty value removes it."""
+    p = service.visible(session, user, proposal_id)
+    fields = dict(p.custom_fields or {})
+    if value.strip():
+        fields[name.strip()] = value
+    else:
+        fields.pop(name.strip(), None)
+    p = service.set_custom_fields(session, user, p.id, fields)
+    session.commit()
+    if is_htmx(request):
+        return render(request, "proposal.html", _builder(session, user, p), block="fields")
+    return RedirectResponse(f"/proposals/{p.id}", status_code=303)
+
+
 @router.post("/proposals/{proposal_id}/submit")
 async def submit(request: Request, proposal_id: PathId, user: CurrentUser, session: SessionDep,
                  client: MaybeClientDep, settings: SettingsDep) -> Response:

@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,6 +72,8 @@ MAX_TEXT = 20_000
 SECTION_KINDS = ("section", "case_study", "product", "answer")
 """Library kinds that make a proposal section (images go inside a section's DOCX)."""
 VALID_DAYS = 30
+MAX_CUSTOM = 30
+CUSTOM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 Convert = Callable[[bytes, str], bytes]
 
@@ -91,6 +94,40 @@ class ProposalFields(BaseModel):
     valid_until: dt.date | None = None
     customer_signer: str = Field(default="", max_length=200)
     customer_signer_title: str = Field(default="", max_length=200)
+    custom_fields: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_CUSTOM,
+        description="values a rich section fills in as {{ custom.NAME }}")
+
+
+def check_custom(fields: dict[str, str]) -> dict[str, str]:
+    """Custom fields as stored: names a template can spell, short values."""
+    if len(fields) > MAX_CUSTOM:
+        raise Invalid(f"a proposal has at most {MAX_CUSTOM} custom fields",
+                      field="custom_fields")
+    out = {}
+    for name, value in fields.items():
+        if not CUSTOM_NAME.fullmatch(name):
+            raise Invalid(f"custom field {name[:50]!r}: a name is lower-case letters, digits "
+                          "and _, starting with a letter (e.g. project_name)",
+                          field="custom_fields")
+        if len(value) > 500 or not value.strip():
+            raise Invalid(f"custom field {name!r}: give a value of 1 to 500 characters",
+                          field="custom_fields")
+        out[name] = value.strip()
+    return out
+
+
+def set_custom_fields(session: Session, user: User, proposal_id: int,
+                      fields: dict[str, str]) -> Proposal:
+    """Replace the draft's custom fields (rich sections fill them in)."""
+    write_lock(session)
+    p = _editable(session, user, proposal_id)
+    p.custom_fields = check_custom(fields)
+    audit.append(session, event_key=f"proposal-{p.id}-v{p.version}-fields-"
+                 f"{p.updated_at.timestamp()}", actor=Who.user(user),
+                 action="proposal.edited", entity=entity("proposal", p.id),
+                 data={"version": p.version, "custom_fields": p.custom_fields})
+    return p
 
 
 def _today() -> dt.date:
@@ -178,6 +215,7 @@ def create_proposal(session: Session, user: User, fields: ProposalFields,
                  owner_id=user.id, valid_until=valid_until,
                  customer_signer=fields.customer_signer.strip(),
                  customer_signer_title=fields.customer_signer_title.strip(),
+                 custom_fields=check_custom(fields.custom_fields),
                  sections=[{"kind": "pricing"}, {"kind": "bom"}] if fields.quote_id else [])
     session.add(p)
     session.flush()
@@ -272,14 +310,14 @@ def draft_of(session: Session, p: Proposal, blobs: BlobStore, org_name: str) -> 
     frozen: list[dict[str, Any]] = []
     quote_doc = None
     quote = p.quote
-    variables = {
+    variables: dict[str, Any] = {
         "customer": p.account.name, "title": p.title, "number": f"P-{p.id} v{p.version}",
         "seller": org_name, "prepared_by": p.owner.name, "issued": assembly.long_date(today),
         "valid_until": assembly.long_date(p.valid_until),
         "currency": quote.currency if quote else "",
         "total": major(quote.net_amount, quote.currency) if quote else "",
         "discount_pct": assembly.percent(quote.discount_pct) if quote else "",
-        "signer": p.customer_signer}
+        "signer": p.customer_signer, "custom": dict(p.custom_fields or {})}
     if p.quote_id is not None and any(s["kind"] in ("pricing", "bom") for s in p.sections):
         assert p.quote is not None
         quote_doc = quote_documents.document_of(session, p.quote, org_name, blobs)
@@ -292,7 +330,9 @@ def draft_of(session: Session, p: Proposal, blobs: BlobStore, org_name: str) -> 
             if item.docx_sha256:
                 data = blobs.get(item.docx_sha256)
                 parts.append(assembly.section(item.title, data, variables))
-                digest = _digest(data)
+                # What the reader sees: the fragment and the values it fills in.
+                used = {n: variables.get(n) for n in item.docx_fields or []}
+                digest = _digest(data + json.dumps(used, sort_keys=True).encode())
             else:
                 parts.append(assembly.text_section(item.title, _paragraphs(item.body)))
                 digest = _digest(f"{item.title}\n{item.body}".encode())

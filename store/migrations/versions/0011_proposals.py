@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('valid_until', sa.Date(), nullable=False),
     sa.Column('customer_signer', sa.String(length=200), nullable=False),
     sa.Column('customer_signer_title', sa.String(length=200), nullable=False),
+    sa.Column('custom_fields', sa.JSON(), nullable=False),
     sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
