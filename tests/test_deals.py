@@ -19,7 +19,13 @@ from store.migrate import upgrade
 from store.models import AuditEvent, Quote
 from tests.pg import PostgresServer
 from tests.support import make_account, make_user, serve
-from tests.web_support import People, quote_body, seed_people, token_client
+from tests.web_support import (
+    People,
+    browser_session,
+    quote_body,
+    seed_people,
+    token_client,
+)
 
 QUOTE_STATUSES = {"draft": ("quote", "pipeline"), "pending_approval": ("approval", "best_case"),
                   "approved": ("proposal", "best_case"), "won": ("won", "closed"),
@@ -147,6 +153,21 @@ async def test_create_read_list_and_lose_with_role_boundaries(
         assert page.status_code == 200 and "Fleet &lt;renewal&gt;" in page.text
         page = await rep.get(f"/deals/{won}")
         assert page.status_code == 200 and "Mark lost" not in page.text
+        web, csrf = await browser_session(url, people.rep)
+        open_deal = (await rep.post("/api/v1/deals", json={
+            "account_id": people.account_id, "name": "Form"})).json()["id"]
+        page = await web.get(f"/deals/{open_deal}")
+        assert 'name="csrf_token"' in page.text and "Mark lost" in page.text
+        r = await web.post(f"/deals/{open_deal}/lost", data={"reason": ""},
+                           headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 422 and "say why" in r.text
+        r = await web.post(f"/deals/{open_deal}/lost", data={"reason": "<b>budget</b>",
+                                                             "csrf_token": csrf})
+        assert r.status_code == 303, r.text
+        page = await web.get(f"/deals/{open_deal}")
+        assert "&lt;b&gt;budget&lt;/b&gt;" in page.text and "Mark lost" not in page.text
+        assert "Form" in (await web.get("/deals", params={"stage": "lost"})).text
+        await web.aclose()
         for c in (rep, other_rep, auditor, manager, desk_client):
             await c.aclose()
 
