@@ -22,6 +22,7 @@ from store.audit import entity
 from store.catalogs import load_spec
 from store.commerce import Invoice, InvoiceSequence, QuoteItem
 from store.db import write_lock
+from store.deals import CLOSED, Deal, forecast_of
 from store.models import Quote
 from store.who import Who
 
@@ -51,9 +52,14 @@ def plan(session: Session, quote: Quote) -> list[Installment]:
 def win(session: Session, quote: Quote, actor: Who, **via: object) -> list[Installment]:
     """An approved quote won, with its one audit row (``quote-{id}-won``), whichever path
     wins it: a person marking it won, or its signed envelope (``via`` says which). Winning a
-    won deal changes nothing. Returns its billing plan. In the caller's transaction."""
+    won deal changes nothing. Its deal, unless closed as lost meanwhile, is won too. Returns
+    its billing plan. In the caller's transaction."""
     if quote.status == "approved":
         quote.status, quote.won_at = "won", dt.datetime.now(dt.UTC)
+    deal = session.get(Deal, quote.deal_id) if quote.deal_id is not None else None
+    if deal is not None and deal.stage not in CLOSED:
+        deal.stage, deal.forecast_category = "won", forecast_of("won")
+        deal.updated_at = dt.datetime.now(dt.UTC)
     installments = plan(session, quote)
     audit.append(session, event_key=f"quote-{quote.id}-won", actor=actor, action="quote.won",
                  entity=entity("quote", quote.id),

@@ -172,6 +172,8 @@ class Quote(Base):
     channel_conflicts: Mapped[list[Any]] = mapped_column(default=list)
     billing: Mapped[str] = mapped_column(String(20), default="annual")
     won_at: Mapped[dt.datetime | None] = mapped_column()
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    """The deal (store/deals.py) this quote is for."""
 
     account: Mapped[Account] = relationship(lazy="joined")
     owner: Mapped[User] = relationship(lazy="joined")
@@ -386,6 +388,7 @@ class Envelope(Base):
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
     upload_name: Mapped[str | None] = mapped_column(String(255))
     progress: Mapped[str | None] = mapped_column(String(200))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
 
     sender: Mapped[User] = relationship(lazy="joined")
     recipients: Mapped[list[EnvelopeRecipient]] = relationship(
@@ -463,3 +466,7 @@ class SignatureApplication(Base):
     input_sha256: Mapped[str] = mapped_column(String(64))
     output_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# Quotes and envelopes point at deals: whoever imports only this module gets that table too.
+import store.deals  # noqa: E402, F401

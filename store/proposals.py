@@ -41,6 +41,7 @@ class Proposal(Base):
     customer_signer_title: Mapped[str] = mapped_column(String(200), default="")
     custom_fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     """Values of the proposal's own that rich sections fill in (``{{ custom.NAME }}``)."""
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -43,6 +43,7 @@ class Rfp(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     suggested_at: Mapped[dt.datetime | None] = mapped_column()
     """When its questions' suggestions were ranked: a library change after it ranks again."""
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
 
     owner: Mapped[User] = relationship(lazy="joined")
     questions: Mapped[list[RfpQuestion]] = relationship(

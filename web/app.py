@@ -32,12 +32,14 @@ from web.routes import (
     api,
     api_auth,
     api_cpq,
+    api_deals,
     api_envelopes,
     api_library,
     api_proposals,
     api_rfps,
     builder,
     catalog,
+    deals,
     health,
     inbox,
     invoices,
@@ -204,6 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
                    api_envelopes.router, api_library.router, library.router,
                    api_rfps.router, rfps.router, api_proposals.router, proposals.router,
+                   api_deals.router, deals.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

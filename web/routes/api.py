@@ -121,6 +121,7 @@ class QuoteOut(BaseModel):
     product_families: list[str]
     version: int
     status: str
+    deal_id: int | None = Field(description="the deal this quote is for")
 
     @classmethod
     def of(cls, q: Quote, viewer: User) -> QuoteOut:
@@ -131,7 +132,7 @@ class QuoteOut(BaseModel):
                    margin_pct=q.margin_pct if costs else None, term_months=q.term_months,
                    nonstandard_terms=list(q.nonstandard_terms),
                    product_families=list(q.product_families), version=q.version,
-                   status=q.status)
+                   status=q.status, deal_id=q.deal_id)
 
 
 class StepOut(BaseModel):

@@ -24,7 +24,7 @@ from store.who import Who
 from web.deps import in_session
 from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from web.params import Amount, Label, Months, RowId
-from web.services import configurator
+from web.services import configurator, deals
 from web.services.policies import active_policy, spec_of
 from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
 from workflows.approval_chain import ApprovalChainWorkflow
@@ -50,6 +50,9 @@ class QuoteFields(BaseModel):
         default="annual", description="once the deal is won: one invoice, or annual in advance")
     nonstandard_terms: list[Label] = Field(default_factory=list, max_length=20)
     product_families: list[Label] = Field(default_factory=list, max_length=20)
+    deal_id: RowId | None = Field(default=None, description=(
+        "the deal this quote is for (on create; an edit keeps the quote's deal): one you see, "
+        "of the same account; without it the quote gets a deal of its own"))
 
     @field_validator("nonstandard_terms", "product_families")
     @classmethod
@@ -117,13 +120,14 @@ def create_quote(session: Session, owner: User, fields: QuoteFields,
         return get_quote(session, earlier)
     if session.get(Account, fields.account_id) is None:
         raise Invalid(f"no account {fields.account_id}", field="account_id")
-    quote = Quote(owner_id=owner.id, **fields.model_dump())
+    quote = Quote(owner_id=owner.id, **fields.model_dump(exclude={"deal_id"}))
+    quote.deal_id = deals.deal_for_quote(session, owner, quote, fields.deal_id).id
     session.add(quote)
     session.flush()
     idempotency.remember(session, owner.id, "quote", idempotency_key, digest, quote.id)
     audit.append(session, event_key=f"quote-{quote.id}-created", actor=Who.user(owner),
                  action="quote.created", entity=entity("quote", quote.id),
-                 data=fields.model_dump())
+                 data={**fields.model_dump(), "deal_id": quote.deal_id})
     return quote
 
 
@@ -145,7 +149,7 @@ def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields)
     if configured and fields.currency != quote.currency:
         raise Invalid("a configured quote's currency can't change: its lines are priced in "
                       f"{quote.currency}", field="currency")
-    for k, v in fields.model_dump().items():
+    for k, v in fields.model_dump(exclude={"deal_id"}).items():
         setattr(quote, k, v)
     if configured:  # the amounts of a configured quote are the engine's, not typed in
         configurator.refresh_totals(session, quote)
@@ -155,7 +159,7 @@ def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields)
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-edit-"
                  f"{quote.updated_at.timestamp()}", actor=Who.user(actor), action="quote.edited",
                  entity=entity("quote", quote.id), data={"version": quote.version,
-                                                   **fields.model_dump()})
+                                                   **fields.model_dump(exclude={"deal_id"})})
     return quote
 
 

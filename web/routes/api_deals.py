@@ -1,0 +1,146 @@
+"""Deals over the JSON API: create, list with filters, read with what the deal waits on and
+its timeline, mark lost (the use cases are web/services/deals.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from store.deals import Deal
+from store.models import User
+from web.auth import CurrentUser
+from web.deps import IdempotencyKey, SessionDep
+from web.errors import API_ERRORS
+from web.params import MAX_ID, PathId
+from web.services import deals as service
+
+router = APIRouter(prefix="/api/v1/deals", tags=["deals"], responses=API_ERRORS)
+
+
+class QuoteRef(BaseModel):
+    id: int
+    title: str
+    status: str
+    version: int
+    net_amount: int
+    currency: str
+
+
+class ProposalRef(BaseModel):
+    id: int
+    title: str
+    status: str
+
+
+class EnvelopeRef(BaseModel):
+    id: int
+    title: str
+    status: str
+
+
+class WaitingOut(BaseModel):
+    who: str = Field(description="a person, or the queue of a role")
+    what: str
+    since: dt.datetime | None
+
+
+class EventOut(BaseModel):
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    entity: str
+    data: dict[str, Any]
+
+
+class DealSummary(BaseModel):
+    id: int
+    name: str
+    stage: str
+    account_id: int
+    account: str
+    owner_id: int
+    owner: str
+    amount: int = Field(description="minor units of currency")
+    currency: str
+    forecast_category: str
+    expected_close: dt.date | None
+    lost_reason: str
+
+    @classmethod
+    def of(cls, d: Deal) -> DealSummary:
+        return cls(id=d.id, name=d.name, stage=d.stage, account_id=d.account_id,
+                   account=d.account.name, owner_id=d.owner_id, owner=d.owner.name,
+                   amount=d.amount, currency=d.currency, forecast_category=d.forecast_category,
+                   expected_close=d.expected_close, lost_reason=d.lost_reason)
+
+
+class DealOut(DealSummary):
+    quotes: list[QuoteRef]
+    proposals: list[ProposalRef]
+    envelopes: list[EnvelopeRef]
+    waiting_on: list[WaitingOut] = Field(description="who the deal waits on, and for what")
+    timeline: list[EventOut] = Field(description="audit rows of the deal and of its quotes, "
+                                     "proposals and envelopes, oldest first")
+
+
+def _out(session: Session, d: Deal) -> DealOut:
+    links = service.linked(session, d)
+    return DealOut(
+        **DealSummary.of(d).model_dump(),
+        quotes=[QuoteRef(id=q.id, title=q.title, status=q.status, version=q.version,
+                         net_amount=q.net_amount, currency=q.currency) for q in links.quotes],
+        proposals=[ProposalRef(id=p.id, title=p.title, status=p.status)
+                   for p in links.proposals],
+        envelopes=[EnvelopeRef(id=e.id, title=e.title, status=e.status)
+                   for e in links.envelopes],
+        waiting_on=[WaitingOut(who=w.who, what=w.what, since=w.since)
+                    for w in service.waiting_on(session, links)],
+        timeline=[EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, entity=e.entity,
+                           data=e.data) for e in service.timeline(session, d.id, links)])
+
+
+def _read(session: Session, user: User, deal_id: int) -> DealOut:
+    return _out(session, service.visible(session, user, deal_id))
+
+
+@router.post("", response_model=DealOut, status_code=201)
+def create(body: service.DealFields, user: CurrentUser, session: SessionDep,
+           idempotency_key: IdempotencyKey = None) -> DealOut:
+    """A new deal at intake, owned by you."""
+    d = service.create_deal(session, user, body, idempotency_key)
+    session.commit()
+    return _out(session, d)
+
+
+@router.get("", response_model=list[DealSummary])
+def list_all(user: CurrentUser, session: SessionDep,
+             stage: Annotated[str, Query(max_length=20)] = "",
+             owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+             q: Annotated[str, Query(max_length=200,
+                                     description="part of the deal's or account's name")] = ""
+             ) -> list[DealSummary]:
+    """The deals you see, recently changed first (at most 200)."""
+    return [DealSummary.of(d) for d in service.list_deals(session, user, stage=stage,
+                                                          owner_id=owner_id, q=q)]
+
+
+@router.get("/{deal_id}", response_model=DealOut)
+def get(deal_id: PathId, user: CurrentUser, session: SessionDep) -> DealOut:
+    return _read(session, user, deal_id)
+
+
+class LostIn(BaseModel):
+    reason: str = Field(max_length=service.MAX_REASON, description="why the deal was lost")
+
+
+@router.post("/{deal_id}/lost", response_model=DealOut)
+def lost(deal_id: PathId, body: LostIn, user: CurrentUser, session: SessionDep) -> DealOut:
+    """Close the deal as lost; a won deal is a 409, a missing reason a 422."""
+    d = service.mark_lost(session, user, deal_id, body.reason)
+    session.commit()
+    return _out(session, d)

@@ -1,0 +1,245 @@
+"""Deals: one place for the deals pages, the API and a new quote's own deal.
+
+A deal is what a salesperson forecasts (store/deals.py); its quotes, proposals and envelopes
+hang off it. Until DealWorkflow exists, what a deal waits on is read from the store: the open
+approval tasks of its quotes and the envelope recipients whose turn it is. Its timeline is
+the audit rows of the deal and of everything linked to it.
+
+**Who may do what.** Reps own deals; the deal desk and admins may create them too, never an
+auditor. A rep sees their own deals; approver roles, auditors and admins see all (the quotes'
+rule, ``quotes.READ_ALL``). The owner, the deal desk or an admin marks a deal lost, with a
+reason; a won deal can't be lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from store import audit, idempotency
+from store.audit import entity
+from store.db import write_lock
+from store.deals import CLOSED, STAGES, Deal, forecast_of
+from store.models import Account, ApprovalTask, AuditEvent, Envelope, EnvelopeRecipient, Quote, User
+from store.proposals import Proposal
+from store.who import Who
+from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.params import Amount, RowId
+from web.services import quotes
+from workflows.rules import READ_ONLY_ROLES
+
+WRITERS = frozenset({"rep", "deal_desk", "admin"})
+CLOSERS = frozenset({"deal_desk", "admin"})
+"""Who marks someone else's deal lost."""
+OPEN_ENVELOPES = ("sent", "delivered")
+WAITING_RECIPIENTS = ("sent", "delivered", "viewed")
+MAX_REASON = 2000
+TIMELINE_ROWS = 500
+
+
+class DealFields(BaseModel):
+    account_id: RowId
+    name: str = Field(min_length=1, max_length=200)
+    amount: Amount = 0
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$",
+                          description="ISO 4217 code, e.g. USD")
+    expected_close: dt.date | None = None
+
+
+def may_write(user: User) -> bool:
+    return bool(user.roles & WRITERS) and not user.roles.intersection(READ_ONLY_ROLES)
+
+
+def may_close(user: User, deal: Deal) -> bool:
+    """Whether this user may mark the deal lost (the page offers the form only then)."""
+    return may_write(user) and (deal.owner_id == user.id or bool(user.roles & CLOSERS))
+
+
+def sees(user: User, deal: Deal) -> bool:
+    return deal.owner_id == user.id or bool(user.roles.intersection(quotes.READ_ALL))
+
+
+def visible(session: Session, user: User, deal_id: int) -> Deal:
+    """The deal if this user may read it; otherwise it doesn't exist for them (404)."""
+    deal = session.get(Deal, deal_id)
+    if deal is None or not sees(user, deal):
+        raise NotFound(f"no deal {deal_id}")
+    return deal
+
+
+def create_deal(session: Session, user: User, fields: DealFields,
+                idempotency_key: str | None = None) -> Deal:
+    """A new deal at intake (committed by the caller); a retry with the same idempotency key
+    returns the deal the first request made."""
+    if not may_write(user):
+        raise Forbidden("only reps, the deal desk and admins create deals")
+    write_lock(session)
+    digest = idempotency.request_hash(fields.model_dump_json())
+    try:
+        earlier = idempotency.earlier(session, user.id, "deal", idempotency_key, digest)
+    except idempotency.KeyReused as e:
+        raise Invalid(str(e), field="Idempotency-Key") from None
+    if earlier is not None:
+        return visible(session, user, earlier)
+    name = fields.name.strip()
+    if not name:
+        raise Invalid("give the deal a name", field="name")
+    if session.get(Account, fields.account_id) is None:
+        raise Invalid(f"no account {fields.account_id}", field="account_id")
+    deal = Deal(account_id=fields.account_id, owner_id=user.id, name=name, amount=fields.amount,
+                currency=fields.currency, stage="intake", forecast_category=forecast_of("intake"),
+                expected_close=fields.expected_close)
+    session.add(deal)
+    session.flush()
+    idempotency.remember(session, user.id, "deal", idempotency_key, digest, deal.id)
+    audit.append(session, event_key=f"deal-{deal.id}-created", actor=Who.user(user),
+                 action="deal.created", entity=entity("deal", deal.id),
+                 data=fields.model_dump(mode="json"))
+    return deal
+
+
+def deal_for_quote(session: Session, owner: User, quote: Quote, deal_id: int | None) -> Deal:
+    """The deal a new quote belongs to: the one named (visible to its owner, of the same
+    account, still open), or a new one at the quote stage named and priced after the quote."""
+    if deal_id is not None:
+        deal = session.get(Deal, deal_id)
+        if deal is None or not sees(owner, deal):
+            raise Invalid(f"no deal {deal_id}", field="deal_id")
+        if deal.account_id != quote.account_id:
+            raise Invalid(f"deal {deal.id} is for {deal.account.name}, not this account",
+                          field="deal_id")
+        if deal.stage in CLOSED:
+            raise Invalid(f"deal {deal.id} is {deal.stage}: quote a new deal", field="deal_id")
+        return deal
+    deal = Deal(account_id=quote.account_id, owner_id=owner.id, name=quote.title,
+                amount=quote.net_amount, currency=quote.currency, stage="quote",
+                forecast_category=forecast_of("quote"))
+    session.add(deal)
+    session.flush()
+    audit.append(session, event_key=f"deal-{deal.id}-created", actor=Who.user(owner),
+                 action="deal.created", entity=entity("deal", deal.id),
+                 data={"name": deal.name, "account_id": deal.account_id, "from_quote": True})
+    return deal
+
+
+def mark_lost(session: Session, user: User, deal_id: int, reason: str) -> Deal:
+    """Close the deal as lost, with its reason and one audit row (committed by the caller).
+    Parallel calls queue on the write lock: the first wins, the rest find it lost (409)."""
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("say why the deal was lost", field="reason")
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"the reason is longer than {MAX_REASON:,} characters", field="reason")
+    write_lock(session)
+    deal = visible(session, user, deal_id)
+    if not may_close(user, deal):
+        raise Forbidden(f"only the deal's owner ({deal.owner.name}), the deal desk or an admin "
+                        "marks it lost")
+    if deal.stage == "won" or won_quote(session, deal.id) is not None:
+        raise Conflict("this deal is won: it can't be lost")
+    if deal.stage == "lost":
+        raise Conflict(f"this deal was already marked lost: {deal.lost_reason}")
+    was = deal.stage
+    deal.stage, deal.forecast_category, deal.lost_reason = "lost", forecast_of("lost"), reason
+    deal.updated_at = dt.datetime.now(dt.UTC)
+    audit.append(session, event_key=f"deal-{deal.id}-lost", actor=Who.user(user),
+                 action="deal.lost", entity=entity("deal", deal.id),
+                 data={"reason": reason, "stage": was})
+    return deal
+
+
+def won_quote(session: Session, deal_id: int) -> int | None:
+    return session.scalar(select(Quote.id).where(Quote.deal_id == deal_id,
+                                                 Quote.status == "won").limit(1))
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def list_deals(session: Session, user: User, *, stage: str = "", owner_id: int | None = None,
+               q: str = "", limit: int = 200) -> list[Deal]:
+    """Deals this user sees, recently changed first; ``q`` searches the name and account."""
+    if stage and stage not in STAGES:
+        raise Invalid(f"stage must be one of {', '.join(STAGES)}", field="stage")
+    query = (select(Deal).join(Account, Account.id == Deal.account_id)
+             .order_by(Deal.updated_at.desc(), Deal.id.desc()))
+    if not user.roles.intersection(quotes.READ_ALL):
+        query = query.where(Deal.owner_id == user.id)
+    if stage:
+        query = query.where(Deal.stage == stage)
+    if owner_id is not None:
+        query = query.where(Deal.owner_id == owner_id)
+    if q.strip():
+        needle = q.strip()
+        query = query.where(or_(Deal.name.icontains(needle, autoescape=True),
+                                Account.name.icontains(needle, autoescape=True)))
+    return list(session.scalars(query.limit(limit)).unique())
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Someone the deal waits on: ``who`` (a person or a queue), ``what``, ``since``."""
+
+    who: str
+    what: str
+    since: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Linked:
+    quotes: list[Quote]
+    proposals: list[Proposal]
+    envelopes: list[Envelope]
+
+    def entities(self, deal_id: int) -> list[str]:
+        return [entity("deal", deal_id), *(entity("quote", q.id) for q in self.quotes),
+                *(entity("proposal", p.id) for p in self.proposals),
+                *(entity("envelope", e.id) for e in self.envelopes)]
+
+
+def linked(session: Session, deal: Deal) -> Linked:
+    """The deal's quotes, and the proposals and envelopes of the deal or of its quotes."""
+    found = list(session.scalars(select(Quote).where(Quote.deal_id == deal.id)
+                                 .order_by(Quote.id)))
+    quote_ids = [q.id for q in found]
+    proposals = list(session.scalars(select(Proposal).where(or_(
+        Proposal.deal_id == deal.id, Proposal.quote_id.in_(quote_ids))).order_by(Proposal.id)))
+    envelopes = list(session.scalars(select(Envelope).where(or_(
+        Envelope.deal_id == deal.id, Envelope.quote_id.in_(quote_ids))).order_by(Envelope.id)))
+    return Linked(found, proposals, envelopes)
+
+
+def waiting_on(session: Session, links: Linked) -> list[Waiting]:
+    """Open approval tasks of the deal's quotes, and envelope recipients whose turn it is."""
+    out: list[Waiting] = []
+    quote_ids = [q.id for q in links.quotes]
+    titles = {q.id: q.title for q in links.quotes}
+    if quote_ids:
+        for t in session.scalars(select(ApprovalTask).where(
+                ApprovalTask.quote_id.in_(quote_ids), ApprovalTask.state == "open")
+                .order_by(ApprovalTask.created_at, ApprovalTask.id)):
+            who = t.assignee.name if t.assignee else f"the {t.queue_role or 'approver'} queue"
+            out.append(Waiting(who, f"{t.step_name} approval of {titles[t.quote_id]!r}",
+                               t.created_at))
+    open_envelopes = {e.id: e.title for e in links.envelopes if e.status in OPEN_ENVELOPES}
+    if open_envelopes:
+        for r in session.scalars(select(EnvelopeRecipient).where(
+                EnvelopeRecipient.envelope_id.in_(list(open_envelopes)),
+                EnvelopeRecipient.role != "cc",
+                EnvelopeRecipient.status.in_(WAITING_RECIPIENTS))
+                .order_by(EnvelopeRecipient.sent_at, EnvelopeRecipient.id)):
+            verb = "approve" if r.role == "approver" else "sign"
+            out.append(Waiting(r.name, f"{verb} {open_envelopes[r.envelope_id]!r}", r.sent_at))
+    return out
+
+
+def timeline(session: Session, deal_id: int, links: Linked) -> list[AuditEvent]:
+    """The audit rows of the deal and what hangs off it, oldest first."""
+    names = [spelling for name in links.entities(deal_id)
+             for spelling in audit.entity_spellings(name)]
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.entity.in_(names))
+                                .order_by(AuditEvent.id).limit(TIMELINE_ROWS)))
