@@ -339,6 +339,7 @@ async def test_the_demo_seeds_a_proposal_in_review_once(
     with sessions() as s:
         p = s.scalars(select(Proposal).where(Proposal.title == TITLE)).one()
         assert p.status == "in_review"
+        assert p.deal_id is not None and p.deal_id == p.quote.deal_id  # type: ignore[union-attr]
         [v] = s.scalars(select(ProposalVersion).where(ProposalVersion.proposal_id == p.id))
         # No bill of materials: the quote has no catalog lines.
         assert [x["title"] for x in v.sections] == [

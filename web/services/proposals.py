@@ -217,6 +217,8 @@ def create_proposal(session: Session, user: User, fields: ProposalFields,
                  customer_signer_title=fields.customer_signer_title.strip(),
                  custom_fields=check_custom(fields.custom_fields),
                  sections=[{"kind": "pricing"}, {"kind": "bom"}] if fields.quote_id else [])
+    if fields.quote_id is not None:  # the quote's deal is the proposal's
+        p.deal_id = session.scalar(select(Quote.deal_id).where(Quote.id == fields.quote_id))
     session.add(p)
     session.flush()
     idempotency.remember(session, user.id, "proposal", idempotency_key, digest, p.id)
