@@ -130,7 +130,10 @@ def test_rows_name_who_acted_and_what_it_is_about(sessions: sessionmaker[Session
         assert by_action[action].actor == "system:workflow:approval_chain"
     assert audit.who_of(by_action["policy.saved"]) == Who.system("cli:policies")
     quote_id = by_action["quote.created"].entity.split(":")[1]
-    assert {r.entity for r in rows if r.action != "policy.saved"} == {f"quote:{quote_id}"}
+    # A new quote opens its deal (one row on the deal); everything else is about the quote.
+    assert [r.entity.split(":")[0] for r in rows if r.action.startswith("deal.")] == ["deal"]
+    assert {r.entity for r in rows if r.action != "policy.saved"
+            and not r.action.startswith("deal.")} == {f"quote:{quote_id}"}
     assert by_action["policy.saved"].entity == "policy:two-step"
 
 
