@@ -18,9 +18,11 @@ from temporalio.client import Client
 from activities.health import recompute
 from dealdesk.settings import Settings
 from store.health import AccountMeasure, HealthOverride, HealthScore, HealthTask
-from store.models import Account, AuditEvent, OutboxMessage
+from store.models import APPROVER_ROLES, ROLES, Account, AuditEvent, OutboxMessage
 from tests.support import make_account, make_user, serve
-from tests.web_support import browser_session, token_client
+from tests.web_support import POLICY, browser_session, token_client
+from web.errors import Invalid
+from web.services.policies import parse_source
 from workflows.health import (
     SCHEDULE_ID,
     HealthRecomputeWorkflow,
@@ -67,6 +69,13 @@ def test_missing_measures_reweight_the_rest() -> None:
     assert score({}) is None
     assert worse("critical", "good") and worse("at_risk", "good")
     assert not worse("good", "at_risk") and not worse("critical", None)
+
+
+def test_a_csm_is_a_role_of_its_own_and_never_an_approver(
+        sessions: sessionmaker[Session]) -> None:
+    assert "csm" in ROLES and "csm" not in APPROVER_ROLES
+    with sessions() as s, pytest.raises(Invalid, match="csm"):
+        parse_source(s, POLICY.replace("role: finance", "role: csm", 1))
 
 
 # --- measures, overrides, roles through the real app -----------------------------------------
@@ -279,8 +288,9 @@ async def test_the_worker_creates_the_nightly_schedule(
             await asyncio.sleep(0.1)
     else:
         raise AssertionError("no health schedule after the worker started")
-    assert described.schedule.spec.cron_expressions == ["0 2 * * *"] or \
-        described.schedule.spec.calendars
+    # The server keeps the cron expression as a calendar: 02:00 every day.
+    [calendar] = described.schedule.spec.calendars
+    assert ([r.start for r in calendar.hour], [r.start for r in calendar.minute]) == ([2], [0])
     action = described.schedule.action
     assert getattr(action, "workflow", None) == "HealthRecomputeWorkflow"
     assert getattr(action, "task_queue", None) == worker

@@ -41,7 +41,7 @@ from store.health import (
 from store.models import Account, User, utcnow
 from store.who import Who
 from web.errors import Forbidden, Invalid, NotFound
-from web.params import LAST_DAY
+from web.params import LAST_DAY, MAX_ID
 from workflows.health_rules import BANDS, MEASURES, band_of, check
 from workflows.rules import READ_ONLY_ROLES
 
@@ -135,8 +135,9 @@ class ImportResult:
 
 def _account_of(session: Session, cell: str, cache: dict[str, int | None]) -> int | None:
     if cell not in cache:
-        if cell.isdigit() and len(cell) <= 10:
-            found = session.scalar(select(Account.id).where(Account.id == int(cell)))
+        if cell.isascii() and cell.isdigit():
+            found = session.scalar(select(Account.id).where(Account.id == int(cell))) \
+                if 1 <= int(cell) <= MAX_ID else None
         else:
             found = session.scalar(select(Account.id).where(
                 func.lower(Account.name) == cell.lower()))
@@ -147,6 +148,8 @@ def _account_of(session: Session, cell: str, cache: dict[str, int | None]) -> in
 def _parse_row(session: Session, cells: dict[str, str],
                cache: dict[str, int | None]) -> tuple[int, str, float, dt.date] | str:
     """The row's values, or its problem."""
+    if any("\x00" in c for c in cells.values()):
+        return "the row holds a NUL character"
     name = cells.get("account", "")
     account_id = _account_of(session, name, cache) if name else None
     if account_id is None:
@@ -178,11 +181,22 @@ def import_csv(session: Session, user: User, text: str) -> ImportResult:
     require_writer(user)
     write_lock(session)
     reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as e:
+        raise Invalid(f"the CSV can't be read: {e}", field="body") from None
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise Invalid(f"the CSV needs the columns {', '.join(CSV_COLUMNS)} (missing "
                       f"{', '.join(missing)})", field="body")
+    try:
+        return _import_rows(session, user, reader, header)
+    except csv.Error as e:
+        raise Invalid(f"the CSV can't be read at line {reader.line_num}: {e}",
+                      field="body") from None
+
+
+def _import_rows(session: Session, user: User, reader: Any, header: list[str]) -> ImportResult:
     accepted, rejected = 0, []
     cache: dict[str, int | None] = {}
     for line, cells in enumerate(reader, start=2):
