@@ -295,3 +295,22 @@ async def test_the_worker_creates_the_nightly_schedule(
     assert getattr(action, "workflow", None) == "HealthRecomputeWorkflow"
     assert getattr(action, "task_queue", None) == worker
     await handle.delete()
+
+
+def test_the_demo_seeds_a_drop_to_critical_with_its_csm_alert_once(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    from dealdesk.demo import STEPS, seed_records
+    from dealdesk.demo.health import DROPS, seed_health_records
+
+    assert "account health with a CSM alert" in [step.what for step in STEPS]
+    assert seed_records(sessions)
+    seed_health_records(sessions, settings)
+    seed_health_records(sessions, settings)
+    with sessions() as s:
+        [task] = s.scalars(select(HealthTask)).all()
+        assert (task.account.name, task.band, task.previous_band, task.day) == (
+            DROPS, "critical", "good", TODAY)
+        assert task.assignee_id is not None
+        assert s.scalar(select(func.count()).select_from(HealthScore)) == 2 * 8
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "health.band_dropped")) == 1
