@@ -96,11 +96,14 @@ class Housekeeping:
             while True:
                 try:
                     await anyio.to_thread.run_sync(self._beat)
-                    await self._ensure_schedule()
                     await anyio.to_thread.run_sync(self._prune)
                     await starts.start_pending(self._client, self._sessions)
                 except Exception:  # keep going: the next round may succeed
                     log.exception("housekeeping round failed")
+                try:  # on its own: a schedule refused must not hold up the starts
+                    await self._ensure_schedule()
+                except Exception:
+                    log.exception("the nightly health schedule could not be made")
                 await asyncio.sleep(liveness.INTERVAL.total_seconds())
         finally:
             with contextlib.suppress(Exception):

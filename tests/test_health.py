@@ -216,7 +216,8 @@ async def test_an_override_survives_the_recompute_until_it_expires(
         page = await (await browser_session(url, cast["csm"]))[0].get(  # type: ignore[arg-type]
             f"/accounts/{aid}/health")
         assert page.status_code == 200 and "Globex &lt;Health&gt;" in page.text
-        assert "<polyline" in page.text and "<script" not in page.text.split("</header>")[1]
+        assert "<polyline" in page.text and "<circle" in page.text
+        assert "<script" not in page.text.split("</header>")[1]
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "health.override_expired")) == 1

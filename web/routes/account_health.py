@@ -19,13 +19,11 @@ router = APIRouter(include_in_schema=False)
 CHART_W, CHART_H = 600, 120
 
 
-def chart_points(trend: list[HealthScore]) -> str:
-    """The trend as an SVG polyline's points: days left to right, score 100 at the top."""
-    if not trend:
-        return ""
+def chart_points(trend: list[HealthScore]) -> list[tuple[float, float]]:
+    """The trend as SVG coordinates: days left to right, score 100 at the top."""
     step = CHART_W / max(len(trend) - 1, 1)
-    return " ".join(f"{round(i * step, 1)},{round(CHART_H * (100 - t.score) / 100, 1)}"
-                    for i, t in enumerate(trend))
+    return [(round(i * step, 1), round(CHART_H * (100 - t.score) / 100, 1))
+            for i, t in enumerate(trend)]
 
 
 @router.get("/health")
