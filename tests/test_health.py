@@ -315,3 +315,19 @@ def test_the_demo_seeds_a_drop_to_critical_with_its_csm_alert_once(
         assert s.scalar(select(func.count()).select_from(HealthScore)) == 2 * 8
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "health.band_dropped")) == 1
+
+
+@pytest.mark.postgres
+def test_upserts_and_one_task_per_drop_on_postgres(
+        sessions: sessionmaker[Session], cast: dict[str, object]) -> None:
+    aid = cast["account_id"]
+    assert isinstance(aid, int)
+    _put(sessions, aid, GOOD)
+    _put(sessions, aid, GOOD)  # the same keys again: updated, not duplicated
+    assert recompute(sessions, RecomputeInput()) == RecomputeResult(1, 0)
+    _put(sessions, aid, BAD)
+    assert [recompute(sessions, RecomputeInput()).drops for _ in range(3)] == [1, 0, 0]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(AccountMeasure)) == 4
+        assert s.scalar(select(func.count()).select_from(HealthTask)) == 1
+        assert s.scalar(select(func.count()).select_from(HealthScore)) == 1
