@@ -3,7 +3,9 @@
 rows committed but whose start never happened (see ``store/starts.py``), and, hourly, the
 pruning of long-ended sign-in sessions and idle login throttle rows (``store/auth.py``) and
 the reminders of library items due for review (``web/services/library.py``: one audit row and
-one mail per item and review date)."""
+one mail per item and review date). At start it creates, or brings up to date, the Temporal
+Schedule that recomputes customer health nightly (``workflows/health.py``); every worker does
+so, and the schedule's fixed id makes that idempotent."""
 
 from __future__ import annotations
 
@@ -17,10 +19,19 @@ import uuid
 
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 
 from store import auth, liveness, starts
 from web.services import library
+from workflows.health import NIGHTLY_CRON, SCHEDULE_ID, HealthRecomputeWorkflow, RecomputeInput
 
 log = logging.getLogger("dealdesk.worker")
 PRUNE_EVERY = 3600.0
@@ -28,8 +39,10 @@ PRUNE_EVERY = 3600.0
 
 class Housekeeping:
     def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str,
-                 base_url: str = "") -> None:
+                 base_url: str = "", workflow_prefix: str = "") -> None:
         self._client = client
+        self._prefix = workflow_prefix
+        self._scheduled = False
         self._sessions = sessions
         self._task_queue = task_queue
         self._base_url = base_url  # for the links in review reminders
@@ -50,6 +63,29 @@ class Housekeeping:
             library.queue_review_notices(s, self._base_url)
         self._pruned_at = time.monotonic()
 
+    def nightly_schedule(self) -> Schedule:
+        return Schedule(
+            action=ScheduleActionStartWorkflow(
+                HealthRecomputeWorkflow.run, RecomputeInput(),
+                id=f"{self._prefix}health-recompute", task_queue=self._task_queue),
+            spec=ScheduleSpec(cron_expressions=[NIGHTLY_CRON]))
+
+    async def _ensure_schedule(self) -> None:
+        """Create the nightly health schedule, or update an existing one to this worker's
+        queue and timing; retried each round until it succeeds."""
+        if self._scheduled:
+            return
+        schedule = self.nightly_schedule()
+        try:
+            await self._client.create_schedule(f"{self._prefix}{SCHEDULE_ID}", schedule)
+        except ScheduleAlreadyRunningError:
+            def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await self._client.get_schedule_handle(
+                f"{self._prefix}{SCHEDULE_ID}").update(update)
+        self._scheduled = True
+
     def _stop(self) -> None:
         with self._sessions() as s:
             liveness.stop(s, self.worker_id)
@@ -64,6 +100,10 @@ class Housekeeping:
                     await starts.start_pending(self._client, self._sessions)
                 except Exception:  # keep going: the next round may succeed
                     log.exception("housekeeping round failed")
+                try:  # on its own: a schedule refused must not hold up the starts
+                    await self._ensure_schedule()
+                except Exception:
+                    log.exception("the nightly health schedule could not be made")
                 await asyncio.sleep(liveness.INTERVAL.total_seconds())
         finally:
             with contextlib.suppress(Exception):

@@ -50,7 +50,8 @@ async def run_worker(settings: Settings, *, standby: Path | None = None) -> None
         engine.dispose()
         return
     housekeeping = asyncio.create_task(
-        Housekeeping(client, sessions, settings.task_queue, settings.base_url).run())
+        Housekeeping(client, sessions, settings.task_queue, settings.base_url,
+                     settings.workflow_prefix).run())
     try:
         async with worker:
             log.info("polling task queue %r on %s", settings.task_queue,

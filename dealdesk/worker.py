@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from activities.approvals import ApprovalActivities
 from activities.billing import BillingActivities
 from activities.envelopes import EnvelopeActivities
+from activities.health import HealthActivities
 from activities.mail import Mailer
 from activities.proposals import ProposalActivities
 from activities.rfps import RfpActivities
@@ -25,11 +26,12 @@ from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
+from workflows.health import HealthRecomputeWorkflow
 from workflows.proposal import ProposalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
 
 WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow,
-             ProposalWorkflow]
+             ProposalWorkflow, HealthRecomputeWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
@@ -59,6 +61,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
     rfps = RfpActivities(sessions, settings.base_url)
+    health = HealthActivities(sessions, settings.base_url)
     proposals = ProposalActivities(sessions, blobs,
                                    lambda data, name: converter.convert(data, filename=name))
     worker = Worker(
@@ -72,7 +75,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     envelopes.seal_envelope, envelopes.record_outcome,
                     webhooks.deliver_webhook, billing.issue_invoice,
                     rfps.notify_rfp_sme, proposals.project_proposal,
-                    proposals.finalize_proposal],
+                    proposals.finalize_proposal, health.recompute_health],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

@@ -36,9 +36,14 @@ ROLES = (
     "cfo",
     "auditor",
     "admin",
+    "csm",
 )
+"""``csm``: a customer success manager, who keeps an account's health (never an approver)."""
 # Who decides approvals is the workflows' rule (workflows/rules.py); re-exported here.
 APPROVER_ROLES = rules.APPROVER_ROLES
+POLICY_ROLES = tuple(r for r in ROLES if r != "csm")
+"""The roles an approval policy may name: a customer success manager decides no approvals,
+so a ``csm`` queue would hold tasks nobody can decide."""
 
 
 def utcnow() -> dt.datetime:
@@ -138,6 +143,9 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     region: Mapped[str] = mapped_column(String(40), default="NA")
     segment: Mapped[str] = mapped_column(String(40), default="mid-market")
+    csm_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    """The customer success manager, who gets the account's health alerts (else the role's
+    queue)."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

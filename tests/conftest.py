@@ -107,7 +107,8 @@ async def worker(client: Client, settings: Settings,
     w = build_worker(client, settings, sessions)
     task = asyncio.create_task(w.run())
     # As in `dealdesk worker`: the heartbeat /healthz reads and the reconciler of starts.
-    chores = asyncio.create_task(Housekeeping(client, sessions, settings.task_queue).run())
+    chores = asyncio.create_task(Housekeeping(client, sessions, settings.task_queue,
+                                              workflow_prefix=settings.workflow_prefix).run())
     yield settings.task_queue
     chores.cancel()
     with contextlib.suppress(asyncio.CancelledError):

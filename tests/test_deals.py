@@ -40,7 +40,11 @@ def _quotes_become_deals(url: str) -> None:
     sessions = make_session_factory(engine)
     with sessions.begin() as s:
         rep = make_user(s, "Rae Rep", "rep")
-        account = make_account(s, "Old Co")
+        # Raw SQL: the Account model has columns of later revisions (csm_id, 0013).
+        account_id = s.execute(text(
+            "INSERT INTO accounts (name, region, segment, created_at) VALUES "
+            "('Old Co', 'NA', 'mid-market', :now) RETURNING id"),
+            {"now": dt.datetime.now(dt.UTC)}).scalar_one()
         now = dt.datetime.now(dt.UTC)
         for n, status in enumerate(QUOTE_STATUSES, start=1):
             s.execute(text(
@@ -49,12 +53,12 @@ def _quotes_become_deals(url: str) -> None:
                 "version, status, created_at, updated_at, channel, header_discount_pct, "
                 "channel_conflicts, billing) VALUES (:id, :a, :o, :t, 'EUR', 1000, :net, 0, 12, "
                 "'[]', '[]', 1, :status, :now, :now, 'direct', '0', '[]', 'annual')"),
-                {"id": n, "a": account.id, "o": rep.id, "t": f"Old {status}", "net": n * 100,
+                {"id": n, "a": account_id, "o": rep.id, "t": f"Old {status}", "net": n * 100,
                  "status": status, "now": now})
         s.execute(text("INSERT INTO quote_versions (quote_id, version, facts, facts_hash, "
                        "submitted_by_id, submitted_at) VALUES (2, 1, '{}', 'x', :o, :now)"),
                   {"o": rep.id, "now": now})
-        rep_id, account_id = rep.id, account.id
+        rep_id = rep.id
     engine.dispose()
     upgrade(url)
     engine = make_engine(url)

@@ -28,12 +28,14 @@ from web.headers import SecurityHeaders
 from web.render import is_htmx, render
 from web.routes import (
     account,
+    account_health,
     admin,
     api,
     api_auth,
     api_cpq,
     api_deals,
     api_envelopes,
+    api_health,
     api_library,
     api_proposals,
     api_rfps,
@@ -206,7 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    policies.router, admin.router, api.router, api_auth.router, api_cpq.router,
                    api_envelopes.router, api_library.router, library.router,
                    api_rfps.router, rfps.router, api_proposals.router, proposals.router,
-                   api_deals.router, deals.router,
+                   api_deals.router, deals.router, api_health.router, account_health.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api):
         app.include_router(router)

@@ -1,6 +1,7 @@
 """Demo data: users for every role, accounts, the standard policy and catalog, quotes in
 several inboxes (two built from the catalog, one of them won and invoiced), envelopes out
-for signature, and a content library with an RFP answered from it (``rfp.py``)."""
+for signature, a content library with an RFP answered from it (``rfp.py``), and an account
+that just dropped to critical health with its CSM's alert (``health.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.demo.contract import contract_pdf
+from dealdesk.demo.health import seed_health
 from dealdesk.demo.proposal import seed_proposal
 from dealdesk.demo.rfp import seed_rfp
 from dealdesk.settings import Settings
@@ -44,6 +46,7 @@ USERS = [  # email, name, roles, manager
     ("legal@demo.test", "Lee Larsen", ["legal"], "cfo@demo.test"),
     ("auditor@demo.test", "Avery Adams", ["auditor"], None),
     ("admin@demo.test", "Alex Admin", ["admin"], None),
+    ("csm@demo.test", "Jordan Reyes", ["csm"], "cfo@demo.test"),
 ]
 ACCOUNTS = ["Acme Corporation", "Globex", "Initech", "Umbrella Health", "Stark Industries",
             "Hooli", "Wayne Enterprises"]
@@ -232,6 +235,7 @@ STEPS = (
     DemoStep("envelopes out for signature", seed_envelopes, needs=("pdftotext",)),
     DemoStep("RFP answered from the content library", seed_rfp),
     DemoStep("proposal in review", seed_proposal),
+    DemoStep("account health with a CSM alert", seed_health),
 )
 
 
@@ -266,6 +270,7 @@ __all__ = [
     "DemoStep",
     "seed_configured",
     "seed_envelopes",
+    "seed_health",
     "seed_proposal",
     "seed_quotes",
     "seed_records",

@@ -6,6 +6,7 @@ from alembic import context
 import store.auth
 import store.commerce
 import store.deals
+import store.health
 import store.idempotency
 import store.library
 import store.liveness

@@ -19,7 +19,7 @@ from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Conflict, Invalid, NotFound
 from web.params import MAX_ID, TaskId, form_amount
 from web.render import is_htmx, render
-from web.services import configurator, delegations, library, proposals
+from web.services import configurator, delegations, health, library, proposals
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter, InboxRow, TaskRef
@@ -62,12 +62,13 @@ def _raw(request: Request) -> dict[str, str]:
 def _inbox_context(session: Session, user: User, f: InboxFilter, tasks: list[InboxRow],
                    count: int, raw: dict[str, str], whole_page: bool) -> dict[str, object]:
     """What the inbox template shows; the sections above the rows (envelopes to sign, library
-    reviews due, proposal reviews) only for the whole page: htmx swaps in the rows and counts
-    alone."""
+    reviews due, proposal reviews, customer health alerts) only for the whole page: htmx
+    swaps in the rows and counts alone."""
     return {"tasks": tasks, "f": f, "views": VIEW_TITLES, "count": count,
             "to_sign": envelope_service.awaiting_signature(session, user) if whole_page else [],
             "reviews_due": library.due_for_review(session, user) if whole_page else [],
             "proposal_reviews": proposals.waiting_for(session, user) if whole_page else [],
+            "health_alerts": health.open_tasks(session, user) if whole_page else [],
             "queues": sorted(r for r in user.roles if r in APPROVER_ROLES), "raw": raw}
 
 

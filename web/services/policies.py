@@ -13,7 +13,7 @@ from temporalio.converter import value_to_type
 
 from store import audit
 from store.audit import entity
-from store.models import ROLES, Policy, QuoteVersion, User
+from store.models import POLICY_ROLES, Policy, QuoteVersion, User
 from store.who import Who
 from web.errors import Invalid, NotFound
 from workflows import rules
@@ -39,7 +39,7 @@ def parse_source(session: Session, source: str, version: int = 0) -> PolicySpec:
         raise Invalid(f"the policy is not valid YAML{where}: {getattr(e, 'problem', e)}",
                       field="source") from None
     try:
-        return parse_policy(doc, version=version, roles=ROLES, lookup_user=_lookup(session))
+        return parse_policy(doc, version=version, roles=POLICY_ROLES, lookup_user=_lookup(session))
     except PolicyError as e:
         raise Invalid("; ".join(e.problems), field="source") from None
 
