@@ -17,7 +17,7 @@ from playwright.async_api import Browser, async_playwright
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from dealdesk.devserver import TemporalDevServer, free_port
+from dealdesk.devserver import TemporalDevServer, free_ports
 from dealdesk.housekeeping import Housekeeping
 from dealdesk.runtime import connect
 from dealdesk.settings import Settings
@@ -34,8 +34,9 @@ from tests.wheel_support import installed_venv, wheel  # noqa: F401 - session fi
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalDevServer]:
     root = tmp_path_factory.mktemp("temporal")
-    server = TemporalDevServer(db_file=root / "temporal.db", port=free_port(),
-                               http_port=free_port(), metrics_port=free_port(),
+    ports = free_ports(3)
+    server = TemporalDevServer(db_file=root / "temporal.db", port=ports[0],
+                               http_port=ports[1], metrics_port=ports[2],
                                log_file=root / "server.log")
     server.start()
     yield server

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dealdesk.devserver import free_port
+from dealdesk.devserver import free_ports
 from store import audit
 from store.commerce import Invoice
 from store.db import make_engine, make_session_factory
@@ -63,12 +63,14 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     var = tmp_path / "var"
-    port = free_port()
+    # Five different ports: one handed to two servers once made the web's requests reach
+    # Temporal's HTTP API.
+    port, grpc, http, metrics, ui = free_ports(5)
     env = {**os.environ, "DEALDESK_ENVIRONMENT": "test", "DEALDESK_VAR_DIR": str(var),
-           "DEALDESK_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-           "DEALDESK_TEMPORAL_HTTP_PORT": str(free_port()),
-           "DEALDESK_TEMPORAL_METRICS_PORT": str(free_port()),
-           "DEALDESK_TEMPORAL_UI_PORT": str(free_port()), "DEALDESK_WEB_PORT": str(port)}
+           "DEALDESK_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+           "DEALDESK_TEMPORAL_HTTP_PORT": str(http),
+           "DEALDESK_TEMPORAL_METRICS_PORT": str(metrics),
+           "DEALDESK_TEMPORAL_UI_PORT": str(ui), "DEALDESK_WEB_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "dealdesk", "up"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from dealdesk.devserver import TemporalDevServer, free_port
+from dealdesk.devserver import TemporalDevServer, free_ports
 from dealdesk.runtime import connect
 from dealdesk.settings import Settings
 from dealdesk.worker import build_worker
@@ -105,8 +105,9 @@ async def test_chains_finish_after_the_worker_is_killed(
 # ------------------------------------------------------------------ (b) server restarted
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[TemporalDevServer]:
-    server = TemporalDevServer(db_file=tmp_path / "temporal" / "own.db", port=free_port(),
-                               http_port=free_port(), metrics_port=free_port(),
+    ports = free_ports(3)
+    server = TemporalDevServer(db_file=tmp_path / "temporal" / "own.db", port=ports[0],
+                               http_port=ports[1], metrics_port=ports[2],
                                log_file=tmp_path / "own-server.log")
     server.start()
     yield server

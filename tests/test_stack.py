@@ -16,18 +16,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dealdesk.devserver import free_port
+from dealdesk.devserver import free_ports
 
 
 def _env(var: Path) -> dict[str, str]:
+    grpc, http, metrics, ui, web = free_ports(5)
     return {
         **os.environ,
         "DEALDESK_VAR_DIR": str(var),
-        "DEALDESK_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "DEALDESK_TEMPORAL_HTTP_PORT": str(free_port()),
-        "DEALDESK_TEMPORAL_METRICS_PORT": str(free_port()),
-        "DEALDESK_TEMPORAL_UI_PORT": str(free_port()),
-        "DEALDESK_WEB_PORT": str(free_port()),
+        "DEALDESK_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+        "DEALDESK_TEMPORAL_HTTP_PORT": str(http),
+        "DEALDESK_TEMPORAL_METRICS_PORT": str(metrics),
+        "DEALDESK_TEMPORAL_UI_PORT": str(ui),
+        "DEALDESK_WEB_PORT": str(web),
     }
 
 
