@@ -68,6 +68,9 @@ def worker(standby: Annotated[Path | None, typer.Option(
     asyncio.run(run_worker(get_settings(), standby=standby))
 
 
+KEEP_ALIVE_S = 90
+
+
 @app.command()
 def web() -> None:
     """Serve the web UI and the JSON API."""
@@ -75,8 +78,12 @@ def web() -> None:
 
     settings = get_settings()
     _warn_missing_tools()
+    # Idle connections are kept longer than clients and proxies keep theirs (httpx 5 s, nginx
+    # 75 s): with uvicorn's 5 s, a client reusing a connection just as the server closed it
+    # got "disconnected without sending a response" under load.
     uvicorn.run("web.app:create_app", factory=True, host=settings.web_host,
-                port=settings.web_port, log_level="warning", proxy_headers=True)
+                port=settings.web_port, log_level="warning", proxy_headers=True,
+                timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @app.command()
