@@ -30,10 +30,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from temporalio.client import (
     Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 from cpq.money import major
 from dealdesk.faults import crash_point
@@ -48,11 +45,11 @@ from store.models import Account, Quote, User
 from store.proposals import Proposal, ProposalStep, ProposalTask, ProposalVersion
 from store.who import Who
 from web.deps import off_loop
-from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.services import quote_documents
 from web.services.policies import active_policy, spec_of
 from web.services.quotes import READ_ALL, actor_of
-from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
+from web.services.refusals import execute_update
 from workflows.messages import (
     DecisionInput,
     PriorApproval,
@@ -529,19 +526,8 @@ def _under_review(session: Session, user: User, proposal_id: int) -> str:
 
 
 async def _update(client: Client, wid: str, update: object, arg: object) -> Any:
-    handle = client.get_workflow_handle(wid)
-    try:
-        return await handle.execute_update(update, arg,  # type: ignore[call-overload]
-                                           rpc_timeout=UPDATE_TIMEOUT)
-    except WorkflowUpdateFailedError as e:
-        raise refusal_error(e) from None
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict("this proposal's review has ended") from None
-        raise temporal_unavailable(e) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise Unavailable("the review service did not answer in time; reload in a moment "
-                          "to see whether your decision went through") from None
+    return await execute_update(client, wid, update, arg, ended="this proposal's review has "
+                                "ended", service="review service")
 
 
 # --- reading ----------------------------------------------------------------------------

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from workflows import approval_chain as chain
@@ -42,3 +47,23 @@ def temporal_unavailable(e: RPCError) -> Unavailable:
     retry, never a 500."""
     return Unavailable(f"the workflow service is unavailable ({e.message or e.status}); "
                        "try again in a moment")
+
+
+async def execute_update(client: Client, workflow_id: str, update: object, arg: object, *,
+                         ended: str, service: str) -> Any:
+    """A person's Update on a workflow, its failures mapped to what they see: the
+    validator's refusal, ``ended`` (409) for a workflow that is gone, 503 when Temporal or
+    the ``service`` doesn't answer in time."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.execute_update(update, arg,  # type: ignore[call-overload]
+                                           rpc_timeout=UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as e:
+        raise refusal_error(e) from None
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(ended) from None
+        raise temporal_unavailable(e) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise Unavailable(f"the {service} did not answer in time; reload in a moment to see "
+                          "whether your decision went through") from None

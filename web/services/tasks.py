@@ -28,16 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from temporalio.client import (
     Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 from store.models import APPROVER_ROLES, Account, ApprovalRequest, ApprovalTask, Quote, User
 from web.deps import in_session
-from web.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from web.errors import Forbidden, Invalid, NotFound
 from web.services.quotes import actor_of
-from web.services.refusals import UPDATE_TIMEOUT, refusal_error, temporal_unavailable
+from web.services.refusals import execute_update
 from workflows import rules
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.messages import ClaimInput, DecisionInput, DelegateInput, TaskResult
@@ -330,19 +327,9 @@ def actions(ref: TaskRef, state: str, claimed_by_id: int | None, user: User) -> 
 
 
 async def _update(client: Client, task: TaskRef, update: object, arg: object) -> TaskResult:
-    handle = client.get_workflow_handle(task.workflow_id)
-    try:
-        result: TaskResult = await handle.execute_update(  # type: ignore[call-overload]
-            update, arg, rpc_timeout=UPDATE_TIMEOUT)
-    except WorkflowUpdateFailedError as e:
-        raise refusal_error(e) from None
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict("the approval chain for this task has ended") from None
-        raise temporal_unavailable(e) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise Unavailable("the approval service did not answer in time; reload in a moment "
-                          "to see whether your decision went through") from None
+    result: TaskResult = await execute_update(
+        client, task.workflow_id, update, arg,
+        ended="the approval chain for this task has ended", service="approval service")
     return result
 
 
