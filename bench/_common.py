@@ -57,10 +57,12 @@ async def live_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
     import uvicorn
 
     from web.app import create_app
+    from web.health_first import HealthFirstProtocol
 
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.web_port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           http=HealthFirstProtocol))
     task = asyncio.create_task(server.serve())
     while not server.started:  # uvicorn offers no start event
         if task.done():

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
+import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
 
 import docx
 import httpx
@@ -63,14 +67,31 @@ def word_contract(n: int) -> bytes:
     return buf.getvalue()
 
 
-async def poll(http: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        r = await http.get("/healthz")
-        out.append(time.perf_counter() - t0)
-        if r.status_code != 200:
-            print(f"  /healthz answered {r.status_code}")
-        await asyncio.sleep(0.05)
+class Probe:
+    """``bench._probe`` polling /healthz from its own process; ``phase(out)`` collects the
+    latencies of one phase into ``out``."""
+
+    def __init__(self, url: str) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "bench._probe", f"{url}/healthz"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    @contextlib.asynccontextmanager
+    async def phase(self, out: list[float]) -> AsyncIterator[None]:
+        assert self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write("start\n")
+        self._proc.stdin.flush()
+        try:
+            yield
+        finally:
+            self._proc.stdin.write("stop\n")
+            self._proc.stdin.flush()
+            out.extend(json.loads(await asyncio.to_thread(self._proc.stdout.readline)))
+
+    def close(self) -> None:
+        assert self._proc.stdin
+        self._proc.stdin.close()
+        self._proc.wait(10)
 
 
 async def token(url: str, email: str) -> httpx.AsyncClient:
@@ -101,6 +122,7 @@ async def main(rounds: int) -> None:
                       "officedocument.wordprocessingml.document") for n in range(20)]
         client = await connect(settings)
         async with deployed(settings) as url:
+            probe = Probe(url)
             rep_http, *mgr_http = [await token(url, e) for e in emails[:3]]
             anonymous = httpx.AsyncClient(base_url=url, timeout=120)
             idle: list[float] = []
@@ -118,33 +140,27 @@ async def main(rounds: int) -> None:
                     with sessions() as s:
                         tasks = list(s.scalars(select(ApprovalTask.id).where(
                             ApprovalTask.quote_id.in_(ids), ApprovalTask.state == "open")))
-                stop = asyncio.Event()
-                probe = asyncio.create_task(poll(anonymous, stop, idle))
-                await asyncio.sleep(3)
-                stop.set()
-                await probe
-                stop = asyncio.Event()
-                probe = asyncio.create_task(poll(anonymous, stop, busy))
+                async with probe.phase(idle):
+                    await asyncio.sleep(3)
 
                 async def timed(calls: list) -> tuple[list[httpx.Response], float]:  # type: ignore[type-arg]
                     t0 = time.perf_counter()
                     answers = await asyncio.gather(*calls)
                     return list(answers), time.perf_counter() - t0
 
-                t_burst = time.perf_counter()
-                (envs, t_env), (_, _), (oks, t_ok) = await asyncio.gather(
-                    timed([rep_http.post("/api/v1/envelopes", files={"document": d}, data={
-                        "spec": json.dumps({"title": f"Burst {rnd}-{n}", "recipients": [
-                            {"name": "Ann Buyer", "email": f"ann{rnd}x{n}@burst.test"}]})})
-                        for n, d in enumerate(documents)]),
-                    timed([anonymous.post("/api/v1/auth/token", json={
-                        "email": emails[3], "password": "wrong"}) for _ in range(20)]),
-                    timed([mgr_http[n % 2].post(f"/api/v1/tasks/{t}/decision",
-                                                json={"decision": "approve"})
-                           for n, t in enumerate(tasks)]))
-                await asyncio.sleep(0.5)
-                stop.set()
-                await probe
+                async with probe.phase(busy):
+                    t_burst = time.perf_counter()
+                    (envs, t_env), (_, _), (oks, t_ok) = await asyncio.gather(
+                        timed([rep_http.post("/api/v1/envelopes", files={"document": d}, data={
+                            "spec": json.dumps({"title": f"Burst {rnd}-{n}", "recipients": [
+                                {"name": "Ann Buyer", "email": f"ann{rnd}x{n}@burst.test"}]})})
+                            for n, d in enumerate(documents)]),
+                        timed([anonymous.post("/api/v1/auth/token", json={
+                            "email": emails[3], "password": "wrong"}) for _ in range(20)]),
+                        timed([mgr_http[n % 2].post(f"/api/v1/tasks/{t}/decision",
+                                                    json={"decision": "approve"})
+                               for n, t in enumerate(tasks)]))
+                    await asyncio.sleep(0.5)
                 env_ids = [r.json()["id"] for r in envs if r.status_code == 201]
                 errors = [r.status_code for r in (*envs, *oks) if r.status_code >= 500]
                 print(f"round {rnd + 1}: {len(env_ids)}/20 envelopes created in {t_env:.2f} s, "
@@ -167,6 +183,7 @@ async def main(rounds: int) -> None:
                 start_rates.append(PER_ROUND / (time.perf_counter() - t0))
             for c in (rep_http, *mgr_http, anonymous):
                 await c.aclose()
+            probe.close()
         engine.dispose()
 
     print()

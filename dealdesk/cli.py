@@ -65,9 +65,13 @@ def worker(standby: Annotated[Path | None, typer.Option(
     from dealdesk.runtime import run_worker
 
     _warn_missing_tools()
+    os.nice(WORKER_NICE)
     asyncio.run(run_worker(get_settings(), standby=standby))
 
 
+WORKER_NICE = 10
+"""The worker and what it starts (LibreOffice, sandboxed renders) yield the CPU to the web
+process: people waiting on a page come before background work when both want the cores."""
 KEEP_ALIVE_S = 90
 
 
@@ -76,6 +80,8 @@ def web() -> None:
     """Serve the web UI and the JSON API."""
     import uvicorn
 
+    from web.health_first import HealthFirstProtocol
+
     settings = get_settings()
     _warn_missing_tools()
     # Idle connections are kept longer than clients and proxies keep theirs (httpx 5 s, nginx
@@ -83,7 +89,7 @@ def web() -> None:
     # got "disconnected without sending a response" under load.
     uvicorn.run("web.app:create_app", factory=True, host=settings.web_host,
                 port=settings.web_port, log_level="warning", proxy_headers=True,
-                timeout_keep_alive=KEEP_ALIVE_S)
+                timeout_keep_alive=KEEP_ALIVE_S, http=HealthFirstProtocol)
 
 
 @app.command()

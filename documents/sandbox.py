@@ -67,6 +67,9 @@ PRELOAD = ("jinja2", "jinja2.sandbox", "lxml.etree", "docx", "docxtpl",
 """Imported once by the forkserver, so children start with them loaded (template renders,
 ``documents.verify.check_integrity``). Each adds to every child's address space."""
 
+NICE = 10
+"""A child yields the CPU to its parent (the web app's event loop, the worker): untrusted
+work is never urgent."""
 _NAME = "dealdesk-sandbox"
 _inside = False  # True in a sandbox child: run() then calls in place (no nested children)
 _OK, _RAISED, _MEMORY = b"ok", b"raised", b"memory"
@@ -239,6 +242,7 @@ def _child(writer: Connection, fn: Callable[..., bytes], args: tuple[Any, ...],
 
 
 def _limit_self(limits: Limits) -> None:
+    os.nice(NICE)
     cpu = math.ceil(limits.seconds) + 1
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _set(resource.RLIMIT_CPU, cpu, cpu + 1)

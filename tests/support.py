@@ -113,11 +113,13 @@ async def serve(settings: Settings) -> AsyncIterator[str]:
 
     from dealdesk.devserver import free_port
     from web.app import create_app
+    from web.health_first import HealthFirstProtocol
 
     port = free_port()
     live = settings.model_copy(update={"web_port": port, "base_url": f"http://127.0.0.1:{port}"})
     server = uvicorn.Server(uvicorn.Config(create_app(live), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           http=HealthFirstProtocol))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
         await asyncio.sleep(0.02)

@@ -10,13 +10,14 @@ whole app out of the load balancer for it. Monitoring should alert on ``tools.ok
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import TaskQueueType
@@ -30,6 +31,7 @@ from store import liveness
 
 router = APIRouter(tags=["health"])
 PROBE_EVERY = 1.0
+TOOLS_EVERY = 30.0
 
 
 async def _queue(client: Client, namespace: str, name: str, live: int) -> dict[str, Any]:
@@ -57,14 +59,18 @@ def _store(sessions: sessionmaker[Session], task_queue: str) -> int:
 
 class HealthProbe:
     """The store, Temporal and the task queue's workers, checked in the background every
-    :data:`PROBE_EVERY` seconds; /healthz answers from the last check (with its age). A load
-    balancer polls /healthz often: answering from memory keeps it fast when the app is busiest
-    (no thread hop queued behind a burst, no RPCs to a loaded Temporal), which is exactly when
-    it must not time out, and a check at most a second old is as good for routing."""
+    :data:`PROBE_EVERY` seconds (missing tools every :data:`TOOLS_EVERY`); /healthz answers
+    from the last check (with its age). A load balancer polls /healthz often: answering from
+    memory keeps it fast when the app is busiest (no thread hop queued behind a burst, no RPCs
+    to a loaded Temporal), which is exactly when it must not time out, and a check at most a
+    second old is as good for routing."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dialect: str) -> None:
         self._settings = settings
+        self._dialect = dialect
         self.checked_at = 0.0
+        self._tools_at = -TOOLS_EVERY
+        self._absent: list[Any] = []
         not_yet = {"ok": False, "error": "not checked yet"}
         self.report: dict[str, Any] = {"database": not_yet, "temporal": not_yet,
                                        "task_queues": {settings.task_queue: not_yet}}
@@ -91,6 +97,9 @@ class HealthProbe:
             except Exception as e:
                 temporal = {"ok": False, "error": type(e).__name__}
                 queue = {"ok": False, "error": "Temporal unreachable"}
+        if time.monotonic() - self._tools_at >= TOOLS_EVERY:  # a dozen file-system lookups
+            self._absent = await anyio.to_thread.run_sync(missing)
+            self._tools_at = time.monotonic()
         self.report = {"database": database, "temporal": temporal,
                        "task_queues": {settings.task_queue: queue}}
         self.checked_at = time.monotonic()
@@ -100,18 +109,19 @@ class HealthProbe:
             await self.check(app_state.sessions, app_state.temporal)
             await asyncio.sleep(PROBE_EVERY)
 
-
-_tools: tuple[float, list[Any]] = (0.0, [])
-
-
-async def _missing_tools() -> list[Any]:
-    """Looked up at most every 30 s, on a thread (a dozen file-system lookups)."""
-    global _tools
-    checked, absent = _tools
-    if time.monotonic() - checked > 30:
-        absent = await anyio.to_thread.run_sync(missing)
-        _tools = (time.monotonic(), absent)
-    return absent
+    def answer(self) -> tuple[int, bytes]:
+        """/healthz's status and JSON body, from memory (no I/O, no waiting)."""
+        report: dict[str, Any] = dict(self.report)
+        database = report["database"]
+        healthy = (database["ok"] and report["temporal"]["ok"]
+                   and all(q["ok"] for q in report["task_queues"].values()))
+        report["database"] = {**database, "dialect": self._dialect}
+        report["ok"] = healthy
+        report["checked_ms_ago"] = round((time.monotonic() - self.checked_at) * 1000)
+        report["tools"] = {"ok": not self._absent,
+                           "missing": [t.as_json() for t in self._absent]}
+        return (200 if healthy else 503), json.dumps(
+            report, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @router.get("/livez")
@@ -123,15 +133,8 @@ async def livez() -> JSONResponse:
 
 @router.get("/healthz", responses={503: {"description": "the same report: a component is "
                                                      "down (its ok is false)"}})
-async def healthz(request: Request) -> JSONResponse:
-    probe: HealthProbe = request.app.state.health
-    report: dict[str, Any] = dict(probe.report)
-    report["database"] = {**report["database"],
-                          "dialect": request.app.state.engine.dialect.name}
-    healthy = (report["database"]["ok"] and report["temporal"]["ok"]
-               and all(q["ok"] for q in report["task_queues"].values()))
-    report["ok"] = healthy
-    report["checked_ms_ago"] = round((time.monotonic() - probe.checked_at) * 1000)
-    absent = await _missing_tools()
-    report["tools"] = {"ok": not absent, "missing": [t.as_json() for t in absent]}
-    return JSONResponse(report, status_code=200 if healthy else 503)
+async def healthz(request: Request) -> Response:
+    """Served here in tests and under other servers; ``dealdesk web`` answers it in its HTTP
+    protocol, ahead of queued requests (web/health_first.py), with the same body."""
+    status, body = request.app.state.health.answer()
+    return Response(body, status_code=status, media_type="application/json")
