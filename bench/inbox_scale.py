@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from bench._common import (
     bench_settings,
+    deployed,
     finish,
-    live_app,
     machine_note,
     pct,
     summary,
@@ -33,6 +33,7 @@ from bench._common import (
     temporal_server,
     verdict,
 )
+from store.db import make_engine
 from store.migrate import upgrade
 from store.models import (
     APPROVER_ROLES,
@@ -161,11 +162,11 @@ async def measure(label: str, url: str, address: str, root_name: str, n_tasks: i
         upgrade(url)
         t0 = time.perf_counter()
         settings = bench_settings(root, url, address)
-        async with live_app(settings) as (base_url, app):
-            engine: Engine = app.state.engine
-            seed(engine, n_tasks)
-            print(f"\n== {label}: {n_tasks} open tasks, {N_USERS} users, 20 queues; "
-                  f"seeded in {time.perf_counter() - t0:.1f} s ==")
+        engine = make_engine(url)  # configured as the app's own (store.db)
+        seed(engine, n_tasks)
+        print(f"\n== {label}: {n_tasks} open tasks, {N_USERS} users, 20 queues; "
+              f"seeded in {time.perf_counter() - t0:.1f} s ==")
+        async with deployed(settings) as base_url:
             probes = []
             with Session(engine) as s:
                 for i in PROBES:
@@ -175,8 +176,8 @@ async def measure(label: str, url: str, address: str, root_name: str, n_tasks: i
             for p in probes:
                 await login(base_url, p)
             kinds: dict[str, Callable[[Probe], Awaitable[float]]] = {
-                "raw core SQL (app engine)": lambda p: asyncio.to_thread(raw_query, engine,
-                                                                         p.sql),
+                "raw core SQL (app's engine config)": lambda p: asyncio.to_thread(
+                    raw_query, engine, p.sql),
                 "GET /inbox (HTML, cookie)": lambda p: timed_get(p.page, "/inbox"),
                 "GET /api/v1/inbox (JSON, bearer)": lambda p: timed_get(p.api,
                                                                         "/api/v1/inbox"),
@@ -193,6 +194,7 @@ async def measure(label: str, url: str, address: str, root_name: str, n_tasks: i
                 for c in (p.page, p.api):
                     if c is not None:
                         await c.aclose()
+        engine.dispose()
     raw, page, api = results.values()
     for name, samples in results.items():
         print(summary(name, samples))
