@@ -31,6 +31,7 @@ import io
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -73,6 +74,17 @@ class ConversionFailed(ConversionError):
 
 class ConverterUnavailable(ConversionError):
     """LibreOffice can't be run (neither the warm server nor a cold ``soffice``)."""
+
+
+_INDEX_FIELD = re.compile(rb'(?:<w:instrText[^>]*>|w:instr=")\s*(?:TOC|INDEX|TOA)\b')
+
+
+def has_index(data: bytes) -> bool:
+    """Whether a (checked) DOCX has a table of contents or another index field. Only then
+    does the warm conversion update indexes: unoserver's update lays the document out twice
+    more (about a third of a 30-page conversion), which a document without one never needs."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return _INDEX_FIELD.search(archive.read("word/document.xml")) is not None
 
 
 def check_docx(data: bytes, filename: str) -> frozenset[str]:
@@ -219,7 +231,8 @@ class Converter:
             proxy = self._proxy(self.convert_timeout + 15)
             try:
                 result = proxy.convert(None, xmlrpc.client.Binary(data), None, "pdf", None,
-                                       _PDF_OPTIONS, True, DOCX_IMPORT_FILTER, None)
+                                       _PDF_OPTIONS, has_index(data), DOCX_IMPORT_FILTER,
+                                       None)
             except xmlrpc.client.Fault as e:
                 if "TimeoutError" in e.faultString:
                     self._stop_server()  # unoserver has killed its LibreOffice

@@ -27,6 +27,7 @@ from documents.convert import (
     Converter,
     check_docx,
     convert_cold,
+    has_index,
 )
 from documents.intake import accept_pdf, find_anchors
 
@@ -157,6 +158,34 @@ def test_broken_input_is_conversion_failed_naming_the_file(converter: Converter,
 
 def test_check_docx_lists_members() -> None:
     assert "word/document.xml" in check_docx(make_docx("x"), "a.docx")
+
+
+def with_field(instruction: str, *, simple: bool) -> bytes:
+    """A DOCX whose one paragraph holds a field with ``instruction``."""
+    document = docx.Document()
+    paragraph = document.add_paragraph()
+    w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+    if simple:
+        field = paragraph._p.makeelement(w + "fldSimple", {w + "instr": instruction})
+    else:
+        field = paragraph._p.makeelement(w + "r", {})
+        text = field.makeelement(w + "instrText", {})
+        text.text = instruction
+        field.append(text)
+    paragraph._p.append(field)
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+def test_only_documents_with_an_index_have_it_updated() -> None:
+    """The warm conversion updates indexes (two more layouts) only where there is one."""
+    assert has_index(with_field(' TOC \\o "1-3" \\h \\z \\u ', simple=False))
+    assert has_index(with_field('TOC \\o "1-1"', simple=True))
+    assert has_index(with_field(" INDEX \\e ", simple=False))
+    assert not has_index(with_field(" PAGE ", simple=False))
+    assert not has_index(with_field(" DATE ", simple=True))
+    assert not has_index(make_docx("TOC of the proposal, INDEX of terms"))
 
 
 def test_anchor_in_a_converted_docx(converter: Converter) -> None:
