@@ -55,6 +55,7 @@ from store.models import (
     Quote,
     SignatureApplication,
 )
+from store.subscriptions import subscribe
 from store.who import Who, is_system_label
 from workflows.billing import BillingInput
 from workflows.envelope import DOCUMENT_REFUSED
@@ -127,8 +128,10 @@ class EnvelopeActivities:
                  departments: tuple[str, ...] = (),
                  seal_signer: Callable[[], Signer] | None = None,
                  convert_docx: Callable[[bytes, str], bytes] | None = None,
-                 max_upload_bytes: int = 25 * 1024 * 1024) -> None:
+                 max_upload_bytes: int = 25 * 1024 * 1024, task_queue: str = "deals",
+                 workflow_prefix: str = "") -> None:
         self._sessions = sessions
+        self._renewals = (task_queue, workflow_prefix)  # where a won deal's renewal runs
         self._mailer = mailer
         self._blobs = blobs
         self._pki = pki
@@ -440,7 +443,7 @@ class EnvelopeActivities:
             if not add_event(s, env, inp.status, _outcome_who(inp, r),
                              key=f"outcome:{inp.status}", recipient=r,
                              detail={"reason": inp.reason or None}):
-                won = _won_deal(s, env) if inp.status == "completed" else None
+                won = _won_deal(s, env, *self._renewals) if inp.status == "completed" else None
                 s.commit()
                 return won
             now = dt.datetime.now(dt.UTC)
@@ -455,7 +458,7 @@ class EnvelopeActivities:
                 s.add(msg)
                 s.flush()
                 queued.append(msg.id)
-            won = _won_deal(s, env) if inp.status == "completed" else None
+            won = _won_deal(s, env, *self._renewals) if inp.status == "completed" else None
             s.commit()
         crash_point("record_outcome:after-commit")
         for mid in queued:
@@ -564,11 +567,17 @@ def _recipient(env: Envelope, recipient_id: int) -> EnvelopeRecipient:
     raise LookupError(f"envelope {env.id} has no recipient {recipient_id}")
 
 
-def _won_deal(s: Session, env: Envelope) -> BillingInput | None:
-    """The signed envelope's quote, won (if it was approved), and its billing plan."""
+def _won_deal(s: Session, env: Envelope, task_queue: str, prefix: str) -> BillingInput | None:
+    """The signed envelope's quote, won (if it was approved), its contract and subscription,
+    and its billing plan."""
     quote = s.get(Quote, env.quote_id) if env.quote_id else None
     if quote is None or quote.status not in ("approved", "won"):
         return None
-    installments = invoicing.win(s, quote, Who.system("worker:record_outcome"),
-                                 via=entity("envelope", env.id), signed=env.final_sha256)
+    who = Who.system("worker:record_outcome")
+    installments = invoicing.win(s, quote, who, via=entity("envelope", env.id),
+                                 signed=env.final_sha256)
+    signers = [{"name": r.name, "email": r.email} for r in env.recipients if r.status == "signed"]
+    subscribe(s, quote, who, task_queue=task_queue, prefix=prefix,
+              won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date(), envelope_id=env.id,
+              sealed_sha256=env.final_sha256, signers=signers)
     return BillingInput(quote.id, [i.issue_on.isoformat() for i in installments])

@@ -57,7 +57,9 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         sessions, mailer, blobs, pki, settings.base_url, settings.tsa_url,
         tuple(settings.distribution_emails), seal_signer=hsm.signer if hsm else None,
         convert_docx=lambda data, name: converter.convert(data, filename=name),
-        max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
+        max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
+        task_queue=task_queue or settings.task_queue,
+        workflow_prefix=settings.workflow_prefix)
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
     rfps = RfpActivities(sessions, settings.base_url)

@@ -12,7 +12,8 @@ import store.library
 import store.liveness
 import store.proposals
 import store.rfps
-import store.starts  # noqa: F401
+import store.starts
+import store.subscriptions  # noqa: F401
 from store.db import make_engine
 from store.models import Base
 

@@ -1,8 +1,9 @@
-"""Won deals and their invoices: mark a deal won (which starts its BillingWorkflow), list
-invoices, export them as CSV."""
+"""Won deals and their invoices: mark a deal won (which starts its BillingWorkflow and makes
+its contract and subscription), list invoices, export them as CSV."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from store.commerce import Invoice
 from store.db import in_session, write_lock
 from store.invoicing import win
 from store.models import Quote, User
+from store.subscriptions import subscribe
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.billing import BillingInput, BillingWorkflow
@@ -43,6 +45,8 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str, prefix: 
     # One row per won deal whichever path wins it (a signed envelope writes the same key).
     issue_dates = [i.issue_on.isoformat()
                    for i in win(session, quote, Who.user(actor), via="manual")]
+    subscribe(session, quote, Who.user(actor), task_queue=task_queue, prefix=prefix,
+              won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date())
     wid = billing_workflow_id(prefix, quote.id)
     starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
                    task_queue)
