@@ -24,9 +24,9 @@ For scale, each run also converts a one-page DOCX both ways (what LibreOffice's 
 against what laying out the proposal costs). One run before the timed ones is not counted: it
 starts the warm server and the sandbox's forkserver (both reported). The library sections read
 on after each other: 40 of them and the generated parts make about 26 pages (the issue's
-workload is ~20). It prints p50/p95 of each, the page count, whether both signature anchors are in the PDF, and
-PASS/MISS for the targets: end to end p95 < 3 s, and warm conversion ≥ 4× faster than cold
-(p50 over p50).
+workload is ~20). It prints p50/p95 of each, the page count, whether both signature anchors
+are in the PDF, and PASS/MISS for the targets: end to end p95 < 3 s, and warm conversion
+≥ 4× faster than cold (p50 over p50).
 """
 
 from __future__ import annotations
