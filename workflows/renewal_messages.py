@@ -83,3 +83,10 @@ class RenewalState:
     renewal_quote_id: int | None
     reminders_sent: list[int]
     """The reminder offsets (days) already sent this term."""
+
+
+INVALID = "RenewalInvalid"
+"""An update's input the subscription can't take (a notice period longer than the term, a
+term end before its start, an unknown action): the web answers 422 with the message."""
+ENDED = "RenewalEnded"
+"""The subscription has churned: nothing to change any more (409)."""
