@@ -96,10 +96,11 @@ def request_status(sessions: sessionmaker[Session], workflow_id: str) -> str | N
                         .where(ApprovalRequest.workflow_id == workflow_id))
 
 
-async def replays(client: Client, workflow_id: str, workflows: list[type]) -> None:
-    """The run's history replays on today's code; with DEALDESK_SAVE_HISTORY=FILE it is also
-    saved there (for tests/test_replay.py)."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+async def replays(client: Client, workflow_id: str, workflows: list[type],
+                  run_id: str | None = None) -> None:
+    """The run's (the latest, or ``run_id``) history replays on today's code; with
+    DEALDESK_SAVE_HISTORY=FILE it is also saved there (for tests/test_replay.py)."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     await Replayer(workflows=workflows).replay_workflow(history)
     if target := os.environ.get("DEALDESK_SAVE_HISTORY"):
         saved = {"workflow_id": workflow_id, "history": json.loads(history.to_json())}

@@ -38,7 +38,8 @@ from store.subscriptions import (
     uplifted,
 )
 from store.who import Who
-from tests.support import make_account, make_user
+from tests.support import make_account, make_user, replays
+from workflows.renewal import RenewalWorkflow
 from workflows.renewal_messages import INVALID, AddOn, Cancel, ChangeTerm, RenewalState, RenewEarly
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -89,17 +90,18 @@ def audit_count(s: Session, sub_id: int, action: str) -> int:
         AuditEvent.entity == f"subscription:{sub_id}", AuditEvent.action == action)) or 0
 
 
-async def history_sizes(client: Client, workflow_id: str) -> list[int]:
-    """Each run's event count, newest first, walking back along continue-as-new."""
-    sizes, run_id = [], ""
+async def runs(client: Client, workflow_id: str) -> list[tuple[str, int]]:
+    """Each run's id and event count, newest first, walking back along continue-as-new (the
+    test server has no visibility API)."""
+    found, run_id = [], ""
     while True:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id or None
                                                    ).fetch_history()
-        sizes.append(len(history.events))
+        found.append((history.run_id, len(history.events)))
         started = history.events[0].workflow_execution_started_event_attributes
         run_id = started.continued_execution_run_id
         if not run_id:
-            return sizes
+            return found
 
 
 async def test_five_years_of_auto_renewals(env: WorkflowEnvironment, settings: Settings,
@@ -128,7 +130,7 @@ async def test_five_years_of_auto_renewals(env: WorkflowEnvironment, settings: S
         mails = s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.message_key.like(f"renewal-{sub_id}-%")))
         assert mails == 20
-    sizes = await history_sizes(env.client, handle.id)
+    sizes = [events for _, events in await runs(env.client, handle.id)]
     assert len(sizes) == 6  # one run per term: it continued as new five times
     assert max(sizes) < 200, sizes  # far below the 10,000 events a run may hold
 
@@ -177,6 +179,9 @@ async def test_a_won_renewal_quote_renews_the_subscription(
             SubscriptionTerm.subscription_id == sub_id, SubscriptionTerm.number == 1))
         assert first is not None and first.outcome == "renewed"
         assert s.scalar(select(func.count()).select_from(Subscription)) == 1
+    # The first term's run (reminders, the quote, renewed, continued as new) replays.
+    (_, _), (first_run, _) = await runs(env.client, handle.id)
+    await replays(env.client, handle.id, [RenewalWorkflow], run_id=first_run)
 
 
 async def test_updates_renew_early_add_ons_and_refusals(

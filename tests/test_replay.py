@@ -15,6 +15,7 @@ from temporalio.worker import Replayer
 
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.envelope import EnvelopeWorkflow
+from workflows.renewal import RenewalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
 
 HISTORIES = Path(__file__).parent / "fixtures" / "histories"
@@ -26,6 +27,6 @@ async def test_saved_history_replays(path: Path) -> None:
     # The id matters: the workflows derive task and event keys from it.
     history = WorkflowHistory.from_json(saved["workflow_id"], saved["history"])
     result = await Replayer(workflows=[ApprovalChainWorkflow, EnvelopeWorkflow,
-                                 RfpResponseWorkflow]).replay_workflow(
+                                 RfpResponseWorkflow, RenewalWorkflow]).replay_workflow(
         history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
