@@ -1,0 +1,277 @@
+"""Subscriptions and renewals on the real app: a quote won through the API becomes a
+subscription the API lists and reads; the renewals window, its summary and gross revenue
+retention; who sees and who changes; the changes' validation (422 naming the field, nothing
+stored); the pages; and parallel reads from several users."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.health import AccountHealth
+from store.models import Quote, User
+from store.subscriptions import Subscription, SubscriptionAddOn, SubscriptionTerm
+from tests.support import make_account, make_user
+from tests.web_support import browser_session, token_client
+
+NET = 1_200_000
+
+
+@dataclass
+class Crew:
+    rep: User
+    rep2: User
+    desk: User
+    csm: User
+    auditor: User
+    finance: User
+    account_id: int
+
+
+@pytest.fixture
+def crew(sessions: sessionmaker[Session]) -> Crew:
+    with sessions.begin() as s:
+        c = Crew(rep=make_user(s, "Rae Rep", "rep"), rep2=make_user(s, "Ray Other", "rep"),
+                 desk=make_user(s, "Dee Desk", "deal_desk"), csm=make_user(s, "Cy Csm", "csm"),
+                 auditor=make_user(s, "Aud Itor", "auditor"),
+                 finance=make_user(s, "Fay Finance", "finance"),
+                 account_id=make_account(s, "Initech").id)
+        s.expunge_all()
+    return c
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+async def won_subscription(live_url: str, sessions: sessionmaker[Session], crew: Crew,
+                           title: str = "Initech platform", net: int = NET) -> int:
+    """A quote through its approval chain (the chain has its own tests), won through the
+    API as its owner would: the subscription it leaves."""
+    with sessions.begin() as s:
+        q = Quote(account_id=crew.account_id, owner_id=crew.rep.id, title=title,
+                  currency="USD", list_amount=net, net_amount=net, cost_amount=net // 3,
+                  term_months=12, status="approved", billing="annual")
+        s.add(q)
+        s.flush()
+        qid = q.id
+    rep = await token_client(live_url, crew.rep)
+    r = await rep.post(f"/api/v1/quotes/{qid}/won")
+    assert r.status_code == 202, r.text
+    await rep.aclose()
+    with sessions() as s:
+        sub_id = s.scalar(select(Subscription.id).where(Subscription.quote_id == qid))
+    assert sub_id is not None
+    return sub_id
+
+
+def renew_in(sessions: sessionmaker[Session], sub_id: int, days: int) -> None:
+    """Move the current term so that it renews ``days`` from today (a 12-month term)."""
+    with sessions.begin() as s:
+        sub = s.get(Subscription, sub_id)
+        assert sub is not None
+        end = today() + dt.timedelta(days=days - 1)
+        sub.term_end, sub.term_start = end, end - dt.timedelta(days=364)
+        term = s.scalar(select(SubscriptionTerm).where(
+            SubscriptionTerm.subscription_id == sub_id, SubscriptionTerm.number == 1))
+        assert term is not None
+        term.start, term.end = sub.term_start, sub.term_end
+
+
+def snapshot(sessions: sessionmaker[Session], sub_id: int) -> tuple[object, ...]:
+    with sessions() as s:
+        sub = s.get(Subscription, sub_id)
+        assert sub is not None
+        addons = s.scalar(select(func.count()).select_from(SubscriptionAddOn))
+        return (sub.term_end, sub.notice_days, sub.term_end_action, sub.uplift_pct, sub.status,
+                sub.cancel_reason, sub.arr, sub.term_number, addons)
+
+
+async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
+        live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    rep = await token_client(live_url, crew.rep)
+    listed = (await rep.get("/api/v1/subscriptions")).json()
+    assert [(x["id"], x["arr"], x["term_months"], x["status"], x["currency"]) for x in listed] \
+        == [(sub_id, NET, 12, "active", "USD")]
+    first = listed[0]
+    assert first["term_start"] == today().isoformat()
+    assert first["renews_on"] == (dt.date.fromisoformat(first["term_end"])
+                                  + dt.timedelta(days=1)).isoformat()
+    assert (first["notice_days"], first["term_end_action"], first["health_band"],
+            first["at_risk"]) == (30, "renew", None, False)
+    one = (await rep.get(f"/api/v1/subscriptions/{sub_id}")).json()
+    assert [(t["number"], t["arr"], t["outcome"]) for t in one["terms"]] == [(1, NET, None)]
+    assert one["contract"]["quote_id"] == one["terms"][0]["quote_id"]
+    assert one["contract"]["term_months"] == 12 and one["add_ons"] == []
+    assert {p["role"] for p in one["contract"]["parties"]} >= {"customer", "provider"}
+    assert (await rep.get("/api/v1/subscriptions?status=churned")).json() == []
+    assert len((await rep.get("/api/v1/subscriptions?account=initech")).json()) == 1
+    assert len((await rep.get(f"/api/v1/subscriptions?account={crew.account_id}")).json()) == 1
+    bad = await rep.get("/api/v1/subscriptions?status=gone")
+    assert bad.status_code == 422 and bad.json()["field"] == "status"
+
+    # A year away: in no window.
+    r = (await rep.get("/api/v1/renewals?within_days=120")).json()
+    assert r["within_days"] == 120 and r["renewals"] == [] and r["summary"]["count"] == 0
+    assert r["summary"]["grr"] is None
+
+    renew_in(sessions, sub_id, 45)
+    for days, expected in ((30, []), (60, [sub_id]), (90, [sub_id]), (120, [sub_id])):
+        r = (await rep.get(f"/api/v1/renewals?within_days={days}")).json()
+        assert [x["id"] for x in r["renewals"]] == expected, days
+    r = (await rep.get("/api/v1/renewals?within_days=60")).json()
+    assert r["renewals"][0]["days_to_renewal"] == 45
+    assert r["summary"] == {"count": 1, "arr": NET, "arr_at_risk": 0,
+                            "currency_note": "amounts are minor units of USD", "grr": None}
+
+    # Its account turns critical: the renewal is at risk.
+    # Past terms: renewed 1000 and auto-renewed 500 of 2000 ended in the last 12 months
+    # (one churned at 500); one renewed 400 days ago is outside the window.
+    with sessions.begin() as s:
+        s.add(AccountHealth(account_id=crew.account_id, score=20, band="critical"))
+        quote_id = s.get(Subscription, sub_id).quote_id  # type: ignore[union-attr]
+        for number, ended, arr, outcome in ((101, 100, 1000, "renewed"),
+                                            (102, 200, 500, "auto_renewed"),
+                                            (103, 50, 500, "churned"),
+                                            (104, 400, 9999, "renewed"),
+                                            (105, 10, 7777, None)):
+            end = today() - dt.timedelta(days=ended)
+            s.add(SubscriptionTerm(subscription_id=sub_id, number=number, quote_id=quote_id,
+                                   start=end - dt.timedelta(days=364), end=end, arr=arr,
+                                   outcome=outcome))
+    r = (await rep.get("/api/v1/renewals?within_days=90")).json()
+    assert r["summary"]["count"] == 1 and r["summary"]["arr_at_risk"] == NET
+    assert r["summary"]["grr"] == 0.75
+    assert (r["renewals"][0]["health_band"], r["renewals"][0]["at_risk"]) == ("critical", True)
+
+    for bad_days in ("45", "0", "365", "abc"):
+        bad = await rep.get(f"/api/v1/renewals?within_days={bad_days}")
+        assert bad.status_code == 422, bad_days
+        assert bad.json()["field"] == "within_days"
+    assert "30, 60, 90, 120" in (await rep.get("/api/v1/renewals?within_days=45")).json()[
+        "detail"]
+    await rep.aclose()
+
+
+async def test_who_sees_and_who_changes(live_url: str, sessions: sessionmaker[Session],
+                                        crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    renew_in(sessions, sub_id, 45)
+    other = await token_client(live_url, crew.rep2)
+    assert (await other.get(f"/api/v1/subscriptions/{sub_id}")).status_code == 404
+    assert (await other.get("/api/v1/subscriptions")).json() == []
+    assert (await other.get("/api/v1/renewals?within_days=90")).json()["summary"]["count"] == 0
+    r = await other.post(f"/api/v1/subscriptions/{sub_id}/cancel", json={"reason": "nope"})
+    assert r.status_code == 404
+    assert (await other.get("/api/v1/subscriptions/99999")).status_code == 404
+    assert (await other.get("/api/v1/subscriptions/0")).status_code == 422
+
+    before = snapshot(sessions, sub_id)
+    for user in (crew.auditor, crew.finance):
+        reader = await token_client(live_url, user)
+        assert (await reader.get(f"/api/v1/subscriptions/{sub_id}")).status_code == 200
+        renewals = (await reader.get("/api/v1/renewals?within_days=60")).json()
+        assert [x["id"] for x in renewals["renewals"]] == [sub_id]
+        for method, path, body in (
+                ("POST", "cancel", {"reason": "budget cut"}), ("POST", "renew-early", None),
+                ("PATCH", "term", {"notice_days": 10}),
+                ("POST", "add-ons", {"description": "SSO", "arr_delta": 1000})):
+            r = await reader.request(method, f"/api/v1/subscriptions/{sub_id}/{path}",
+                                     json=body)
+            assert r.status_code == 403, (user.name, path, r.text)
+        await reader.aclose()
+
+    owner = await token_client(live_url, crew.rep)
+    desk = await token_client(live_url, crew.desk)
+    start = today() + dt.timedelta(days=44) - dt.timedelta(days=364)
+    for client, method, path, body, field in (
+            (owner, "PATCH", "term", {"notice_days": 400}, "notice_days"),
+            (owner, "PATCH", "term", {"notice_days": -1}, "notice_days"),
+            (desk, "PATCH", "term", {"term_end": (start + dt.timedelta(days=20)).isoformat(),
+                                     "notice_days": 30}, "notice_days"),
+            (desk, "PATCH", "term", {"term_end_action": "renewish"}, "term_end_action"),
+            (desk, "PATCH", "term", {"term_end": "2026-13-01"}, "term_end"),
+            (desk, "PATCH", "term", {"term_end": "soon"}, "term_end"),
+            (desk, "PATCH", "term", {"term_end": start.isoformat()}, "term_end"),
+            (desk, "PATCH", "term", {"uplift_pct": "101"}, "uplift_pct"),
+            (desk, "PATCH", "term", {"uplift_pct": "NaN"}, "uplift_pct"),
+            (desk, "PATCH", "term", {}, "term_end"),
+            (owner, "POST", "cancel", {}, "reason"),
+            (owner, "POST", "cancel", {"reason": "  no "}, "reason"),
+            (desk, "POST", "add-ons", {"description": "", "arr_delta": 100}, "description"),
+            (desk, "POST", "add-ons", {"description": "SSO", "arr_delta": 0}, "arr_delta"),
+            (desk, "POST", "add-ons", {"description": "SSO", "arr_delta": 2**53},
+             "arr_delta")):
+        r = await client.request(method, f"/api/v1/subscriptions/{sub_id}/{path}", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["field"] == field, (body, r.json())
+    assert snapshot(sessions, sub_id) == before
+    for c in (other, owner, desk):
+        await c.aclose()
+
+
+async def test_the_pages(live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    renew_in(sessions, sub_id, 45)
+    with sessions.begin() as s:
+        s.add(AccountHealth(account_id=crew.account_id, score=20, band="critical"))
+    for user in (crew.rep, crew.desk):
+        web, csrf = await browser_session(live_url, user)
+        page = await web.get("/renewals?within_days=60")
+        assert page.status_code == 200
+        html = page.text
+        assert f'id="sub-{sub_id}"' in html and "<svg" in html and "Initech platform" in html
+        assert 'href="/renewals"' in html and "at risk" in html and "health-critical" in html
+        assert (await web.get("/renewals?within_days=30")).text.count("Nothing renews") == 1
+        one = await web.get(f"/subscriptions/{sub_id}")
+        assert one.status_code == 200, one.text
+        assert "Renewal history" in one.text and "Change the term" in one.text
+        assert 'id="process-state"' in one.text
+        # A refused change: the page again, the problem at its field, nothing stored.
+        before = snapshot(sessions, sub_id)
+        bad = await web.post(f"/subscriptions/{sub_id}/term", data={
+            "csrf_token": csrf, "notice_days": "999"})
+        assert bad.status_code == 422
+        assert re.search(r'aria-invalid="true"', bad.text)
+        assert "notice_days must be from 0 to 365" in bad.text
+        bad = await web.post(f"/subscriptions/{sub_id}/cancel", data={"csrf_token": csrf})
+        assert bad.status_code == 422 and "say why it is cancelled" in bad.text
+        bad = await web.post(f"/subscriptions/{sub_id}/add-ons", data={
+            "csrf_token": csrf, "description": "SSO", "arr_delta": "lots"})
+        assert bad.status_code == 422 and 'id="err-addon.arr_delta"' in bad.text
+        assert snapshot(sessions, sub_id) == before
+        await web.aclose()
+    web, _ = await browser_session(live_url, crew.rep2)
+    empty = await web.get("/renewals")
+    assert "Nothing renews within 90 days" in empty.text and "<svg" in empty.text
+    assert (await web.get(f"/subscriptions/{sub_id}")).status_code == 404
+    await web.aclose()
+    web, _ = await browser_session(live_url, crew.auditor)
+    page = await web.get(f"/subscriptions/{sub_id}")
+    assert page.status_code == 200 and "Change the term" not in page.text
+    await web.aclose()
+
+
+async def test_parallel_reads_from_several_users(
+        live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    renew_in(sessions, sub_id, 20)
+    users = [crew.rep, crew.rep2, crew.desk, crew.csm, crew.auditor]
+    clients: list[httpx.AsyncClient] = [await token_client(live_url, u) for u in users]
+    calls = [clients[n % len(clients)].get(
+        "/api/v1/renewals?within_days=30" if n % 2 else "/api/v1/subscriptions")
+        for n in range(20)]
+    answers = await asyncio.gather(*calls)
+    assert [a.status_code for a in answers] == [200] * 20
+    seen = {n % len(clients): a.json() for n, a in enumerate(answers) if n % 2}
+    assert [seen[n]["summary"]["count"] for n in range(len(users))] == [1, 0, 1, 1, 1]
+    for c in clients:
+        await c.aclose()
