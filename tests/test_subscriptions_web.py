@@ -14,7 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 
+from dealdesk.settings import Settings
 from store.health import AccountHealth
 from store.models import Quote, User
 from store.subscriptions import Subscription, SubscriptionAddOn, SubscriptionTerm
@@ -275,3 +277,31 @@ async def test_parallel_reads_from_several_users(
     assert [seen[n]["summary"]["count"] for n in range(len(users))] == [1, 0, 1, 1, 1]
     for c in clients:
         await c.aclose()
+
+
+async def test_the_demo_seeds_renewals_inside_90_days_once(
+        live_url: str, sessions: sessionmaker[Session], settings: Settings,
+        client: Client) -> None:
+    from dealdesk.demo import STEPS, seed_records
+    from dealdesk.demo.health import seed_health_records
+    from dealdesk.demo.renewals import RENEWALS, seed_renewals
+
+    assert "subscriptions renewing within 90 days" in [step.what for step in STEPS]
+    assert seed_records(sessions)
+    await asyncio.to_thread(seed_health_records, sessions, settings)
+    await seed_renewals(sessions, client, settings)
+    await seed_renewals(sessions, client, settings)
+    with sessions() as s:
+        desk = s.scalars(select(User).where(User.email == "dealdesk@demo.test")).one()
+        s.expunge(desk)
+        assert s.scalar(select(func.count()).select_from(Subscription)) == len(RENEWALS)
+    desk_api = httpx.AsyncClient(base_url=live_url, timeout=30)
+    r = await desk_api.post("/api/v1/auth/token", json={"email": desk.email,
+                                                        "password": "demo"})
+    desk_api.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    r = (await desk_api.get("/api/v1/renewals?within_days=90")).json()
+    assert [(x["account"], x["days_to_renewal"], x["at_risk"]) for x in r["renewals"]] == [
+        ("Acme Corporation", 45, False), ("Umbrella Health", 70, True)]
+    assert r["renewals"][1]["health_band"] == "critical"
+    assert r["summary"]["arr_at_risk"] == 4_800_000
+    await desk_api.aclose()
