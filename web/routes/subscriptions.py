@@ -23,7 +23,7 @@ from web.render import render
 from web.services import subscriptions as service
 
 router = APIRouter(include_in_schema=False)
-CHART_W, CHART_H, LABEL_H = 600, 160, 22
+CHART_W, CHART_H, LABEL_H = 420, 140, 22
 
 
 @dataclass(frozen=True)
