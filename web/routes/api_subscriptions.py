@@ -209,9 +209,16 @@ class ChangeOut(BaseModel):
     subscription: SubscriptionOut
 
 
+def _fresh(session: Session, user: User, subscription_id: int) -> SubscriptionOut:
+    """The subscription as the renewal process left it (not as this session read it before
+    the change)."""
+    session.expire_all()
+    return _read(session, user, subscription_id)
+
+
 async def _changed(session: Session, user: User, subscription_id: int,
                    state: RenewalState) -> ChangeOut:
-    sub = await in_session(session, _read, user, subscription_id)
+    sub = await in_session(session, _fresh, user, subscription_id)
     return ChangeOut(state=StateOut.of(state), subscription=sub)
 
 
