@@ -119,6 +119,13 @@ async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
     assert len((await rep.get(f"/api/v1/subscriptions?account={crew.account_id}")).json()) == 1
     bad = await rep.get("/api/v1/subscriptions?status=gone")
     assert bad.status_code == 422 and bad.json()["field"] == "status"
+    for query, field in (("account=%00", "account"), ("account=0", "account"),
+                         ("account=99999999999", "account"), ("limit=0", "limit"),
+                         ("offset=-1", "offset")):
+        bad = await rep.get(f"/api/v1/subscriptions?{query}")
+        assert (bad.status_code, bad.json().get("field")) == (422, field), (query, bad.text)
+    assert len((await rep.get("/api/v1/subscriptions?limit=1&offset=0")).json()) == 1
+    assert (await rep.get("/api/v1/subscriptions?limit=1&offset=1")).json() == []
 
     # A year away: in no window.
     r = (await rep.get("/api/v1/renewals?within_days=120")).json()

@@ -145,6 +145,8 @@ def _row(sub: Subscription, health: AccountHealth | None, on: dt.date) -> Row:
 
 def _account_filter(account: str) -> Any:
     text = account.strip()
+    if "\x00" in text:
+        raise Invalid("account must not hold a NUL character", field="account")
     if text.isascii() and text.isdigit():
         number = int(text)
         if not 1 <= number <= MAX_ID:
