@@ -212,6 +212,7 @@ async def test_who_sees_and_who_changes(live_url: str, sessions: sessionmaker[Se
             (desk, "PATCH", "term", {"term_end": start.isoformat()}, "term_end"),
             (desk, "PATCH", "term", {"uplift_pct": "101"}, "uplift_pct"),
             (desk, "PATCH", "term", {"uplift_pct": "NaN"}, "uplift_pct"),
+            (desk, "PATCH", "term", {"uplift_pct": "1e-999999999"}, "uplift_pct"),
             (desk, "PATCH", "term", {}, "term_end"),
             (owner, "POST", "cancel", {}, "reason"),
             (owner, "POST", "cancel", {"reason": "  no "}, "reason"),

@@ -407,7 +407,9 @@ def check_term(sub: Subscription, change: TermChange) -> ChangeTerm:
             raise Invalid(f"uplift_pct: {text[:40]!r} is not a number", field="uplift_pct")
         if not Decimal(0) <= number <= Decimal(100):
             raise Invalid("uplift_pct must be from 0 to 100", field="uplift_pct")
-        uplift = format(number.normalize(), "f")
+        if number != number.quantize(Decimal("0.0001")):
+            raise Invalid("uplift_pct: at most 4 decimal places", field="uplift_pct")
+        uplift = format(number.quantize(Decimal("0.0001")).normalize(), "f")
     if end is None and notice is None and action is None and uplift is None:
         raise Invalid("change at least one of term_end, notice_days, term_end_action or "
                       "uplift_pct", field="term_end")
