@@ -6,6 +6,7 @@ stored); the pages; and parallel reads from several users."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -14,14 +15,34 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 from dealdesk.settings import Settings
 from store.health import AccountHealth
 from store.models import Quote, User
-from store.subscriptions import Subscription, SubscriptionAddOn, SubscriptionTerm
-from tests.support import make_account, make_user
+from store.starts import WorkflowStart
+from store.subscriptions import (
+    Subscription,
+    SubscriptionAddOn,
+    SubscriptionTerm,
+    renewal_workflow_id,
+)
+from tests.support import eventually, make_account, make_user
 from tests.web_support import browser_session, token_client
+from workflows.renewal_messages import (
+    ENDED,
+    INVALID,
+    AddOn,
+    Cancel,
+    ChangeTerm,
+    RenewalInput,
+    RenewalState,
+    RenewEarly,
+)
 
 NET = 1_200_000
 
@@ -313,3 +334,115 @@ async def test_the_demo_seeds_renewals_inside_90_days_once(
     assert r["renewals"][1]["health_band"] == "critical"
     assert r["summary"]["arr_at_risk"] == 4_800_000
     await desk_api.aclose()
+
+
+@workflow.defn(name="RenewalWorkflow", sandboxed=False)
+class StubRenewal:
+    """Stands in for RenewalWorkflow: records each Update and answers as it would, so the web
+    side's wiring (update names, payloads, refusals, the state query) is tested on its own."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[object]] = []
+        self.sub_id = 0
+
+    @workflow.run
+    async def run(self, inp: RenewalInput) -> None:
+        self.sub_id = inp.subscription_id
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def state(self) -> RenewalState:
+        return RenewalState(self.sub_id, 1, "active", "2030-01-01", None, None, [])
+
+    @workflow.query
+    def seen(self) -> list[list[object]]:
+        return self.calls
+
+    def _took(self, name: str, arg: object) -> RenewalState:
+        self.calls.append([name, dataclasses.asdict(arg)])  # type: ignore[call-overload]
+        return self.state()
+
+    @workflow.update(name="change_term")
+    async def change_term(self, change: ChangeTerm) -> RenewalState:
+        if change.uplift_pct == "42":
+            raise ApplicationError("the stub refuses 42", type=INVALID)
+        return self._took("change_term", change)
+
+    @workflow.update(name="cancel")
+    async def cancel(self, cancel: Cancel) -> RenewalState:
+        if cancel.reason == "too late":
+            raise ApplicationError("this subscription has churned", type=ENDED)
+        return self._took("cancel", cancel)
+
+    @workflow.update(name="renew_early")
+    async def renew_early(self, renew: RenewEarly) -> RenewalState:
+        return self._took("renew_early", renew)
+
+    @workflow.update(name="add_on")
+    async def add_on(self, add_on: AddOn) -> RenewalState:
+        return self._took("add_on", add_on)
+
+
+async def test_changes_reach_the_renewal_process_as_updates(
+        live_url: str, sessions: sessionmaker[Session], settings: Settings, client: Client,
+        crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    wid = renewal_workflow_id(settings.workflow_prefix, sub_id)
+
+    def started() -> bool:
+        with sessions() as s:
+            return s.scalar(select(WorkflowStart.started_at).where(
+                WorkflowStart.workflow_id == wid)) is not None
+    await eventually(started, timeout=30)
+    await client.get_workflow_handle(wid).terminate("replaced by the test's stub")
+    queue = f"stub-{settings.task_queue}"
+    async with Worker(client, task_queue=queue, workflows=[StubRenewal]):
+        handle = await client.start_workflow(
+            "RenewalWorkflow", RenewalInput(sub_id, 1), id=wid, task_queue=queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        desk = await token_client(live_url, crew.desk)
+        owner = await token_client(live_url, crew.rep)
+        base = f"/api/v1/subscriptions/{sub_id}"
+        r = await desk.patch(f"{base}/term", json={"notice_days": 60, "uplift_pct": "5.50"})
+        assert r.status_code == 200, r.text
+        assert r.json()["state"]["subscription_id"] == sub_id
+        assert r.json()["subscription"]["id"] == sub_id
+        for _ in range(2):
+            r = await owner.post(f"{base}/add-ons", json={"description": " SSO ",
+                                                          "arr_delta": 120_000},
+                                 headers={"Idempotency-Key": "sso-1"})
+            assert r.status_code == 200, r.text
+        r = await owner.post(f"{base}/add-ons", json={"description": "Audit log",
+                                                      "arr_delta": 1})
+        assert r.status_code == 200, r.text
+        assert (await owner.post(f"{base}/renew-early")).status_code == 200
+        r = await owner.post(f"{base}/cancel", json={"reason": " budget cut "})
+        assert r.status_code == 200, r.text
+        refused = await desk.patch(f"{base}/term", json={"uplift_pct": "42"})
+        assert (refused.status_code, refused.json()["detail"]) == (422, "the stub refuses 42")
+        ended = await owner.post(f"{base}/cancel", json={"reason": "too late"})
+        assert (ended.status_code, ended.json()["detail"]) == (
+            409, "this subscription has churned")
+        # The page: the process's state, and a form's change as the same Update.
+        web, csrf = await browser_session(live_url, crew.rep)
+        page = await web.get(f"/subscriptions/{sub_id}")
+        assert re.search(r'id="process-state">Term 1', page.text), page.text
+        r = await web.post(f"/subscriptions/{sub_id}/add-ons", data={
+            "csrf_token": csrf, "description": "Sandbox", "arr_delta": "1,200.50",
+            "key": "form-1"})
+        assert r.status_code == 303, r.text
+        calls = await handle.query("seen")
+        for c in (desk, owner, web):
+            await c.aclose()
+        await handle.terminate("done")
+    names = [c[0] for c in calls]
+    assert names == ["change_term", "add_on", "add_on", "add_on", "renew_early", "cancel",
+                     "add_on"]
+    assert calls[0][1] == {"by_user_id": crew.desk.id, "term_end": None, "notice_days": 60,
+                           "term_end_action": None, "uplift_pct": "5.5"}
+    first, again, other = (c[1] for c in calls[1:4])
+    assert (first["description"], first["arr_delta"], first["by_user_id"]) == (
+        "SSO", 120_000, crew.rep.id)
+    assert first["key"] == again["key"] != other["key"]
+    assert calls[5][1] == {"by_user_id": crew.rep.id, "reason": "budget cut"}
+    assert (calls[6][1]["description"], calls[6][1]["arr_delta"]) == ("Sandbox", 120_050)
