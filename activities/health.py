@@ -34,6 +34,7 @@ from store.health import (
     upsert_measure,
 )
 from store.models import Account, OutboxMessage, User, UserRole, utcnow
+from store.subscriptions import mark_renewal_risk
 from store.who import Who
 from workflows.health import RECOMPUTE_ACTIVITY, RecomputeInput, RecomputeResult
 from workflows.health_rules import score, worse
@@ -119,7 +120,9 @@ def _recompute_one(s: Session, account_id: int, day: dt.date, base_url: str) -> 
         state.previous_band = before
     state.score, state.band, state.overridden, state.computed_at = (
         current, band, overridden, utcnow())
-    if not worse(band, before):
+    dropped = worse(band, before)
+    mark_renewal_risk(s, account_id, band, dropped, day)
+    if not dropped:
         return False
     assert before is not None
     _raise_task(s, account, day, before, band, current, base_url)

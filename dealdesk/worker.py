@@ -16,6 +16,7 @@ from activities.envelopes import EnvelopeActivities
 from activities.health import HealthActivities
 from activities.mail import Mailer
 from activities.proposals import ProposalActivities
+from activities.renewals import RenewalActivities
 from activities.rfps import RfpActivities
 from activities.webhooks import WebhookActivities
 from dealdesk.parts import open_pki, smtp_config, webhook_endpoints
@@ -28,10 +29,11 @@ from workflows.billing import BillingWorkflow
 from workflows.envelope import EnvelopeWorkflow
 from workflows.health import HealthRecomputeWorkflow
 from workflows.proposal import ProposalWorkflow
+from workflows.renewal import RenewalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
 
 WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow,
-             ProposalWorkflow, HealthRecomputeWorkflow]
+             ProposalWorkflow, HealthRecomputeWorkflow, RenewalWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
@@ -64,6 +66,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     billing = BillingActivities(sessions, blobs, settings.org_name)
     rfps = RfpActivities(sessions, settings.base_url)
     health = HealthActivities(sessions, settings.base_url)
+    renewals = RenewalActivities(sessions, mailer, settings.base_url)
     proposals = ProposalActivities(sessions, blobs,
                                    lambda data, name: converter.convert(data, filename=name))
     worker = Worker(
@@ -77,7 +80,11 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     envelopes.seal_envelope, envelopes.record_outcome,
                     webhooks.deliver_webhook, billing.issue_invoice,
                     rfps.notify_rfp_sme, proposals.project_proposal,
-                    proposals.finalize_proposal, health.recompute_health],
+                    proposals.finalize_proposal, health.recompute_health,
+                    renewals.renewal_plan, renewals.remind_renewal,
+                    renewals.make_renewal_quote, renewals.close_term,
+                    renewals.change_subscription_term, renewals.cancel_subscription,
+                    renewals.add_subscription_addon],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

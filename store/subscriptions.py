@@ -175,10 +175,13 @@ def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, pr
               sealed_sha256: str | None = None,
               signers: list[dict[str, str]] | None = None) -> Subscription:
     """The won quote's contract, subscription and first term, and the start of its
-    RenewalWorkflow; once per quote (a second call returns the first's subscription). In the
-    caller's transaction."""
+    RenewalWorkflow; once per quote (a second call returns the first's subscription). A won
+    renewal quote returns the subscription it renews. In the caller's transaction."""
     existing = session.scalar(select(Subscription).join(
         Contract, Contract.id == Subscription.contract_id).where(Contract.quote_id == quote.id))
+    # A won renewal quote renews its subscription (RenewalWorkflow closes the term with it).
+    existing = existing or session.scalar(select(Subscription).where(
+        Subscription.renewal_quote_id == quote.id))
     if existing is not None:
         return existing
     end = term_end(won_on, quote.term_months)
@@ -207,3 +210,17 @@ def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, pr
     wid = renewal_workflow_id(prefix, sub.id)
     starts.enqueue(session, wid, "RenewalWorkflow", RenewalInput(sub.id, 1), task_queue)
     return sub
+
+
+def mark_renewal_risk(session: Session, account_id: int, band: str, dropped: bool,
+                      day: dt.date) -> None:
+    """Health steers renewals: a drop into a worse band marks the account's open
+    subscriptions at risk (with why); back to good clears it. In the caller's transaction."""
+    subs = session.scalars(select(Subscription).where(
+        Subscription.account_id == account_id, Subscription.status != "churned"))
+    for sub in subs:
+        if dropped and not sub.at_risk:
+            sub.at_risk = True
+            sub.risk_reason = f"health dropped to {band.replace('_', ' ')} on {day}"
+        elif band == "good" and sub.at_risk:
+            sub.at_risk, sub.risk_reason = False, ""

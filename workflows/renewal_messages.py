@@ -30,6 +30,7 @@ class TermPlan:
     quote_days: int
     """Days before ``renews_on`` at which the renewal quote is made."""
     renewal_quote_id: int | None
+    term_end_action: str = "renew"
 
 
 @dataclass(frozen=True)
