@@ -446,3 +446,60 @@ async def test_changes_reach_the_renewal_process_as_updates(
     assert first["key"] == again["key"] != other["key"]
     assert calls[5][1] == {"by_user_id": crew.rep.id, "reason": "budget cut"}
     assert (calls[6][1]["description"], calls[6][1]["arr_delta"]) == ("Sandbox", 120_050)
+
+
+async def test_changes_through_the_live_renewal_process(
+        live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
+    sub_id = await won_subscription(live_url, sessions, crew)
+    owner = await token_client(live_url, crew.rep)
+    desk = await token_client(live_url, crew.desk)
+    base = f"/api/v1/subscriptions/{sub_id}"
+    r = await desk.patch(f"{base}/term", json={
+        "notice_days": 60, "term_end_action": "evergreen", "uplift_pct": "5.5"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["state"]["subscription_id"], body["state"]["term_number"]) == (sub_id, 1)
+    assert (body["subscription"]["notice_days"], body["subscription"]["term_end_action"],
+            body["subscription"]["uplift_pct"]) == (60, "evergreen", "5.5")
+    with sessions() as s:
+        sub = s.get(Subscription, sub_id)
+        assert sub is not None
+        assert (sub.notice_days, sub.term_end_action, sub.uplift_pct) == (60, "evergreen",
+                                                                          "5.5")
+    # An add-on retried with the same Idempotency-Key is added once.
+    for _ in range(2):
+        r = await owner.post(f"{base}/add-ons", json={"description": "SSO",
+                                                      "arr_delta": 120_000},
+                             headers={"Idempotency-Key": "sso-1"})
+        assert r.status_code == 200, r.text
+    assert [a["description"] for a in r.json()["subscription"]["add_ons"]] == ["SSO"]
+    assert r.json()["subscription"]["arr"] == NET + 120_000
+
+    r = await owner.post(f"{base}/cancel", json={"reason": "budget cut"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["subscription"]["status"], r.json()["subscription"]["cancel_reason"],
+            r.json()["state"]["status"]) == ("cancelling", "budget cut", "cancelling")
+    # Renewing a cancelled subscription early is the process's own refusal: a 422.
+    r = await owner.post(f"{base}/renew-early")
+    assert r.status_code == 422 and "can't renew early" in r.json()["detail"]
+    # The page shows the process's state (the worker answers its query).
+    web, _ = await browser_session(live_url, crew.rep)
+    page = await web.get(f"/subscriptions/{sub_id}")
+    assert page.status_code == 200 and "Process state unavailable" not in page.text
+    assert re.search(r'id="process-state">Term 1', page.text)
+    assert "budget cut" in page.text and "SSO" in page.text
+
+    # Another subscription renewed early: term 1 closes auto-renewed, term 2 is uplifted 3 %.
+    other = await won_subscription(live_url, sessions, crew, "Initech data")
+    r = await desk.post(f"/api/v1/subscriptions/{other}/renew-early")
+    assert r.status_code == 200, r.text
+
+    async def renewed() -> dict[str, object] | None:
+        got = (await desk.get(f"/api/v1/subscriptions/{other}")).json()
+        return got if got["term_number"] == 2 else None
+    got = await eventually(renewed, timeout=30, interval=0.3)
+    assert [(t["number"], t["outcome"]) for t in got["terms"]] == [(2, None),
+                                                                   (1, "auto_renewed")]
+    assert got["arr"] == NET * 103 // 100
+    for c in (owner, desk, web):
+        await c.aclose()

@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from store import starts
 from store.db import in_session
 from store.health import AccountHealth
 from store.models import Account, User
@@ -464,10 +465,14 @@ def _state(answer: object) -> RenewalState:
     raise TypeError(f"the renewal process answered {type(answer).__name__}")
 
 
-async def _update(client: Client, prefix: str, subscription_id: int, name: str,
-                  payload: object) -> RenewalState:
-    answer = await execute_update(client, renewal_workflow_id(prefix, subscription_id), name,
-                                  payload, ended=ENDED, service=SERVICE)
+async def _update(session: Session, client: Client, prefix: str, subscription_id: int,
+                  name: str, payload: object) -> RenewalState:
+    """The Update on the subscription's RenewalWorkflow. A subscription won a moment ago may
+    have its workflow's start still pending (the reconciler starts it within seconds): it is
+    started here first, so the change isn't refused as if the process had ended."""
+    wid = renewal_workflow_id(prefix, subscription_id)
+    await starts.start_now(client, session, wid)
+    answer = await execute_update(client, wid, name, payload, ended=ENDED, service=SERVICE)
     return _state(answer)
 
 
@@ -476,13 +481,15 @@ async def cancel(session: Session, client: Client, prefix: str, user: User,
     """Cancel at the end of the current term (it churns then)."""
     await in_session(session, changeable, user, subscription_id)
     text = check_reason(reason)
-    return await _update(client, prefix, subscription_id, "cancel", Cancel(user.id, text))
+    return await _update(session, client, prefix, subscription_id, "cancel",
+                         Cancel(user.id, text))
 
 
 async def renew_early(session: Session, client: Client, prefix: str, user: User,
                       subscription_id: int) -> RenewalState:
     await in_session(session, changeable, user, subscription_id)
-    return await _update(client, prefix, subscription_id, "renew_early", RenewEarly(user.id))
+    return await _update(session, client, prefix, subscription_id, "renew_early",
+                         RenewEarly(user.id))
 
 
 def _checked_term(session: Session, user: User, subscription_id: int,
@@ -496,7 +503,7 @@ def _checked_term(session: Session, user: User, subscription_id: int,
 async def change_term(session: Session, client: Client, prefix: str, user: User,
                       subscription_id: int, change: TermChange) -> RenewalState:
     payload = await in_session(session, _checked_term, user, subscription_id, change)
-    return await _update(client, prefix, subscription_id, "change_term", payload)
+    return await _update(session, client, prefix, subscription_id, "change_term", payload)
 
 
 async def add_on(session: Session, client: Client, prefix: str, user: User,
@@ -507,4 +514,4 @@ async def add_on(session: Session, client: Client, prefix: str, user: User,
     await in_session(session, changeable, user, subscription_id)
     text, delta = check_add_on(description, arr_delta)
     payload = AddOn(user.id, text, delta, add_on_key(user, subscription_id, idempotency_key))
-    return await _update(client, prefix, subscription_id, "add_on", payload)
+    return await _update(session, client, prefix, subscription_id, "add_on", payload)
