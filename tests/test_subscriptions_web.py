@@ -333,6 +333,12 @@ async def test_the_demo_seeds_renewals_inside_90_days_once(
         ("Acme Corporation", 45, False), ("Umbrella Health", 70, True)]
     assert r["renewals"][1]["health_band"] == "critical"
     assert r["summary"]["arr_at_risk"] == 4_800_000
+    # Each renewal process follows its moved term.
+    for row in r["renewals"]:
+        handle = client.get_workflow_handle(
+            renewal_workflow_id(settings.workflow_prefix, row["id"]))
+        state = await handle.query("state", result_type=RenewalState)
+        assert state.renews_on == row["renews_on"]
     await desk_api.aclose()
 
 

@@ -1,7 +1,9 @@
 """The demo's renewals: two subscriptions made the real way (a quote submitted, approved at
 once since no rule needs anyone, and marked won, which subscribes it), their terms then moved
 in the store so that they renew inside 90 days: Acme's in about 45 days, Umbrella Health's in
-about 70 and at risk (its account dropped to critical in ``health.py``). Seeding again adds
+about 70 and at risk (its account dropped to critical in ``health.py``). Each RenewalWorkflow
+is then told of its moved term (a ``change_term`` Update to the same last day, which re-reads
+the plan), so its reminders and renewal quote follow the new dates. Seeding again adds
 nothing."""
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.settings import Settings
+from store import starts
 from store.db import write_lock
 from store.models import Account, User
-from store.subscriptions import Subscription, SubscriptionTerm
+from store.subscriptions import Subscription, SubscriptionTerm, renewal_workflow_id
 from web.services.invoices import mark_won
 from web.services.quotes import QuoteFields, create_quote, submit_quote
+from workflows.renewal_messages import ChangeTerm, RenewalState
 
 # title, account, net (USD), renews in (days), at risk
 RENEWALS = [
@@ -26,8 +30,10 @@ RENEWALS = [
 ]
 
 
-def _move(sessions: sessionmaker[Session], quote_id: int, days: int, at_risk: bool) -> None:
-    """The subscription's current (first) term moved so that it renews ``days`` from today."""
+def _move(sessions: sessionmaker[Session], quote_id: int, days: int,
+          at_risk: bool) -> tuple[int, dt.date]:
+    """The subscription's current (first) term moved so that it renews ``days`` from today;
+    its id and the term's new last day."""
     with sessions() as s:
         write_lock(s)
         sub = s.scalar(select(Subscription).where(Subscription.quote_id == quote_id))
@@ -41,6 +47,7 @@ def _move(sessions: sessionmaker[Session], quote_id: int, days: int, at_risk: bo
         if at_risk:
             sub.at_risk, sub.risk_reason = True, "account health critical"
         s.commit()
+        return sub.id, end
 
 
 async def seed_renewals(sessions: sessionmaker[Session], client: Client,
@@ -64,5 +71,10 @@ async def seed_renewals(sessions: sessionmaker[Session], client: Client,
             await _approved(sessions, quote.id)
             await mark_won(s, client, quote, rep, task_queue=settings.task_queue,
                            prefix=settings.workflow_prefix)
-            quote_id = quote.id
-        _move(sessions, quote_id, days, at_risk)
+            quote_id, rep_id = quote.id, rep.id
+            sub_id, end = _move(sessions, quote_id, days, at_risk)
+            wid = renewal_workflow_id(settings.workflow_prefix, sub_id)
+            await starts.start_now(client, s, wid)
+            await client.get_workflow_handle(wid).execute_update(
+                "change_term", ChangeTerm(rep_id, term_end=end.isoformat()),
+                result_type=RenewalState)
