@@ -40,6 +40,7 @@ from web.routes import (
     api_library,
     api_proposals,
     api_rfps,
+    api_subscriptions,
     builder,
     catalog,
     deals,
@@ -54,6 +55,7 @@ from web.routes import (
     quote_docs,
     quotes,
     rfps,
+    subscriptions,
     verify,
 )
 from web.routes import envelopes as envelope_pages
@@ -217,7 +219,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    api_rfps.router, rfps.router, api_proposals.router, proposals.router,
                    api_deals.router, deals.router, api_health.router, account_health.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
-                   catalog.router, quote_docs.router, quote_docs.api):
+                   catalog.router, quote_docs.router, quote_docs.api,
+                   api_subscriptions.router, subscriptions.router):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

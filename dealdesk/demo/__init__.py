@@ -1,7 +1,8 @@
 """Demo data: users for every role, accounts, the standard policy and catalog, quotes in
 several inboxes (two built from the catalog, one of them won and invoiced), envelopes out
 for signature, a content library with an RFP answered from it (``rfp.py``), and an account
-that just dropped to critical health with its CSM's alert (``health.py``)."""
+that just dropped to critical health with its CSM's alert (``health.py``), and two
+subscriptions renewing within 90 days, one of them at risk (``renewals.py``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from dealdesk.demo.contract import contract_pdf
 from dealdesk.demo.health import seed_health
 from dealdesk.demo.proposal import seed_proposal
+from dealdesk.demo.renewals import seed_renewals
 from dealdesk.demo.rfp import seed_rfp
 from dealdesk.settings import Settings
 from dealdesk.tools import missing
@@ -236,6 +238,8 @@ STEPS = (
     DemoStep("RFP answered from the content library", seed_rfp),
     DemoStep("proposal in review", seed_proposal),
     DemoStep("account health with a CSM alert", seed_health),
+    # After the health step: Umbrella Health's renewal is at risk because it dropped.
+    DemoStep("subscriptions renewing within 90 days", seed_renewals),
 )
 
 
@@ -274,6 +278,7 @@ __all__ = [
     "seed_proposal",
     "seed_quotes",
     "seed_records",
+    "seed_renewals",
     "seed_rfp",
     "seed_workflows",
 ]

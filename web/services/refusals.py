@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from web.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from workflows import approval_chain as chain
+from workflows import renewal_messages as renewal
 
 _BY_TYPE: dict[str, type[AppError]] = {
     chain.UNKNOWN_TASK: NotFound,
@@ -23,6 +24,8 @@ _BY_TYPE: dict[str, type[AppError]] = {
     chain.STALE_VERSION: Conflict,
     chain.CHAIN_CLOSED: Conflict,
     chain.COMMENT_REQUIRED: Invalid,
+    renewal.INVALID: Invalid,
+    renewal.ENDED: Conflict,
 }
 
 
