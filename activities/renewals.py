@@ -271,7 +271,7 @@ class RenewalActivities:
             before = {"term_end": sub.term_end.isoformat(), "notice_days": sub.notice_days,
                       "term_end_action": sub.term_end_action, "uplift_pct": sub.uplift_pct}
             sub.term_end, sub.notice_days, sub.term_end_action, sub.uplift_pct = (
-                end, notice, action, str(Decimal(uplift).normalize()))
+                end, notice, action, format(Decimal(uplift).normalize(), "f"))
             term = s.scalar(select(SubscriptionTerm).where(
                 SubscriptionTerm.subscription_id == sub.id,
                 SubscriptionTerm.number == sub.term_number))

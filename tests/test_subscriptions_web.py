@@ -6,9 +6,11 @@ stored); the pages; and parallel reads from several users."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -22,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from dealdesk.settings import Settings
+from store.db import write_lock
 from store.health import AccountHealth
 from store.models import Quote, User
 from store.starts import WorkflowStart
@@ -58,9 +61,18 @@ class Crew:
     account_id: int
 
 
+@contextlib.contextmanager
+def writing(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction that queues for SQLite's lock up front (the worker writes too)."""
+    with sessions() as s:
+        write_lock(s)
+        yield s
+        s.commit()
+
+
 @pytest.fixture
 def crew(sessions: sessionmaker[Session]) -> Crew:
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         c = Crew(rep=make_user(s, "Rae Rep", "rep"), rep2=make_user(s, "Ray Other", "rep"),
                  desk=make_user(s, "Dee Desk", "deal_desk"), csm=make_user(s, "Cy Csm", "csm"),
                  auditor=make_user(s, "Aud Itor", "auditor"),
@@ -78,7 +90,7 @@ async def won_subscription(live_url: str, sessions: sessionmaker[Session], crew:
                            title: str = "Initech platform", net: int = NET) -> int:
     """A quote through its approval chain (the chain has its own tests), won through the
     API as its owner would: the subscription it leaves."""
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         q = Quote(account_id=crew.account_id, owner_id=crew.rep.id, title=title,
                   currency="USD", list_amount=net, net_amount=net, cost_amount=net // 3,
                   term_months=12, status="approved", billing="annual")
@@ -97,7 +109,7 @@ async def won_subscription(live_url: str, sessions: sessionmaker[Session], crew:
 
 def renew_in(sessions: sessionmaker[Session], sub_id: int, days: int) -> None:
     """Move the current term so that it renews ``days`` from today (a 12-month term)."""
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         sub = s.get(Subscription, sub_id)
         assert sub is not None
         end = today() + dt.timedelta(days=days - 1)
@@ -165,7 +177,7 @@ async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
     # Its account turns critical: the renewal is at risk.
     # Past terms: renewed 1000 and auto-renewed 500 of 2000 ended in the last 12 months
     # (one churned at 500); one renewed 400 days ago is outside the window.
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         s.add(AccountHealth(account_id=crew.account_id, score=20, band="critical"))
         quote_id = s.get(Subscription, sub_id).quote_id  # type: ignore[union-attr]
         for number, ended, arr, outcome in ((101, 100, 1000, "renewed"),
@@ -252,7 +264,7 @@ async def test_who_sees_and_who_changes(live_url: str, sessions: sessionmaker[Se
 async def test_the_pages(live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
     sub_id = await won_subscription(live_url, sessions, crew)
     renew_in(sessions, sub_id, 45)
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         s.add(AccountHealth(account_id=crew.account_id, score=20, band="critical"))
     for user in (crew.rep, crew.desk):
         web, csrf = await browser_session(live_url, user)

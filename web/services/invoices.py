@@ -18,7 +18,7 @@ from store.commerce import Invoice
 from store.db import in_session, write_lock
 from store.invoicing import win
 from store.models import Quote, User
-from store.subscriptions import subscribe
+from store.subscriptions import renewal_workflow_id, subscribe
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.billing import BillingInput, BillingWorkflow
@@ -31,8 +31,10 @@ def billing_workflow_id(prefix: str, quote_id: int) -> str:
     return f"{prefix}deal-{quote_id}"
 
 
-def _win(session: Session, quote_id: int, actor: User, task_queue: str, prefix: str) -> str:
-    """The quote won and its billing's start, in one transaction."""
+def _win(session: Session, quote_id: int, actor: User, task_queue: str,
+         prefix: str) -> tuple[str, str]:
+    """The quote won, its subscription, and its billing's and renewal's starts, in one
+    transaction; the two workflow ids."""
     write_lock(session)
     quote = session.get(Quote, quote_id, populate_existing=True)
     if quote is None:
@@ -45,12 +47,12 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str, prefix: 
     # One row per won deal whichever path wins it (a signed envelope writes the same key).
     issue_dates = [i.issue_on.isoformat()
                    for i in win(session, quote, Who.user(actor), via="manual")]
-    subscribe(session, quote, Who.user(actor), task_queue=task_queue, prefix=prefix,
-              won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date())
+    sub = subscribe(session, quote, Who.user(actor), task_queue=task_queue, prefix=prefix,
+                    won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date())
     wid = billing_workflow_id(prefix, quote.id)
     starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
                    task_queue)
-    return wid
+    return wid, renewal_workflow_id(prefix, sub.id)
 
 
 async def mark_won(session: Session, client: Client | None, quote: Quote, actor: User, *,
@@ -58,9 +60,10 @@ async def mark_won(session: Session, client: Client | None, quote: Quote, actor:
     """Close an approved quote as won and start invoicing it; returns the workflow id.
     Idempotent: marking a won deal won again changes nothing. The billing starts right away,
     or from the worker's reconciler if Temporal can't be reached now."""
-    wid = await in_session(session, _win, quote.id, actor, task_queue, prefix)
+    wid, renewal = await in_session(session, _win, quote.id, actor, task_queue, prefix)
     crash_point("won:after-commit")
     await starts.start_now(client, session, wid)
+    await starts.start_now(client, session, renewal)
     return wid
 
 
