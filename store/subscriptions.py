@@ -23,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -100,6 +101,12 @@ class Contract(Base):
 
 class Subscription(Base):
     __tablename__ = "subscriptions"
+    __table_args__ = (
+        # The renewals view: a window of renewing subscriptions, soonest first, for those who
+        # see all and for one owner (web/services/renewals.py), read off the index.
+        Index("ix_subscriptions_renewing", "status", "term_end"),
+        Index("ix_subscriptions_owner_renewing", "owner_id", "status", "term_end"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -135,7 +142,9 @@ class SubscriptionTerm(Base):
     """One term of a subscription: the renewal history."""
 
     __tablename__ = "subscription_terms"
-    __table_args__ = (UniqueConstraint("subscription_id", "number"),)
+    __table_args__ = (UniqueConstraint("subscription_id", "number"),
+                      Index("ix_subscription_terms_end", "end"))
+    """``end``: gross revenue retention reads the terms that ended in the last 12 months."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)

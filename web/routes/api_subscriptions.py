@@ -1,12 +1,13 @@
 """Subscriptions and renewals over the JSON API: list and read subscriptions, the renewals
 due within 30/60/90/120 days with their summary, and the changes (cancel, renew early, change
 the term, add an add-on), each an Update on the subscription's RenewalWorkflow (the use
-cases are web/services/subscriptions.py)."""
+cases are web/services/subscriptions.py and, for the renewals, web/services/renewals.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -17,6 +18,7 @@ from web.auth import CurrentUser
 from web.deps import ClientDep, IdempotencyKey, SessionDep, SettingsDep, in_session
 from web.errors import API_ERRORS
 from web.params import MAX_ID, Label, PathId
+from web.services import renewals as renewals_view
 from web.services import subscriptions as service
 from workflows.renewal_messages import RenewalState
 
@@ -166,23 +168,43 @@ class RenewalsSummaryOut(BaseModel):
 class RenewalsOut(BaseModel):
     within_days: int
     summary: RenewalsSummaryOut
-    renewals: list[SubscriptionSummary] = Field(description="soonest first")
+    renewals: list[SubscriptionSummary] = Field(description="this page of the window's "
+                                                            "renewals, soonest first")
+    page: int = Field(description="this page, from 1 (a page past the end gives the last)")
+    limit: int = Field(description="rows per page")
+    pages: int = Field(description="how many pages the window's renewals fill (at least 1)")
+    total: int = Field(description="the window's renewals on every page (summary.count)")
+    next: str | None = Field(description="the next page's URL; null on the last page")
+    prev: str | None = Field(description="the previous page's URL; null on the first page")
+
+
+def _page_url(within_days: int, page: int, limit: int) -> str:
+    return "/api/v1/renewals?" + urlencode({"within_days": within_days, "page": page,
+                                            "limit": limit})
 
 
 @router.get("/renewals", response_model=RenewalsOut)
 def renewals(user: CurrentUser, session: SessionDep,
              within_days: Annotated[int, Query(ge=0, le=10_000, description="30, 60, 90 or "
-                                                                            "120")] = 90
+                                                                            "120")] = 90,
+             page: Annotated[int, Query(ge=1, le=renewals_view.MAX_PAGE,
+                                        description="page, from 1")] = 1,
+             limit: Annotated[int, Query(ge=1, le=renewals_view.MAX_LIMIT,
+                                         description="rows per page")] = renewals_view.PER_PAGE
              ) -> RenewalsOut:
-    """Active and cancelling subscriptions renewing within the window, with its summary."""
-    r = service.renewals(session, user, within_days)
-    s = r.summary
+    """Active and cancelling subscriptions renewing within the window, soonest first, a page
+    at a time, with the whole window's summary."""
+    r = renewals_view.renewals(session, user, within_days, page=page, limit=limit)
+    s, p = r.summary, r.page
     return RenewalsOut(
         within_days=r.within_days,
         summary=RenewalsSummaryOut(count=s.count, arr=s.arr, arr_at_risk=s.arr_at_risk,
                                    currency_note=s.currency_note,
                                    grr=float(s.grr) if s.grr is not None else None),
-        renewals=[SubscriptionSummary.of(row) for row in r.rows])
+        renewals=[SubscriptionSummary.of(row) for row in p.items],
+        page=p.number, limit=p.size, pages=p.pages, total=p.total,
+        next=_page_url(r.within_days, p.number + 1, p.size) if p.has_next else None,
+        prev=_page_url(r.within_days, p.number - 1, p.size) if p.has_prev else None)
 
 
 class StateOut(BaseModel):

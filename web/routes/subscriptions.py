@@ -20,6 +20,7 @@ from web.deps import ClientDep, MaybeClientDep, SessionDep, SettingsDep, in_sess
 from web.errors import AppError, Conflict, Forbidden, Invalid, Unavailable
 from web.params import PathId, form_amount
 from web.render import render
+from web.services import renewals as renewals_view
 from web.services import subscriptions as service
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +40,7 @@ class Bar:
     """The top of the at-risk part (drawn at the bar's bottom)."""
 
 
-def chart_bars(buckets: list[service.Bucket]) -> list[Bar]:
+def chart_bars(buckets: list[renewals_view.Bucket]) -> list[Bar]:
     """One bar per month, scaled to the largest month; the at-risk part at the bottom."""
     top = max((b.arr for b in buckets), default=0) or 1
     slot = CHART_W / max(len(buckets), 1)
@@ -52,15 +53,29 @@ def chart_bars(buckets: list[service.Bucket]) -> list[Bar]:
     return bars
 
 
+def _whole(text: str, default: int, low: int, high: int) -> int:
+    """A number from the query string, or ``default`` when it is not one from low to high
+    (a page forgives a hand-edited URL; the API says 422)."""
+    return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high \
+        else default
+
+
 @router.get("/renewals")
 def renewals_page(request: Request, user: CurrentUser, session: SessionDep,
-                  within_days: Annotated[str, Query(max_length=10)] = "90") -> Response:
-    days = int(within_days) if within_days.isdigit() and int(within_days) in \
-        service.WINDOWS else 90
-    r = service.renewals(session, user, days)
+                  within_days: Annotated[str, Query(max_length=10)] = "90",
+                  page: Annotated[str, Query(max_length=10)] = "1",
+                  limit: Annotated[str, Query(max_length=10)] = "") -> Response:
+    days = _whole(within_days, 90, 1, max(renewals_view.WINDOWS))
+    days = days if days in renewals_view.WINDOWS else 90
+    size = _whole(limit, renewals_view.PER_PAGE, 1, renewals_view.MAX_LIMIT)
+    r = renewals_view.renewals(session, user, days,
+                               page=_whole(page, 1, 1, renewals_view.MAX_PAGE), limit=size)
+    # The links keep the window and a chosen page size; the tabs start at page 1.
+    keep = {"within_days": days, "limit": size if size != renewals_view.PER_PAGE else ""}
     return render(request, "renewals.html", {
-        "r": r, "windows": service.WINDOWS, "bars": chart_bars(r.buckets), "w": CHART_W,
-        "h": CHART_H, "label_h": LABEL_H, "chart_days": service.CHART_DAYS,
+        "r": r, "windows": renewals_view.WINDOWS, "bars": chart_bars(r.buckets), "w": CHART_W,
+        "h": CHART_H, "label_h": LABEL_H, "chart_days": renewals_view.CHART_DAYS,
+        "keep": keep, "tab_limit": keep["limit"],
         "currency": r.summary.currencies[0] if len(r.summary.currencies) == 1 else "USD"})
 
 

@@ -1,5 +1,6 @@
-"""Subscriptions and renewals: one place for the renewals pages, the API and the changes a
-person makes to a subscription through its RenewalWorkflow.
+"""Subscriptions: one place for the subscription pages, the API and the changes a person
+makes to a subscription through its RenewalWorkflow (the renewals view, its summary, chart and
+pages, is :mod:`web.services.renewals`, on this module's rules).
 
 A won deal leaves a contract and a subscription (``store/subscriptions.py``); the
 subscription's RenewalWorkflow (``renewal-{id}``) owns what happens to it next. Reading is
@@ -23,11 +24,11 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
@@ -42,7 +43,6 @@ from store.subscriptions import (
     Subscription,
     SubscriptionAddOn,
     SubscriptionTerm,
-    add_months,
     renewal_workflow_id,
     renews_on,
 )
@@ -55,11 +55,7 @@ from workflows.rules import READ_ONLY_ROLES
 READ_ALL = frozenset({"deal_desk", "finance", "cfo", "csm", "sales_manager", "auditor", "admin"})
 CHANGERS = frozenset({"deal_desk", "csm", "admin"})
 """Who changes someone else's subscription (the owner changes their own)."""
-WINDOWS = (30, 60, 90, 120)
-"""The renewal windows (days ahead) the renewals view offers."""
-CHART_DAYS = 120
 RISKY_BANDS = ("at_risk", "critical")
-GRR_DAYS = 365
 MAX_LIMIT = 500
 MAX_ARR_DELTA = 2**53 - 1
 MAX_NOTICE = 365
@@ -137,11 +133,14 @@ class Row:
     at_risk: bool
 
 
-def _row(sub: Subscription, health: AccountHealth | None, on: dt.date) -> Row:
-    band = health.band if health else None
+def row_of(sub: Subscription, band: str | None, score: int | None, on: dt.date) -> Row:
+    """The row as of ``on``, with the account's current band and score (None: not scored)."""
     day = renews_on(sub)
-    return Row(sub, day, (day - on).days, band, health.score if health else None,
-               risky(sub, band))
+    return Row(sub, day, (day - on).days, band, score, risky(sub, band))
+
+
+def _row(sub: Subscription, health: AccountHealth | None, on: dt.date) -> Row:
+    return row_of(sub, health.band if health else None, health.score if health else None, on)
 
 
 def _account_filter(account: str) -> Any:
@@ -203,129 +202,6 @@ def get_subscription(session: Session, user: User, subscription_id: int) -> Subs
         SubscriptionAddOn.subscription_id == sub.id).order_by(SubscriptionAddOn.id)))
     health = session.get(AccountHealth, sub.account_id)
     return SubscriptionView(_row(sub, health, today()), contract, terms, add_ons, health)
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """One calendar month of the renewals chart."""
-
-    month: dt.date
-    """Its first day."""
-    arr: int
-    arr_at_risk: int
-
-    @property
-    def label(self) -> str:
-        return self.month.strftime("%b %Y")
-
-
-@dataclass(frozen=True)
-class Summary:
-    count: int
-    arr: int
-    arr_at_risk: int
-    currencies: list[str]
-    grr: Decimal | None
-    """Gross revenue retention over the trailing 12 months, 0 … 1 (None: no term ended)."""
-
-    @property
-    def currency_note(self) -> str:
-        if not self.currencies:
-            return "amounts are minor units of each subscription's currency"
-        if len(self.currencies) == 1:
-            return f"amounts are minor units of {self.currencies[0]}"
-        return (f"amounts in {', '.join(self.currencies)} are added without conversion "
-                "(minor units)")
-
-
-@dataclass(frozen=True)
-class Renewals:
-    within_days: int
-    rows: list[Row]
-    summary: Summary
-    buckets: list[Bucket] = field(default_factory=list)
-
-
-def check_window(within_days: int) -> int:
-    if within_days not in WINDOWS:
-        raise Invalid("within_days must be one of " + ", ".join(map(str, WINDOWS)),
-                      field="within_days")
-    return within_days
-
-
-def _upcoming(session: Session, user: User, on: dt.date, days: int) -> list[Row]:
-    """Active and cancelling subscriptions renewing from ``on`` to ``on + days``, soonest
-    first (a term renews the day after its last: ``term_end`` from ``on - 1``)."""
-    query = (select(Subscription).where(
-        Subscription.status.in_(("active", "cancelling")),
-        Subscription.term_end >= on - dt.timedelta(days=1),
-        Subscription.term_end <= on + dt.timedelta(days=days - 1))
-        .order_by(Subscription.term_end, Subscription.id))
-    if not reads_all(user):
-        query = query.where(Subscription.owner_id == user.id)
-    subs = list(session.scalars(query).unique())
-    health = bands(session, [s.account_id for s in subs])
-    return [_row(s, health.get(s.account_id), on) for s in subs]
-
-
-def gross_revenue_retention(session: Session, user: User, on: dt.date) -> Decimal | None:
-    """Gross revenue retention over the trailing 12 months.
-
-    ``GRR = sum(arr of terms ended in the window that renewed or auto-renewed)
-    / sum(arr of all terms ended in the window)``, where the window is the 365 days up to
-    ``on`` (a term's ``end`` in ``on - 365 < end <= on``), a term counts as ended once its
-    outcome is recorded (``renewed``, ``auto_renewed`` or ``churned``), and each term counts at
-    its own ARR, i.e. the ARR before the renewal (no uplift, no expansion: GRR never exceeds
-    1). Only the subscriptions this user sees count. None when no term ended in the window.
-    """
-    query = (select(SubscriptionTerm.outcome, func.sum(SubscriptionTerm.arr))
-             .join(Subscription, Subscription.id == SubscriptionTerm.subscription_id)
-             .where(SubscriptionTerm.outcome.is_not(None),
-                    SubscriptionTerm.end > on - dt.timedelta(days=GRR_DAYS),
-                    SubscriptionTerm.end <= on)
-             .group_by(SubscriptionTerm.outcome))
-    if not reads_all(user):
-        query = query.where(Subscription.owner_id == user.id)
-    sums = {outcome: int(total or 0) for outcome, total in session.execute(query)}
-    ended = sum(sums.values())
-    if not ended:
-        return None
-    kept = sums.get("renewed", 0) + sums.get("auto_renewed", 0)
-    return (Decimal(kept) / Decimal(ended)).quantize(Decimal("0.0001"))
-
-
-def _buckets(rows: list[Row], on: dt.date) -> list[Bucket]:
-    """ARR renewing per calendar month over the next :data:`CHART_DAYS` days."""
-    first = on.replace(day=1)
-    last = on + dt.timedelta(days=CHART_DAYS)
-    months = []
-    m = first
-    while m <= last:
-        months.append(m)
-        m = add_months(m, 1)
-    arr = dict.fromkeys(months, 0)
-    risk = dict.fromkeys(months, 0)
-    for r in rows:
-        key = r.renews_on.replace(day=1)
-        if key in arr:
-            arr[key] += r.sub.arr
-            if r.at_risk:
-                risk[key] += r.sub.arr
-    return [Bucket(m, arr[m], risk[m]) for m in months]
-
-
-def renewals(session: Session, user: User, within_days: int) -> Renewals:
-    """Subscriptions renewing within ``within_days`` (30, 60, 90 or 120), soonest first, with
-    their summary (count, ARR up for renewal, ARR at risk, GRR) and the chart's months."""
-    check_window(within_days)
-    on = today()
-    chart_rows = _upcoming(session, user, on, CHART_DAYS)
-    rows = [r for r in chart_rows if r.days_left <= within_days]
-    summary = Summary(count=len(rows), arr=sum(r.sub.arr for r in rows),
-                      arr_at_risk=sum(r.sub.arr for r in rows if r.at_risk),
-                      currencies=sorted({r.sub.currency for r in rows}),
-                      grr=gross_revenue_retention(session, user, on))
-    return Renewals(within_days, rows, summary, _buckets(chart_rows, on))
 
 
 async def process_state(client: Client | None, prefix: str,
