@@ -14,8 +14,10 @@ their renewal quote at once.
 It prints: starts per second; how long until the worker was idle (every run asleep on a
 timer); then, over 30 s of idle, the worker's and the Temporal server's resident memory and
 CPU (per cent of one core); the worker's memory per subscription; and ``GET /renewals`` and
-``GET /api/v1/renewals?within_days=90`` p50/p95 as the deal desk (target p95 < 100 ms) when
-the web app has them. Nothing here asserts a timing.
+``GET /api/v1/renewals?within_days=90`` (the first page of 50 and the whole window's summary
+and chart), and the 120-day window's last page (``page=999``: past the end, the last), p50/p95
+as the deal desk (target p95 < 100 ms) when the web app has them. Nothing here asserts a
+timing.
 """
 
 from __future__ import annotations
@@ -206,7 +208,8 @@ async def main(n: int, requests: int) -> None:
                 assert csrf
                 await http.post("/login", data={"email": desk_email, "password": "pw",
                                                 "csrf_token": csrf.group(1)})
-                for path in ("/renewals?within_days=90", "/api/v1/renewals?within_days=90"):
+                for path in ("/renewals?within_days=90", "/api/v1/renewals?within_days=90",
+                             "/renewals?within_days=120&page=999"):
                     samples = await timed(http, path, requests)
                     if samples is None:
                         print(f"GET {path}: not in this build")
