@@ -171,6 +171,8 @@ async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
         assert [x["id"] for x in r["renewals"]] == expected, days
     r = (await rep.get("/api/v1/renewals?within_days=60")).json()
     assert r["renewals"][0]["days_to_renewal"] == 45
+    assert (r["page"], r["limit"], r["pages"], r["total"], r["next"], r["prev"]) == (
+        1, 50, 1, 1, None, None)
     assert r["summary"] == {"count": 1, "arr": NET, "arr_at_risk": 0,
                             "currency_note": "amounts are minor units of USD", "grr": None}
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from store.health import AccountHealth
 from store.models import User
 from store.subscriptions import Subscription, SubscriptionTerm, add_months
+from web import paging
 from web.errors import Invalid
 from web.paging import Page
 from web.services import subscriptions as subs
@@ -33,8 +34,9 @@ WINDOWS = (30, 60, 90, 120)
 CHART_DAYS = 120
 GRR_DAYS = 365
 RENEWING = ("active", "cancelling")
-PER_PAGE = 50
-MAX_LIMIT = 500
+PER_PAGE = paging.PER_PAGE
+"""Rows a page unless ``limit`` says otherwise, as on the list pages."""
+MAX_LIMIT = subs.MAX_LIMIT
 MAX_PAGE = 100_000
 
 
@@ -122,9 +124,8 @@ def chart_months(on: dt.date) -> list[dt.date]:
 
 def _month_index(months: list[dt.date]) -> Any:
     """The chart month a subscription renews in, as an index into ``months``: it renews on
-    ``term_end + 1``, so in month *i* when ``term_end < months[i + 1] - 1 day``."""
-    if len(months) == 1:
-        return 0
+    ``term_end + 1``, so in month *i* when ``term_end < months[i + 1] - 1 day`` (120 days
+    always span several months)."""
     return case(*((Subscription.term_end < nxt - dt.timedelta(days=1), i)
                   for i, nxt in enumerate(months[1:])), else_=len(months) - 1)
 
