@@ -38,6 +38,8 @@ class ContractTemplate:
     file: str
     attribution: str
     """The licence's attribution, which every document made from it carries."""
+    wins: bool = True
+    """Signing it wins the quote it is made from (an order form); an NDA wins nothing."""
 
     def data(self) -> bytes:
         return (TEMPLATE_DIR / self.file).read_bytes()
@@ -51,7 +53,7 @@ TEMPLATES: dict[str, ContractTemplate] = {t.key: t for t in (
     ContractTemplate("mutual_nda", "Mutual NDA", "mutual-nda.docx",
                      "Based on the Common Paper Mutual NDA, available at "
                      "https://commonpaper.com. Licensed under CC BY 4.0. Copyright Common "
-                     "Paper, Inc."),
+                     "Paper, Inc.", wins=False),
 )}
 DEFAULT_TEMPLATE = "order_form"
 

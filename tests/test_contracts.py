@@ -185,7 +185,7 @@ async def test_bad_requests_are_refused_with_the_field_to_fix(
 @pytest.mark.timeout(240)
 async def test_parallel_sends_with_one_key_make_one_envelope(
         live_url: str, sessions: sessionmaker[Session], cast: Cast, settings: Settings) -> None:
-    deal_id, _ = deal_with_quote(sessions, cast)
+    deal_id, _ = deal_with_quote(sessions, cast, status="draft")  # an NDA needs no quote
     rep = await token_client(live_url, cast.rep)
     body = {"template": "mutual_nda", "signers": [CUSTOMER, ours(cast)]}
     answers = await asyncio.gather(*(
@@ -194,10 +194,11 @@ async def test_parallel_sends_with_one_key_make_one_envelope(
     assert [a.status_code for a in answers] == [201] * 5, answers[0].text
     assert len({a.json()["envelope_id"] for a in answers}) == 1
     r = await rep.post(f"/api/v1/deals/{deal_id}/contract", headers={"Idempotency-Key": "nda-1"},
-                       json={**body, "template": "order_form"})
+                       json={**body, "signers": [{**CUSTOMER, "title": "CTO"}, ours(cast)]})
     assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key", r.text
     with sessions() as s:
         [env] = s.scalars(select(Envelope).where(Envelope.deal_id == deal_id)).all()
+        assert env.quote_id is None  # signing an NDA wins nothing
         original = BlobStore(settings.blob_dir).get(env.original_sha256)
     text = pdf_text(original)
     for expected in ("Mutual Non-Disclosure Agreement", "Initech", settings.org_name,

@@ -7,12 +7,14 @@ sandbox, converts it with the warm LibreOffice and hands the PDF to the envelope
 signers: the customer's (routing order 1, at ``[[sign:customer]]``) and ours (routing order
 2, at ``[[sign:provider]]``; an internal user signs from their inbox). Signing it wins the
 quote like any envelope sent for an approved quote: ``record_outcome`` writes the
-``contracts`` row with the sealed PDF's hash, the subscription and the billing.
+``contracts`` row with the sealed PDF's hash, the subscription and the billing. The Mutual
+NDA wins nothing: its envelope carries the deal only, and it needs no quote.
 
 **Who may do what.** What sending an envelope for the quote needs: a role that sends
-envelopes, and the quote's owner or the deal desk; the deal must be open and the quote one
-of its approved quotes. A retry with the same idempotency key returns the first envelope
-(the key stands for the request: deal, quote version, template, signers).
+envelopes, and the quote's owner or the deal desk (for an NDA without a quote, the deal's
+owner or the deal desk); the deal must be open and the quote one of its approved quotes.
+A retry with the same idempotency key returns the first envelope (the key stands for the
+request: deal, quote version, template, signers).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class _Plan:
     digest: str
     template: str
     deal_id: int
-    quote_id: int
+    quote_id: int | None
+    """The quote signing it wins (an order form's; an NDA wins nothing)."""
     facts: ContractFacts | None
     company_user_id: int | None
 
@@ -127,30 +130,49 @@ def _plan(session: Session, user: User, deal_id: int, body: ContractIn, org_name
     deal = deals.visible(session, user, deal_id)
     if deal.stage in CLOSED:
         raise Conflict(f"deal {deal.id} is {deal.stage}: a closed deal takes no new contract")
-    quote = _quote_of(session, user, deal.id, body.quote_id)
+    template = contract.TEMPLATES[body.template]
+    if template.wins or body.quote_id is not None:
+        quote: Quote | None = _quote_of(session, user, deal.id, body.quote_id)
+    else:  # an NDA needs no quote: who may send the deal's quotes may send it
+        quote = None
+        if not (deal.owner_id == user.id or "deal_desk" in user.roles):
+            raise Forbidden(f"deal {deal.id} isn't yours: only its owner ({deal.owner.name}) "
+                            "or the deal desk sends its contracts")
     signers = [s.model_dump() for s in body.signers]
-    digest = idempotency.request_hash("contract", body.template, str(deal.id), str(quote.id),
-                                      str(quote.version), json.dumps(signers, sort_keys=True))
+    digest = idempotency.request_hash(
+        "contract", body.template, str(deal.id), str(quote.id if quote else ""),
+        str(quote.version if quote else ""), json.dumps(signers, sort_keys=True))
     try:
         earlier = idempotency.earlier(session, user.id, "envelope", key, digest)
     except idempotency.KeyReused as e:
         raise Invalid(str(e), field="Idempotency-Key") from None
+    wins = quote.id if quote and template.wins else None
     if earlier is not None:
-        return _Plan(earlier, digest, body.template, deal.id, quote.id, None, None)
+        return _Plan(earlier, digest, body.template, deal.id, wins, None, None)
     customer, ours = (Party(s.name.strip(), s.title.strip(), s.email.strip())
                       for s in body.signers)
+    internal = active_user_by_email(session, ours.email)
+    today = dt.datetime.now(dt.UTC).date()
+    if quote is None:
+        facts = ContractFacts(
+            provider=org_name, customer=deal.account.name, reference=deal.name,
+            effective=today, term_months=0, currency=deal.currency, net_total=0, lines=(),
+            billing="", payment_terms_days=PAYMENT_TERMS_DAYS,
+            notice_days=DEFAULT_NOTICE_DAYS, uplift_pct=DEFAULT_UPLIFT_PCT, other_changes=(),
+            customer_signer=customer, provider_signer=ours)
+        return _Plan(None, digest, body.template, deal.id, None, facts,
+                     internal.id if internal else None)
     doc = quote_documents.document_of(session, quote, org_name, blobs)
     facts = ContractFacts(
         provider=org_name, customer=quote.account.name, reference=f"Q-{quote.id} v{quote.version}",
-        effective=dt.datetime.now(dt.UTC).date(), term_months=quote.term_months,
+        effective=today, term_months=quote.term_months,
         currency=quote.currency, net_total=quote.net_amount,
         lines=tuple(FeeLine(ln.name, ln.quantity, ln.net_total) for ln in doc.lines),
         billing=quote.billing, payment_terms_days=PAYMENT_TERMS_DAYS,
         notice_days=DEFAULT_NOTICE_DAYS, uplift_pct=DEFAULT_UPLIFT_PCT,
         other_changes=tuple(str(t) for t in quote.nonstandard_terms),
         customer_signer=customer, provider_signer=ours)
-    internal = active_user_by_email(session, ours.email)
-    return _Plan(None, digest, body.template, deal.id, quote.id, facts,
+    return _Plan(None, digest, body.template, deal.id, wins, facts,
                  internal.id if internal else None)
 
 
@@ -193,5 +215,6 @@ async def send_contract(session: Session, client: Client | None, settings: Setti
                 envelopes.RecipientIn(ours.name.strip(), ours.email.strip(), routing_order=2,
                                       anchor=contract.PROVIDER_ANCHOR,
                                       user_id=plan.company_user_id)],
-            quote_id=plan.quote_id, deal_id=plan.deal_id, rendered_from_quote=True,
+            quote_id=plan.quote_id, deal_id=plan.deal_id,
+            rendered_from_quote=plan.quote_id is not None,
             request_digest=plan.digest, idempotency_key=idempotency_key))
