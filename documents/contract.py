@@ -22,7 +22,7 @@ from typing import Any
 
 from cpq.money import MoneyError, major
 from documents import sandbox, section_template
-from documents.assembly import long_date
+from documents.assembly import long_date, plain_text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "contract_templates"
 CUSTOMER_ANCHOR, PROVIDER_ANCHOR = "customer", "provider"
@@ -160,13 +160,23 @@ def context(template: str, f: ContractFacts) -> dict[str, Any]:
             "notice_days": str(f.notice_days)}
 
 
+def _plain(value: Any) -> Any:
+    """Text without the control characters XML can't hold, in lists too."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def render(template: str, facts: ContractFacts) -> bytes:
     """The contract as DOCX bytes."""
     t = TEMPLATES.get(template)
     if t is None:
         raise ContractError(f"no contract template {template!r}")
+    fields = {k: _plain(v) for k, v in context(template, facts).items()}
     try:
-        return section_template.render(t.data(), context(template, facts), t.title)
+        return section_template.render(t.data(), fields, t.title)
     except section_template.SectionTemplateError as e:
         raise ContractError(str(e)) from e
 

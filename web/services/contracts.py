@@ -32,7 +32,7 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from documents import contract
 from documents.contract import ContractError, ContractFacts, FeeLine, Party
-from documents.convert import ConversionFailed
+from documents.convert import ConversionFailed, ConverterUnavailable
 from documents.filenames import safe_filename
 from store import idempotency
 from store.blobs import BlobStore
@@ -41,7 +41,7 @@ from store.deals import CLOSED
 from store.models import Envelope, Quote, User
 from store.subscriptions import DEFAULT_NOTICE_DAYS, DEFAULT_UPLIFT_PCT
 from web.deps import off_loop
-from web.errors import Conflict, Forbidden, Invalid
+from web.errors import Conflict, Forbidden, Invalid, Unavailable
 from web.params import RowId
 from web.services import deals, envelopes, quote_documents
 from web.services.tasks import active_user_by_email
@@ -187,6 +187,9 @@ def _render(template: str, facts: ContractFacts, convert: Convert, name: str) ->
     except ConversionFailed as e:
         raise Invalid(f"the contract could not be converted to PDF: {e.message}",
                       field="template") from e
+    except ConverterUnavailable as e:
+        raise Unavailable("the contract's PDF can't be made right now (the document "
+                          "converter is not running); try again in a minute") from e
 
 
 async def send_contract(session: Session, client: Client | None, settings: Settings,
