@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
-from documents.contract import TEMPLATES
+from documents.contract import TEMPLATES, money
 from documents.intake import find_anchors
 from store.blobs import BlobStore
 from store.deals import Deal
@@ -31,6 +31,7 @@ from tests.pdfs import pyhanko_verdicts
 from tests.support import eventually
 from tests.test_assembly import bbox_words, needs_libreoffice
 from tests.web_support import token_client
+from web.services import configurator
 
 __all__ = ["cast"]
 pytestmark = needs_libreoffice
@@ -57,6 +58,26 @@ def deal_with_quote(sessions: sessionmaker[Session], c: Cast, status: str = "app
         return deal.id, quote.id
 
 
+async def configured_quote(live_url: str, sessions: sessionmaker[Session], c: Cast
+                           ) -> tuple[int, int, str, list[str]]:
+    """A quote made through the API (it makes its deal) with a configured bundle, then
+    approved (the chain has its own tests): its deal, id, net total as the contract writes it,
+    and its lines' names."""
+    rep = await token_client(live_url, c.rep)
+    r = await rep.post("/api/v1/quotes", json={"account_id": c.account, "term_months": 24,
+                                               "title": "Analytics hub", "currency": "USD"})
+    qid = r.json()["id"]
+    assert (await rep.post(f"/api/v1/quotes/{qid}/items",
+                           json={"selection": {"sku": "ANL-HUB"}})).status_code == 201
+    with sessions.begin() as s:
+        quote = s.get(Quote, qid)
+        assert quote is not None and quote.deal_id is not None
+        quote.status = "approved"
+        quote.nonstandard_terms = ["Net 45 payment terms"]
+        names = [it.priced["lines"][0]["name"] for it in configurator.items_of(s, quote)]
+        return quote.deal_id, qid, money(quote.net_amount, "USD").replace("\xa0", " "), names
+
+
 def ours(c: Cast) -> dict[str, str]:
     return {"name": c.rep.name, "email": c.rep.email, "title": "Account Executive"}
 
@@ -71,7 +92,8 @@ def pdf_text(pdf: bytes) -> str:
 async def test_a_contract_is_signed_by_both_parties_and_wins_the_quote(
         live_url: str, sessions: sessionmaker[Session], cast: Cast, client: Client,
         settings: Settings) -> None:
-    deal_id, qid = deal_with_quote(sessions, cast)
+    deal_id, qid, total, names = await configured_quote(live_url, sessions, cast)
+    assert names
     rep = await token_client(live_url, cast.rep)
     r = await rep.post(f"/api/v1/deals/{deal_id}/contract",
                        json={"signers": [CUSTOMER, ours(cast)]},
@@ -91,8 +113,8 @@ async def test_a_contract_is_signed_by_both_parties_and_wins_the_quote(
     original = blobs.get(envelope(sessions, eid).original_sha256)
     text = pdf_text(original)
     for expected in ("Cloud Service Agreement", "Initech", settings.org_name,
-                     "USD 12,345.00 per Subscription Period", "24 months",
-                     "Analytics platform × 1: USD 12,345.00", "Net 45 payment terms",
+                     f"{total} per Subscription Period (quote Q-{qid} v1)", "24 months",
+                     *(f"{name} × 1: USD" for name in names), "Net 45 payment terms",
                      "Hank Scorpio", "Chief Executive Officer", CUSTOMER["email"],
                      cast.rep.name, "Account Executive", "[[sign:customer]]",
                      "[[sign:provider]]", TEMPLATES["order_form"].attribution,
