@@ -43,6 +43,7 @@ from web.routes import (
     api_subscriptions,
     builder,
     catalog,
+    contracts,
     deals,
     health,
     inbox,
@@ -220,7 +221,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    api_deals.router, deals.router, api_health.router, account_health.router,
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api,
-                   api_subscriptions.router, subscriptions.router):
+                   api_subscriptions.router, subscriptions.router, contracts.api,
+                   contracts.pages):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

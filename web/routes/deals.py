@@ -3,6 +3,7 @@ waits on, its quotes, proposals and envelopes, its timeline, and the mark-lost f
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -36,7 +37,7 @@ def _page(session: Session, user: User, deal: Deal, error: str = "") -> dict[str
     return {"d": deal, "links": links, "waiting": service.waiting_on(session, links),
             "timeline": service.timeline(session, deal.id, links),
             "may_close": service.may_close(user, deal) and deal.stage not in CLOSED,
-            "error": error}
+            "contract_key": uuid.uuid4().hex, "error": error}
 
 
 @router.get("/deals/{deal_id}")

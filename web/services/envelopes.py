@@ -101,6 +101,15 @@ class EnvelopeIn:
     extra: dict[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
     """The client's key for this create: a retry with the same key makes nothing new."""
+    deal_id: int | None = None
+    """The deal it is sent for (the deal page lists it)."""
+    rendered_from_quote: bool = False
+    """The document is one this app rendered from ``quote_id`` (a contract,
+    web.services.contracts), not an upload: then it stands for the quote instead of the
+    quote's generated PDF. Set by that use case only, never from a request."""
+    request_digest: str | None = None
+    """What the idempotency key stands for, when not this exact document and recipients (a
+    contract is rendered anew on each try, its request is the same)."""
 
 
 def workflow_id(settings: Settings, envelope_id: int) -> str:
@@ -221,10 +230,9 @@ def _own_fields(inp: EnvelopeIn, doc: AcceptedPdf, name: str) -> dict[int, str]:
     return dict(zip(signers, empty, strict=False))
 
 
-def _check_quote_link(session: Session, sender: User, quote_id: int,
-                      checked: _Checked) -> Quote:
-    """An envelope wins a quote's deal when signed, so only the quote's own generated
-    document, sent by its owner (or the deal desk) once it is approved, may be linked."""
+def sendable_quote(session: Session, sender: User, quote_id: int) -> Quote:
+    """The quote, if this sender may send it for signature now: approved, and theirs (or
+    they are the deal desk)."""
     quote = session.get(Quote, quote_id)
     if quote is None or not (quote.owner_id == sender.id
                              or sender.roles.intersection(QUOTE_READERS)):
@@ -236,6 +244,17 @@ def _check_quote_link(session: Session, sender: User, quote_id: int,
     if quote.status != "approved":
         raise Conflict(f"only an approved quote goes out for signature; quote {quote_id} is "
                        f"{quote.status.replace('_', ' ')}", field="quote_id")
+    return quote
+
+
+def _check_quote_link(session: Session, sender: User, quote_id: int,
+                      checked: _Checked, rendered: bool = False) -> Quote:
+    """An envelope wins a quote's deal when signed, so only the quote's own generated
+    document (or a contract rendered from it), sent by its owner (or the deal desk) once it
+    is approved, may be linked."""
+    quote = sendable_quote(session, sender, quote_id)
+    if rendered:  # made from the quote in this request (web.services.contracts)
+        return quote
     doc = session.scalar(select(QuoteDocumentRow).where(
         QuoteDocumentRow.quote_id == quote.id, QuoteDocumentRow.version == quote.version)
         .order_by(QuoteDocumentRow.id.desc()).limit(1))
@@ -254,8 +273,9 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
     """The envelope, its recipients, its ``created`` event and its workflow's start: one
     transaction (a retry with the same idempotency key returns the first envelope)."""
     write_lock(session)
-    digest = request_hash(checked.upload_sha256, repr(inp.recipients), inp.title,
-                          inp.message, str(inp.quote_id), str(inp.expires_in_days))
+    digest = inp.request_digest or request_hash(
+        checked.upload_sha256, repr(inp.recipients), inp.title, inp.message,
+        str(inp.quote_id), str(inp.expires_in_days))
     try:
         earlier = idempotency.earlier(session, sender.id, "envelope", inp.idempotency_key,
                                       digest)
@@ -264,12 +284,13 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
     if earlier is not None:
         return get_envelope(session, earlier)
     if inp.quote_id is not None:
-        _check_quote_link(session, sender, inp.quote_id, checked)
+        _check_quote_link(session, sender, inp.quote_id, checked, inp.rendered_from_quote)
     now = dt.datetime.now(dt.UTC)
     doc = checked.pdf
     stored = checked.pdf_sha256 or checked.upload_sha256
     env = Envelope(workflow_id="", title=inp.title.strip(), message=inp.message.strip(),
-                   sender_id=sender.id, quote_id=inp.quote_id, status="preparing",
+                   sender_id=sender.id, quote_id=inp.quote_id, deal_id=inp.deal_id,
+                   status="preparing",
                    document_name=checked.name, page_count=doc.page_count if doc else 0,
                    original_sha256=stored, current_sha256=stored, created_at=now,
                    upload_sha256=checked.upload_sha256, upload_name=checked.name,
