@@ -42,6 +42,7 @@ QUOTE_STATUS = {
     "rejected": "rejected",
     "changes_requested": "changes_requested",
     "recalled": "draft",
+    "cancelled": "draft",
 }
 
 

@@ -47,6 +47,7 @@ from store import audit, invoicing
 from store.audit import entity
 from store.blobs import BlobStore
 from store.db import write_lock
+from store.deals import tell_closed
 from store.models import (
     Envelope,
     EnvelopeEvent,
@@ -580,4 +581,6 @@ def _won_deal(s: Session, env: Envelope, task_queue: str, prefix: str) -> Billin
     subscribe(s, quote, who, task_queue=task_queue, prefix=prefix,
               won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date(), envelope_id=env.id,
               sealed_sha256=env.final_sha256, signers=signers)
+    if quote.deal_id is not None:
+        tell_closed(s, quote.deal_id, "won", "", task_queue=task_queue, prefix=prefix)
     return BillingInput(quote.id, [i.issue_on.isoformat() for i in installments])

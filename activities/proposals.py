@@ -31,7 +31,8 @@ from workflows.proposal import (
 
 Convert = Callable[[bytes, str], bytes]
 PROPOSAL_STATUS = {"approved": "approved", "changes_requested": "changes_requested",
-                   "rejected": "rejected", "recalled": "draft"}
+                   "rejected": "rejected", "recalled": "draft",
+                   "cancelled": "draft"}
 
 
 class ProposalActivities:

@@ -5,7 +5,8 @@ pruning of long-ended sign-in sessions and idle login throttle rows (``store/aut
 the reminders of library items due for review (``web/services/library.py``: one audit row and
 one mail per item and review date). At start it creates, or brings up to date, the Temporal
 Schedule that recomputes customer health nightly (``workflows/health.py``); every worker does
-so, and the schedule's fixed id makes that idempotent."""
+so, and the schedule's fixed id makes that idempotent. Then it moves billing runs still
+running under their old ``deal-{quote}`` ids (``dealdesk/billing_ids.py``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from dealdesk.billing_ids import move_billing_runs
 from store import auth, liveness, starts
 from web.services import library
 from workflows.health import NIGHTLY_CRON, SCHEDULE_ID, HealthRecomputeWorkflow, RecomputeInput
@@ -43,6 +45,7 @@ class Housekeeping:
         self._client = client
         self._prefix = workflow_prefix
         self._scheduled = False
+        self._billing_moved = False
         self._sessions = sessions
         self._task_queue = task_queue
         self._base_url = base_url  # for the links in review reminders
@@ -86,6 +89,11 @@ class Housekeeping:
                 f"{self._prefix}{SCHEDULE_ID}").update(update)
         self._scheduled = True
 
+    async def _move_billing_runs(self) -> None:
+        if not self._billing_moved:
+            await move_billing_runs(self._client, self._prefix)
+            self._billing_moved = True
+
     def _stop(self) -> None:
         with self._sessions() as s:
             liveness.stop(s, self.worker_id)
@@ -102,8 +110,10 @@ class Housekeeping:
                     log.exception("housekeeping round failed")
                 try:  # on its own: a schedule refused must not hold up the starts
                     await self._ensure_schedule()
+                    await self._move_billing_runs()
                 except Exception:
-                    log.exception("the nightly health schedule could not be made")
+                    log.exception("the nightly health schedule could not be made, or old "
+                                  "billing runs could not be moved")
                 await asyncio.sleep(liveness.INTERVAL.total_seconds())
         finally:
             with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from activities.approvals import ApprovalActivities
 from activities.billing import BillingActivities
+from activities.deals import DealActivities
 from activities.envelopes import EnvelopeActivities
 from activities.health import HealthActivities
 from activities.mail import Mailer
@@ -26,6 +27,7 @@ from documents.hsm import HsmSeal
 from store.blobs import BlobStore
 from workflows.approval_chain import ApprovalChainWorkflow
 from workflows.billing import BillingWorkflow
+from workflows.deal import DealWorkflow
 from workflows.envelope import EnvelopeWorkflow
 from workflows.health import HealthRecomputeWorkflow
 from workflows.proposal import ProposalWorkflow
@@ -33,7 +35,7 @@ from workflows.renewal import RenewalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
 
 WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow,
-             ProposalWorkflow, HealthRecomputeWorkflow, RenewalWorkflow]
+             ProposalWorkflow, HealthRecomputeWorkflow, RenewalWorkflow, DealWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 
@@ -67,6 +69,7 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     rfps = RfpActivities(sessions, settings.base_url)
     health = HealthActivities(sessions, settings.base_url)
     renewals = RenewalActivities(sessions, mailer, settings.base_url)
+    deals = DealActivities(sessions)
     proposals = ProposalActivities(sessions, blobs,
                                    lambda data, name: converter.convert(data, filename=name))
     worker = Worker(
@@ -84,7 +87,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     renewals.renewal_plan, renewals.remind_renewal,
                     renewals.make_renewal_quote, renewals.close_term,
                     renewals.change_subscription_term, renewals.cancel_subscription,
-                    renewals.add_subscription_addon],
+                    renewals.add_subscription_addon, deals.move_deal,
+                    deals.close_lost_deal],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

@@ -4,18 +4,21 @@ web/services/deals.py).
 A ``deals`` row is what a salesperson forecasts: an account, an owner, a name, an amount in
 minor units, a stage and a forecast category. The quotes, RFPs, proposals and envelopes made
 for it point at it through their nullable ``deal_id`` (older rows and stand-alone documents
-have none). For now the stage moves only by the store's use cases (created, marked lost);
-DealWorkflow will own it later.
+have none). The deal's DealWorkflow (``dealflow-{id}``) runs its steps as child workflows and
+moves the stage as they start and end; the store closes a deal (won, lost) and tells the
+process through the outbox (:func:`tell_closed`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Date, ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import BigInteger, Date, ForeignKey, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from store.models import Account, Base, User, utcnow
+from store.starts import Parent, enqueue_signal
+from workflows.deal_messages import CloseDeal, DealInput
 
 STAGES = ("intake", "rfp", "quote", "approval", "proposal", "contract", "signing", "won",
           "lost")
@@ -53,3 +56,34 @@ class Deal(Base):
 
     account: Mapped[Account] = relationship(lazy="joined")
     owner: Mapped[User] = relationship(lazy="joined")
+
+
+def deal_workflow_id(prefix: str, deal_id: int) -> str:
+    """The deal's process: ``dealflow-{id}`` never equals a billing run's ``deal-{quote}``."""
+    return f"{prefix}dealflow-{deal_id}"
+
+
+def process(prefix: str, deal_id: int) -> Parent:
+    """The deal's DealWorkflow as the parent of its steps' workflows (``store.starts``)."""
+    return Parent(deal_workflow_id(prefix, deal_id), "DealWorkflow", DealInput(deal_id))
+
+
+def step_parent(session: Session, prefix: str, deal_id: int | None,
+                quote_id: int | None = None) -> Parent | None:
+    """The process a step belongs to: its own deal's, else its quote's deal's; None for a
+    stand-alone document (its workflow starts on its own)."""
+    if deal_id is None and quote_id is not None:
+        from store.models import Quote
+
+        deal_id = session.scalar(select(Quote.deal_id).where(Quote.id == quote_id))
+    return process(prefix, deal_id) if deal_id is not None else None
+
+
+def tell_closed(session: Session, deal_id: int, outcome: str, reason: str, *,
+                task_queue: str, prefix: str) -> str:
+    """Tell the deal's process, once the caller's transaction commits, that the deal was won
+    or lost (lost cancels its running steps); the outbox key to start it with."""
+    key = f"{deal_workflow_id(prefix, deal_id)}:{outcome}"
+    enqueue_signal(session, key, process(prefix, deal_id), "close",
+                   CloseDeal(outcome, reason), task_queue)
+    return key

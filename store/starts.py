@@ -11,20 +11,31 @@ duplicate id even after the first run closed (``REJECT_DUPLICATE``), so a start 
 the request and the reconciler, or by two reconcilers, runs the workflow once. A crash before
 the commit leaves nothing; a crash after it leaves a pending start that the reconciler picks
 up; no workflow ever starts without its rows.
+
+**Through a parent.** A step of a deal is its DealWorkflow's child: its row names the parent
+(:class:`Parent`), and starting it is the parent's ``start_child`` Update, sent with the
+parent's start (update-with-start: the parent is started if it isn't running yet), with the
+child's id as the Update's id, so a repeated start is one child. The call returns once the
+child runs, so whoever acts on it next finds it. A parent that has closed (the deal won or
+lost) refuses; the child then starts on its own, as it would without a deal. A **signal** row
+(:func:`enqueue_signal`) tells the parent something that happened in the store (the deal
+closed): signal-with-start, once per row key; a closed parent needs no telling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
-from temporalio.common import RawValue, WorkflowIDReusePolicy
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -32,6 +43,7 @@ from temporalio.service import RPCError
 from dealdesk.faults import crash_point
 from store.db import in_new_session, in_session
 from store.models import Base, utcnow
+from workflows.deal_messages import ChildStart
 
 log = logging.getLogger("dealdesk.starts")
 
@@ -51,28 +63,107 @@ class WorkflowStart(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    """The workflow this one is a child of (or, for a signal row, the one it tells)."""
+    parent_type: Mapped[str | None] = mapped_column(String(100))
+    parent_payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signal: Mapped[str | None] = mapped_column(String(50))
+    """Set on a signal row: the parent's signal, ``payload`` its argument."""
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A workflow that starts its children itself: its id, type and input."""
+
+    workflow_id: str
+    workflow_type: str
+    arg: Any
+
+
+CHILD_START_WAIT_S = 10.0
+CHILD_UPDATE = "start_child"
+"""The parent's Update that starts a child (``workflows.deal.DealWorkflow.start_child``)."""
+
+
+def _encode(arg: Any) -> bytes:
+    return DataConverter.default.payload_converter.to_payloads([arg])[0].SerializeToString()
 
 
 def enqueue(session: Session, workflow_id: str, workflow_type: str, arg: Any,
-            task_queue: str) -> None:
-    """Add the start to the caller's transaction (once per workflow id)."""
+            task_queue: str, parent: Parent | None = None) -> None:
+    """Add the start to the caller's transaction (once per workflow id); with a ``parent``,
+    the parent starts it as its child."""
     if session.scalar(select(WorkflowStart.id).where(WorkflowStart.workflow_id == workflow_id)):
         return
-    payload = DataConverter.default.payload_converter.to_payloads([arg])[0]
-    session.add(WorkflowStart(workflow_id=workflow_id, workflow_type=workflow_type,
-                              task_queue=task_queue, payload=payload.SerializeToString()))
+    row = WorkflowStart(workflow_id=workflow_id, workflow_type=workflow_type,
+                        task_queue=task_queue, payload=_encode(arg))
+    if parent is not None:
+        row.parent_id, row.parent_type = parent.workflow_id, parent.workflow_type
+        row.parent_payload = _encode(parent.arg)
+    session.add(row)
     session.flush()
 
 
-async def _start(client: Client, row: WorkflowStart) -> str | None:
-    """Start one workflow; None when it runs (or ran), else the error to record."""
+def enqueue_signal(session: Session, key: str, parent: Parent, signal: str, arg: Any,
+                   task_queue: str) -> None:
+    """Add a signal to ``parent`` to the caller's transaction, once per ``key`` (the parent is
+    started with it if it isn't running; a parent that has closed is left alone)."""
+    enqueue(session, key, parent.workflow_type, arg, task_queue, parent)
+    session.execute(update(WorkflowStart).where(WorkflowStart.workflow_id == key)
+                    .values(signal=signal))
+
+
+def _payload(data: bytes | None) -> RawValue:
+    return RawValue(Payload.FromString(data or b""))
+
+
+async def _start_alone(client: Client, row: WorkflowStart) -> None:
+    await client.start_workflow(
+        row.workflow_type, _payload(row.payload), id=row.workflow_id,
+        task_queue=row.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+
+
+async def _start_child(client: Client, row: WorkflowStart) -> None:
+    """The parent's ``start_child`` Update, starting the parent if need be; a parent that has
+    closed or refuses leaves the child to start on its own."""
+    assert row.parent_id is not None and row.parent_type is not None
+    arg = DataConverter.default.payload_converter.from_payload(Payload.FromString(row.payload))
+    op: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        row.parent_type, _payload(row.parent_payload), id=row.parent_id,
+        task_queue=row.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
     try:
-        await client.start_workflow(
-            row.workflow_type, RawValue(Payload.FromString(row.payload)), id=row.workflow_id,
-            task_queue=row.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        # The Update needs a worker: without one, leave the row for the reconciler.
+        await asyncio.wait_for(client.execute_update_with_start_workflow(
+            CHILD_UPDATE, ChildStart(row.workflow_id, row.workflow_type, row.task_queue, arg),
+            start_workflow_operation=op, id=row.workflow_id), CHILD_START_WAIT_S)
+    except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError) as e:
+        log.info("%s starts on its own: %s refused it (%s)", row.workflow_id, row.parent_id, e)
+        await _start_alone(client, row)
+
+
+async def _signal(client: Client, row: WorkflowStart) -> None:
+    assert row.parent_id is not None and row.parent_type is not None and row.signal
+    await client.start_workflow(
+        row.parent_type, _payload(row.parent_payload), id=row.parent_id,
+        task_queue=row.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        start_signal=row.signal, start_signal_args=[_payload(row.payload)])
+
+
+async def _start(client: Client, row: WorkflowStart) -> str | None:
+    """Start one workflow (or send one signal); None when it runs (or ran), else the error to
+    record."""
+    try:
+        if row.signal:
+            await _signal(client, row)
+        elif row.parent_id:
+            await _start_child(client, row)
+        else:
+            await _start_alone(client, row)
     except WorkflowAlreadyStartedError:
         return None
+    except TimeoutError:
+        return f"{row.parent_id} did not take the step within {CHILD_START_WAIT_S:g} s"
     except RPCError as e:
         return f"{e.status.name if e.status else 'error'}: {e.message}"[:2000]
     return None
@@ -145,4 +236,5 @@ def is_pending(session: Session, workflow_id: str) -> bool:
         WorkflowStart.workflow_id == workflow_id)) is True
 
 
-__all__ = ["WorkflowStart", "enqueue", "is_pending", "start_now", "start_pending"]
+__all__ = ["Parent", "WorkflowStart", "enqueue", "enqueue_signal", "is_pending", "start_now",
+           "start_pending"]

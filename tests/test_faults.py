@@ -23,6 +23,7 @@ from tests.pdfs import contract_pdf
 from tests.processes import Processes
 from tests.support import eventually
 from tests.web_support import People, browser_session, quote_body, seed_people, token_client
+from workflows.billing import billing_workflow_id
 
 
 async def _crashes(http: httpx.AsyncClient, method: str, path: str, **kwargs: object) -> None:
@@ -168,7 +169,8 @@ async def test_a_won_deal_is_invoiced_once_though_the_web_died_before_its_billin
     rep = await token_client(url, people.rep)
     assert (await rep.post(f"/api/v1/quotes/{quote_id}/won")).status_code == 202
     await eventually(lambda: _count(sessions, Invoice) == 1, timeout=5)
-    assert await _runs(client, f"{settings.workflow_prefix}deal-{quote_id}") == 1
+    assert await _runs(client, billing_workflow_id(settings.workflow_prefix,
+                                                   quote_id)) == 1
 
 
 @pytest.mark.timeout(300)
@@ -213,7 +215,8 @@ async def test_a_signed_deal_starts_its_billing_though_the_worker_died_after_win
     processes.worker()
     await eventually(lambda: _count(sessions, Invoice, Invoice.quote_id == quote_id) == 1,
                      timeout=120, interval=0.5)
-    assert await _runs(client, f"{settings.workflow_prefix}deal-{quote_id}") == 1
+    assert await _runs(client, billing_workflow_id(settings.workflow_prefix,
+                                                   quote_id)) == 1
 
 
 def _invited(sessions: sessionmaker[Session], envelope_id: int) -> bool:

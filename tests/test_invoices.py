@@ -24,7 +24,7 @@ from tests.support import eventually, replays
 from tests.web_support import token_client
 from web.errors import Forbidden, Invalid
 from web.services import envelopes as svc
-from workflows.billing import BillingWorkflow
+from workflows.billing import BillingWorkflow, billing_workflow_id
 from workflows.envelope import EnvelopeWorkflow
 
 __all__ = ["cast"]
@@ -163,7 +163,8 @@ async def test_a_signed_quote_envelope_wins_the_deal_and_invoices_it(
         assert quote is not None and quote.status == "won" and quote.won_at is not None
     # Both runs replay on today's code (the envelope's took the bill-won-deals branch).
     await replays(client, env.workflow_id, [EnvelopeWorkflow, BillingWorkflow])
-    await replays(client, f"{settings.workflow_prefix}deal-{qid}", [BillingWorkflow])
+    await replays(client, billing_workflow_id(settings.workflow_prefix, qid),
+                  [BillingWorkflow])
     # Marking it won by hand afterwards changes nothing: one deal, one billing, one invoice.
     rep_api = await token_client(live_url, cast.rep)
     assert (await rep_api.post(f"/api/v1/quotes/{qid}/won")).status_code == 202

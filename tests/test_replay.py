@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.approval_chain import ApprovalChainWorkflow
+from workflows.deal import DealWorkflow
 from workflows.envelope import EnvelopeWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.rfp_response import RfpResponseWorkflow
@@ -27,6 +28,7 @@ async def test_saved_history_replays(path: Path) -> None:
     # The id matters: the workflows derive task and event keys from it.
     history = WorkflowHistory.from_json(saved["workflow_id"], saved["history"])
     result = await Replayer(workflows=[ApprovalChainWorkflow, EnvelopeWorkflow,
-                                 RfpResponseWorkflow, RenewalWorkflow]).replay_workflow(
+                                 RfpResponseWorkflow, RenewalWorkflow,
+                                 DealWorkflow]).replay_workflow(
         history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -119,12 +119,16 @@ class ApprovalChainWorkflow:
         # asyncio tasks are deterministic inside a workflow (Temporal runs the event loop).
         self._projector_task = asyncio.create_task(self._projector())
         await self._flush()
-        for step in self._steps:
-            if self._status != RUNNING:
-                break
-            if step.state == "carried_over":
-                continue
-            await self._run_step(step)
+        try:
+            for step in self._steps:
+                if self._status != RUNNING:
+                    break
+                if step.state == "carried_over":
+                    continue
+                await self._run_step(step)
+        except asyncio.CancelledError:
+            await self._cancelled()
+            raise
         if self._status == RUNNING:
             self._status = "approved"
         self._completed_at = workflow.now()
@@ -145,6 +149,18 @@ class ApprovalChainWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         return ChainResult(self._status, self._steps)
+
+    async def _cancelled(self) -> None:
+        """The chain was cancelled (its deal was lost): close its open steps and tasks and let
+        the store know before ending as cancelled."""
+        if self._status == RUNNING:
+            for step in self._steps:
+                if step.state == "open":
+                    self._close_step(step, "cancelled")
+            self._end_chain("cancelled")
+            self._record(None, "chain.cancelled", {"quote_version": self._in.facts.version})
+        self._completed_at = workflow.now()
+        await self._flush()
 
     async def _run_step(self, step: StepState) -> None:
         spec = self._specs[step.key]

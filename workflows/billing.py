@@ -1,4 +1,4 @@
-"""BillingWorkflow: one per won deal (``deal-{quote id}``), issuing its invoices.
+"""BillingWorkflow: one per won deal (``billing-{quote id}``), issuing its invoices.
 
 The first installment is invoiced when the deal is won, later ones (annual in advance) on each
 anniversary: the workflow sleeps until the issue date, durably, for as long as the term runs.
@@ -27,6 +27,12 @@ class BillingInput:
 class IssueInvoiceInput:
     quote_id: int
     installment: int
+
+
+def billing_workflow_id(prefix: str, quote_id: int) -> str:
+    """A won quote's billing run. Releases before the deal process called it
+    ``deal-{quote id}``; ``dealdesk.billing_ids`` moves such runs still running."""
+    return f"{prefix}billing-{quote_id}"
 
 
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),

@@ -24,7 +24,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.billing import BillingInput, BillingWorkflow
+    from workflows.billing import BillingInput, BillingWorkflow, billing_workflow_id
     from workflows.envelope_messages import (
         ApplySignatureInput,
         DeclineInput,
@@ -47,6 +47,7 @@ ALREADY_DONE = "AlreadyDone"
 REASON_REQUIRED = "ReasonRequired"
 UNKNOWN_RECIPIENT = "UnknownRecipient"
 DOCUMENT_REFUSED = "DocumentRefused"  # raised by prepare_envelope, never retried
+CANCELLED_REASON = "the deal was closed as lost"
 
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                      maximum_interval=timedelta(seconds=10))
@@ -87,6 +88,29 @@ class EnvelopeWorkflow:
     @workflow.run
     async def run(self, inp: EnvelopeInput) -> str:
         try:
+            await self._collect(inp)
+        except asyncio.CancelledError:
+            # Its deal was lost: void it like a sender would, telling everyone invited.
+            if self._status == "sent":
+                self._end("voided", CANCELLED_REASON, OutcomeInput(
+                    inp.envelope_id, "voided", CANCELLED_REASON, actor="deal process"))
+        if self._status == "sent":
+            try:
+                await self._complete()
+            except asyncio.CancelledError:  # everyone signed: it completes all the same
+                await self._complete()
+        else:
+            await workflow.execute_activity(
+                "record_outcome", self._ended_by or OutcomeInput(inp.envelope_id, "expired"),
+                start_to_close_timeout=_SEAL_TIMEOUT, retry_policy=_RETRY)
+            await self._webhook(f"envelope.{self._status}", {"reason": self._reason})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status
+
+    async def _collect(self, inp: EnvelopeInput) -> None:
+        """Prepare the document, then visit the routing groups until everyone acted or the
+        envelope ended."""
+        try:
             self._document = await workflow.execute_activity(
                 "prepare_envelope", inp.envelope_id, result_type=str,
                 start_to_close_timeout=_PREPARE_TIMEOUT, heartbeat_timeout=_HEARTBEAT,
@@ -104,15 +128,6 @@ class EnvelopeWorkflow:
                 break
             self._current_order = order
             await self._run_group(order)
-        if self._status == "sent":
-            await self._complete()
-        else:
-            await workflow.execute_activity(
-                "record_outcome", self._ended_by or OutcomeInput(inp.envelope_id, "expired"),
-                start_to_close_timeout=_SEAL_TIMEOUT, retry_policy=_RETRY)
-            await self._webhook(f"envelope.{self._status}", {"reason": self._reason})
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._status
 
     async def _run_group(self, order: int) -> None:
         group = [r.id for r in self._actors() if r.routing_order == order]
@@ -161,13 +176,16 @@ class EnvelopeWorkflow:
                                                    sealed.certificate_sha256})
 
     async def _start_billing(self, won: BillingInput) -> None:
-        """The signed quote's deal is won: its invoicing runs on, on its own (``deal-{id}``,
-        with this envelope's workflow-id prefix), after this workflow ends."""
+        """The signed quote's deal is won: its invoicing runs on, on its own
+        (``billing-{quote}``, with this envelope's workflow-id prefix; ``deal-{quote}`` in
+        runs from before the deal process), after this workflow ends."""
         prefix = workflow.info().workflow_id.removesuffix(f"envelope-{self._in.envelope_id}")
+        billing_id = (billing_workflow_id(prefix, won.quote_id)
+                      if workflow.patched("billing-ids") else f"{prefix}deal-{won.quote_id}")
         # Someone may have marked the deal won by hand first: then its billing already runs.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await workflow.start_child_workflow(
-                BillingWorkflow.run, won, id=f"{prefix}deal-{won.quote_id}",
+                BillingWorkflow.run, won, id=billing_id,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON)
 
     async def _invite(self, recipient_ids: list[int], kind: InviteKind,

@@ -148,11 +148,15 @@ class ProposalWorkflow:
             "carried_over": [s.key for s in self._steps if s.state == "carried_over"]})
         self._projector_task = asyncio.create_task(self._projector())
         await self._flush()
-        for step in self._steps:
-            if self._status != RUNNING:
-                break
-            if step.state != "carried_over":
-                await self._run_step(step)
+        try:
+            for step in self._steps:
+                if self._status != RUNNING:
+                    break
+                if step.state != "carried_over":
+                    await self._run_step(step)
+        except asyncio.CancelledError:
+            await self._cancelled()
+            raise
         pdf = None
         if self._status == RUNNING:
             self._status = "approved"
@@ -304,6 +308,18 @@ class ProposalWorkflow:
         if why:
             raise _refuse(f"you cannot decide this task: {inp.actor.name} "
                           + why.replace("quote", "proposal"), NOT_ALLOWED)
+
+    async def _cancelled(self) -> None:
+        """The review was cancelled (its deal was lost): close its open steps and tasks and
+        let the store know before ending as cancelled."""
+        if self._status == RUNNING:
+            for step in self._steps:
+                if step.state == "open":
+                    self._close_step(step, "cancelled")
+            self._end("cancelled")
+            self._record(None, "proposal.review_cancelled", {"version": self._in.facts.version})
+        self._completed_at = workflow.now()
+        await self._flush()
 
     @workflow.update
     async def recall(self, inp: RecallInput) -> str:

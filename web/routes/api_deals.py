@@ -3,6 +3,7 @@ its timeline, mark lost (the use cases are web/services/deals.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from store.deals import Deal
 from store.models import User
 from web.auth import CurrentUser
-from web.deps import IdempotencyKey, SessionDep
+from web.deps import IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import API_ERRORS
 from web.params import MAX_ID, PathId
 from web.services import deals as service
@@ -79,6 +80,21 @@ class DealSummary(BaseModel):
                    expected_close=d.expected_close, lost_reason=d.lost_reason)
 
 
+class StepOut(BaseModel):
+    workflow_id: str
+    workflow_type: str
+    step: str = Field(description="rfp, approval, proposal or signing")
+    status: str = Field(description="running, or how the step ended")
+    started_at: str
+    closed_at: str | None
+
+
+class ProcessOut(BaseModel):
+    status: str = Field(description="open, won or lost")
+    stage: str
+    steps: list[StepOut] = Field(description="the deal's child workflows, in start order")
+
+
 class DealOut(DealSummary):
     quotes: list[QuoteRef]
     proposals: list[ProposalRef]
@@ -86,6 +102,9 @@ class DealOut(DealSummary):
     waiting_on: list[WaitingOut] = Field(description="who the deal waits on, and for what")
     timeline: list[EventOut] = Field(description="audit rows of the deal and of its quotes, "
                                      "proposals and envelopes, oldest first")
+    process: ProcessOut | None = Field(
+        default=None, description="the deal's DealWorkflow as it answers its state query; "
+        "null when it has not started (no step yet) or Temporal did not answer in time")
 
 
 def _out(session: Session, d: Deal) -> DealOut:
@@ -130,8 +149,15 @@ def list_all(user: CurrentUser, session: SessionDep,
 
 
 @router.get("/{deal_id}", response_model=DealOut)
-def get(deal_id: PathId, user: CurrentUser, session: SessionDep) -> DealOut:
-    return _read(session, user, deal_id)
+async def get(deal_id: PathId, user: CurrentUser, session: SessionDep,
+              client: MaybeClientDep, settings: SettingsDep) -> DealOut:
+    """The deal, what it waits on, its timeline and its process's steps."""
+    out = await in_session(session, _read, user, deal_id)
+    state = await service.process_state(client, settings.workflow_prefix, deal_id)
+    if state is not None:
+        out.process = ProcessOut(status=state.status, stage=state.stage, steps=[
+            StepOut(**dataclasses.asdict(c)) for c in state.children])
+    return out
 
 
 class LostIn(BaseModel):
@@ -139,8 +165,12 @@ class LostIn(BaseModel):
 
 
 @router.post("/{deal_id}/lost", response_model=DealOut)
-def lost(deal_id: PathId, body: LostIn, user: CurrentUser, session: SessionDep) -> DealOut:
-    """Close the deal as lost; a won deal is a 409, a missing reason a 422."""
-    d = service.mark_lost(session, user, deal_id, body.reason)
-    session.commit()
-    return _out(session, d)
+async def lost(deal_id: PathId, body: LostIn, user: CurrentUser, session: SessionDep,
+               client: MaybeClientDep, settings: SettingsDep) -> DealOut:
+    """Close the deal as lost; its process cancels every running step (approval chains,
+    proposal reviews, envelopes, RFP responses). A won deal is a 409, a missing reason a
+    422."""
+    d = await service.close_lost(session, client, user, deal_id, body.reason,
+                                 task_queue=settings.task_queue,
+                                 prefix=settings.workflow_prefix)
+    return await in_session(session, _out, d)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from store.deals import CLOSED, STAGES, Deal
 from store.models import User
 from web.auth import CurrentUser
-from web.deps import SessionDep
+from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import Conflict, Invalid
 from web.params import PathId
 from web.render import render
@@ -40,22 +40,30 @@ def _page(session: Session, user: User, deal: Deal, error: str = "") -> dict[str
             "contract_key": uuid.uuid4().hex, "error": error}
 
 
+def _deal_page(session: Session, user: User, deal_id: int, error: str = "") -> dict[str, Any]:
+    return _page(session, user, service.visible(session, user, deal_id), error)
+
+
 @router.get("/deals/{deal_id}")
-def deal_page(request: Request, deal_id: PathId, user: CurrentUser,
-              session: SessionDep) -> Response:
-    deal = service.visible(session, user, deal_id)
-    return render(request, "deal.html", _page(session, user, deal))
+async def deal_page(request: Request, deal_id: PathId, user: CurrentUser,
+                    session: SessionDep, client: MaybeClientDep,
+                    settings: SettingsDep) -> Response:
+    page = await in_session(session, _deal_page, user, deal_id)
+    page["process"] = await service.process_state(client, settings.workflow_prefix, deal_id)
+    return render(request, "deal.html", page)
 
 
 @router.post("/deals/{deal_id}/lost")
-def mark_lost(request: Request, deal_id: PathId, user: CurrentUser, session: SessionDep,
-              reason: Annotated[str, Form(max_length=service.MAX_REASON)] = "") -> Response:
+async def mark_lost(request: Request, deal_id: PathId, user: CurrentUser,
+                    session: SessionDep, client: MaybeClientDep, settings: SettingsDep,
+                    reason: Annotated[str, Form(max_length=service.MAX_REASON)] = ""
+                    ) -> Response:
     try:
-        service.mark_lost(session, user, deal_id, reason)
+        await service.close_lost(session, client, user, deal_id, reason,
+                                 task_queue=settings.task_queue,
+                                 prefix=settings.workflow_prefix)
     except (Invalid, Conflict) as e:
-        session.rollback()
-        deal = service.visible(session, user, deal_id)
-        return render(request, "deal.html", _page(session, user, deal, e.message),
-                      status_code=e.status)
-    session.commit()
+        page = await in_session(session, _deal_page, user, deal_id, e.message)
+        page["process"] = None
+        return render(request, "deal.html", page, status_code=e.status)
     return RedirectResponse(f"/deals/{deal_id}", status_code=303)

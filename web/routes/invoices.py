@@ -19,6 +19,7 @@ from web.params import PathId
 from web.render import render
 from web.services import invoices as invoice_service
 from web.services.quotes import visible_quote
+from workflows.billing import billing_workflow_id
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["invoices"], responses=API_ERRORS)
@@ -70,8 +71,7 @@ async def won_api(quote_id: PathId, user: CurrentUser, session: SessionDep,
                   client: MaybeClientDep, settings: SettingsDep) -> dict[str, object]:
     quote = await _won(session, client, settings, quote_id, user)
     return {"id": quote.id, "status": quote.status,
-            "billing_workflow": invoice_service.billing_workflow_id(settings.workflow_prefix,
-                                                                    quote.id)}
+            "billing_workflow": billing_workflow_id(settings.workflow_prefix, quote.id)}
 
 
 @pages.get("/invoices")

@@ -1,9 +1,11 @@
 """Deals: one place for the deals pages, the API and a new quote's own deal.
 
 A deal is what a salesperson forecasts (store/deals.py); its quotes, proposals and envelopes
-hang off it. Until DealWorkflow exists, what a deal waits on is read from the store: the open
-approval tasks of its quotes and the envelope recipients whose turn it is. Its timeline is
-the audit rows of the deal and of everything linked to it.
+hang off it, and its DealWorkflow runs their workflows as its children (``process_state``
+reads its steps). What a deal waits on is read from the store: the open approval tasks of
+its quotes and the envelope recipients whose turn it is. Its timeline is the audit rows of
+the deal and of everything linked to it. Marking it lost tells its process, which cancels
+every running step.
 
 **Who may do what.** Reps own deals; the deal desk and admins may create them too, never an
 auditor. A rep sees their own deals; approver roles, auditors and admins see all (the quotes'
@@ -19,17 +21,19 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from temporalio.client import Client
 
-from store import audit, idempotency
+from store import audit, idempotency, starts
 from store.audit import entity
-from store.db import write_lock
-from store.deals import CLOSED, STAGES, Deal, forecast_of
+from store.db import in_session, write_lock
+from store.deals import CLOSED, STAGES, Deal, deal_workflow_id, forecast_of, tell_closed
 from store.models import Account, ApprovalTask, AuditEvent, Envelope, EnvelopeRecipient, Quote, User
 from store.proposals import Proposal
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.params import Amount, RowId
 from web.services import quotes
+from workflows.deal_messages import DealState
 from workflows.rules import READ_ONLY_ROLES
 
 WRITERS = frozenset({"rep", "deal_desk", "admin"})
@@ -126,9 +130,11 @@ def deal_for_quote(session: Session, owner: User, quote: Quote, deal_id: int | N
     return deal
 
 
-def mark_lost(session: Session, user: User, deal_id: int, reason: str) -> Deal:
-    """Close the deal as lost, with its reason and one audit row (committed by the caller).
-    Parallel calls queue on the write lock: the first wins, the rest find it lost (409)."""
+def mark_lost(session: Session, user: User, deal_id: int, reason: str, *, task_queue: str,
+              prefix: str) -> tuple[Deal, str]:
+    """Close the deal as lost, with its reason and one audit row, and the word to its process
+    (committed by the caller; the outbox key to start). Parallel calls queue on the write
+    lock: the first wins, the rest find it lost (409)."""
     reason = reason.strip()
     if not reason:
         raise Invalid("say why the deal was lost", field="reason")
@@ -149,6 +155,17 @@ def mark_lost(session: Session, user: User, deal_id: int, reason: str) -> Deal:
     audit.append(session, event_key=f"deal-{deal.id}-lost", actor=Who.user(user),
                  action="deal.lost", entity=entity("deal", deal.id),
                  data={"reason": reason, "stage": was})
+    return deal, tell_closed(session, deal.id, "lost", reason, task_queue=task_queue,
+                             prefix=prefix)
+
+
+async def close_lost(session: Session, client: Client | None, user: User, deal_id: int,
+                     reason: str, *, task_queue: str, prefix: str) -> Deal:
+    """Mark the deal lost (one transaction), then tell its process at once, which cancels its
+    running steps; if Temporal can't be reached now, the worker's reconciler tells it."""
+    deal, key = await in_session(session, mark_lost, user, deal_id, reason,
+                                 task_queue=task_queue, prefix=prefix)
+    await starts.start_now(client, session, key)
     return deal
 
 
@@ -243,3 +260,19 @@ def timeline(session: Session, deal_id: int, links: Linked) -> list[AuditEvent]:
              for spelling in audit.entity_spellings(name)]
     return list(session.scalars(select(AuditEvent).where(AuditEvent.entity.in_(names))
                                 .order_by(AuditEvent.id).limit(TIMELINE_ROWS)))
+
+
+STATE_TIMEOUT = dt.timedelta(seconds=3)
+
+
+async def process_state(client: Client | None, prefix: str, deal_id: int) -> DealState | None:
+    """The deal's process as it answers its ``state`` query; None when it hasn't started (the
+    first step starts it) or Temporal doesn't answer in time."""
+    if client is None:
+        return None
+    handle = client.get_workflow_handle(deal_workflow_id(prefix, deal_id))
+    try:
+        answer = await handle.query("state", result_type=DealState, rpc_timeout=STATE_TIMEOUT)
+    except Exception:  # not started, unreachable, a failed query: the caller shows none
+        return None
+    return answer if isinstance(answer, DealState) else None

@@ -30,6 +30,7 @@ from store import idempotency, starts
 from store.blobs import BlobStore
 from store.commerce import QuoteDocumentRow
 from store.db import in_session, write_lock
+from store.deals import step_parent
 from store.idempotency import request_hash
 from store.models import Envelope, EnvelopeRecipient, Quote, User
 from store.who import Who
@@ -336,7 +337,9 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
         # elsewhere gets approval signatures.
         certify_first=doc is None or doc.signature_count == 0)
     starts.enqueue(session, env.workflow_id, EnvelopeWorkflow.__name__, spec,
-                   settings.task_queue)
+                   settings.task_queue,
+                   parent=step_parent(session, settings.workflow_prefix, env.deal_id,
+                                      env.quote_id))
     idempotency.remember(session, sender.id, "envelope", inp.idempotency_key, digest, env.id)
     return env
 

@@ -16,25 +16,22 @@ from store import audit, starts
 from store.audit import entity
 from store.commerce import Invoice
 from store.db import in_session, write_lock
+from store.deals import tell_closed
 from store.invoicing import win
 from store.models import Quote, User
 from store.subscriptions import renewal_workflow_id, subscribe
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
-from workflows.billing import BillingInput, BillingWorkflow
+from workflows.billing import BillingInput, BillingWorkflow, billing_workflow_id
 
 WINNERS = ("deal_desk", "finance", "admin")
 READERS = ("finance", "deal_desk", "cfo", "auditor", "admin")
 
 
-def billing_workflow_id(prefix: str, quote_id: int) -> str:
-    return f"{prefix}deal-{quote_id}"
-
-
 def _win(session: Session, quote_id: int, actor: User, task_queue: str,
-         prefix: str) -> tuple[str, str]:
-    """The quote won, its subscription, and its billing's and renewal's starts, in one
-    transaction; the two workflow ids."""
+         prefix: str) -> list[str]:
+    """The quote won, its subscription, its billing's and renewal's starts, and the word to
+    its deal's process, in one transaction; their outbox keys."""
     write_lock(session)
     quote = session.get(Quote, quote_id, populate_existing=True)
     if quote is None:
@@ -52,7 +49,11 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str,
     wid = billing_workflow_id(prefix, quote.id)
     starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
                    task_queue)
-    return wid, renewal_workflow_id(prefix, sub.id)
+    keys = [wid, renewal_workflow_id(prefix, sub.id)]
+    if quote.deal_id is not None:
+        keys.append(tell_closed(session, quote.deal_id, "won", "", task_queue=task_queue,
+                                prefix=prefix))
+    return keys
 
 
 async def mark_won(session: Session, client: Client | None, quote: Quote, actor: User, *,
@@ -60,11 +61,11 @@ async def mark_won(session: Session, client: Client | None, quote: Quote, actor:
     """Close an approved quote as won and start invoicing it; returns the workflow id.
     Idempotent: marking a won deal won again changes nothing. The billing starts right away,
     or from the worker's reconciler if Temporal can't be reached now."""
-    wid, renewal = await in_session(session, _win, quote.id, actor, task_queue, prefix)
+    keys = await in_session(session, _win, quote.id, actor, task_queue, prefix)
     crash_point("won:after-commit")
-    await starts.start_now(client, session, wid)
-    await starts.start_now(client, session, renewal)
-    return wid
+    for key in keys:
+        await starts.start_now(client, session, key)
+    return keys[0]
 
 
 def visible_invoices(session: Session, user: User, limit: int = 500) -> Sequence[Invoice]:

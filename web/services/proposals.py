@@ -40,6 +40,7 @@ from store import audit, idempotency, starts
 from store.audit import entity
 from store.blobs import BlobStore
 from store.db import in_session, write_lock
+from store.deals import step_parent
 from store.library import LibraryItem
 from store.models import Account, Quote, User
 from store.proposals import Proposal, ProposalStep, ProposalTask, ProposalVersion
@@ -443,7 +444,7 @@ def _enqueue(session: Session, user: User, draft: Draft, docx_sha256: str, task_
     session.flush()
     starts.enqueue(session, wid, ProposalWorkflow.__name__, ProposalInput(
         facts, spec, actor_of(user), docx_sha256, prior_approvals(session, p.id, p.version)),
-        task_queue)
+        task_queue, parent=step_parent(session, prefix, p.deal_id, p.quote_id))
     return wid
 
 

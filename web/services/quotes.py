@@ -19,6 +19,7 @@ from dealdesk.faults import crash_point
 from store import audit, idempotency, starts
 from store.audit import entity
 from store.db import write_lock
+from store.deals import step_parent
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
 from store.who import Who
 from web.deps import in_session
@@ -220,7 +221,8 @@ def _enqueue_submission(session: Session, quote_id: int, actor: User, task_queue
     inp = ChainInput(facts, spec_of(active_policy(session)), actor_of(actor),
                      prior_approvals(session, quote))
     wid = workflow_id(prefix, quote.id, quote.version)
-    starts.enqueue(session, wid, ApprovalChainWorkflow.__name__, inp, task_queue)
+    starts.enqueue(session, wid, ApprovalChainWorkflow.__name__, inp, task_queue,
+                   parent=step_parent(session, prefix, quote.deal_id))
     return wid
 
 

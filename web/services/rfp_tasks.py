@@ -13,6 +13,7 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from store import starts
 from store.db import write_lock
+from store.deals import step_parent
 from store.models import User
 from store.rfps import RfpQuestion
 from web.errors import Conflict, Forbidden, Invalid
@@ -77,7 +78,8 @@ def assign_smes(session: Session, settings: Settings, user: User, rfp_id: int,
                    RfpResponseInput(rfp.id, tasks,
                                     int(remind_before.total_seconds()),
                                     int(escalate_after.total_seconds())),
-                   settings.task_queue)
+                   settings.task_queue,
+                   parent=step_parent(session, settings.workflow_prefix, rfp.deal_id))
     session.commit()
     return chosen
 

@@ -1,0 +1,153 @@
+"""DealWorkflow: one per deal (``dealflow-{id}``), the durable process from intake to won or lost.
+
+Each step of a deal (an RFP response, a quote's approval chain, a proposal's review, an
+envelope) is a child workflow of the deal's process, started by the ``start_child`` Update
+that the store's outbox sends once the step's rows commit (``store.starts``). A step may be
+repeated (a new quote version, a second envelope after a decline) or skipped; each child
+keeps its own workflow id, so pages and APIs address it as before. The process moves the
+deal's stage as steps start and end (``move_deal``, never once the deal is closed) and
+answers ``state``: the stage and each step with its status.
+
+The store closes a deal (a quote won, a person marking it lost) and tells the process with
+the ``close`` signal through the same outbox. Won: the process ends and running steps
+finish on their own (they are abandoned, not cancelled: the envelope that won the deal is
+still sealing). Lost: every running step is cancelled and the process waits until each has
+cleaned up (a chain closes its tasks, an envelope is voided and its signers told, an RFP is
+recalled), so a lost deal leaves no child running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.deal_messages import (
+        CLOSED_DEAL,
+        NEXT_STAGE,
+        STEP_OF_TYPE,
+        ChildStart,
+        ChildView,
+        CloseDeal,
+        DealInput,
+        DealState,
+        StageInput,
+    )
+
+MOVE_DEAL = "move_deal"
+CLOSE_LOST_DEAL = "close_lost_deal"
+_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                     maximum_interval=timedelta(seconds=10))
+_QUICK = timedelta(seconds=15)
+
+
+def _outcome(result: Any) -> str:
+    """A child's outcome from its result: a status string, or a result's ``status`` or
+    ``outcome`` field."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict):
+        return str(result.get("status") or result.get("outcome") or "completed")
+    return "completed"
+
+
+@workflow.defn
+class DealWorkflow:
+    @workflow.init
+    def __init__(self, inp: DealInput) -> None:
+        self._in = inp
+        self._status = "open"
+        self._stage = ""
+        self._children: dict[str, ChildView] = {}
+        self._handles: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}
+        self._watchers: list[asyncio.Task[None]] = []
+        self._close: CloseDeal | None = None
+
+    @workflow.run
+    async def run(self, inp: DealInput) -> str:
+        self._stage = await self._move("", f"deal-{inp.deal_id}-opened")
+        await workflow.wait_condition(lambda: self._close is not None)
+        assert self._close is not None
+        if self._close.outcome == "lost":
+            self._status = "lost"
+            for wid in [c.workflow_id for c in self._children.values()
+                        if c.status == "running"]:
+                handle = self._handles.get(wid)
+                if handle is not None:
+                    handle.cancel()
+                else:  # started before it was this deal's child: ask it by id
+                    await workflow.get_external_workflow_handle(wid).cancel()
+            await workflow.execute_local_activity(
+                CLOSE_LOST_DEAL, inp.deal_id, start_to_close_timeout=_QUICK,
+                retry_policy=_RETRY)
+        else:
+            self._status = "won"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._status == "lost":
+            await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._stage = self._status
+        return self._status
+
+    @workflow.update
+    async def start_child(self, step: ChildStart) -> ChildView:
+        if step.workflow_id in self._children:
+            return self._children[step.workflow_id]
+        name = STEP_OF_TYPE.get(step.workflow_type, "step")
+        view = ChildView(step.workflow_id, step.workflow_type, name, "running",
+                         workflow.now().isoformat())
+        self._children[step.workflow_id] = view
+        try:
+            handle = await workflow.start_child_workflow(
+                step.workflow_type, step.arg, id=step.workflow_id, task_queue=step.task_queue,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                cancellation_type=workflow.ChildWorkflowCancellationType
+                .WAIT_CANCELLATION_COMPLETED)
+        except WorkflowAlreadyStartedError:
+            # Started on its own before the deal had a process (or by an older release).
+            view.step = f"{name} (not a child)"
+            return view
+        self._handles[step.workflow_id] = handle
+        self._watchers.append(asyncio.create_task(self._watch(view, handle)))
+        self._stage = await self._move(name, f"{step.workflow_id}:started")
+        return view
+
+    @start_child.validator
+    def _validate_start_child(self, step: ChildStart) -> None:
+        if self._close is not None and step.workflow_id not in self._children:
+            raise ApplicationError(f"the deal is {self._close.outcome}", type=CLOSED_DEAL,
+                                   non_retryable=True)
+
+    @workflow.signal
+    def close(self, close: CloseDeal) -> None:
+        if self._close is None:
+            self._close = close
+
+    @workflow.query
+    def state(self) -> DealState:
+        return DealState(self._in.deal_id, self._status, self._stage,
+                         list(self._children.values()))
+
+    async def _watch(self, view: ChildView, handle: workflow.ChildWorkflowHandle[Any, Any]
+                     ) -> None:
+        try:
+            view.status = _outcome(await handle)
+        except ChildWorkflowError as e:
+            view.status = "cancelled" if isinstance(e.cause, asyncio.CancelledError) or \
+                type(e.cause).__name__ == "CancelledError" else "failed"
+        except asyncio.CancelledError:
+            view.status = "cancelled"
+        view.closed_at = workflow.now().isoformat()
+        following = NEXT_STAGE.get((view.step, view.status))
+        if following and self._close is None:
+            self._stage = await self._move(following, f"{view.workflow_id}:{view.status}")
+
+    async def _move(self, stage: str, key: str) -> str:
+        """Set the deal's stage in the store (unless it is closed); its stage after."""
+        return str(await workflow.execute_local_activity(
+            MOVE_DEAL, StageInput(self._in.deal_id, stage, key), result_type=str,
+            start_to_close_timeout=_QUICK, retry_policy=_RETRY))
