@@ -38,7 +38,7 @@ from store.subscriptions import (
     uplifted,
 )
 from store.who import Who
-from tests.support import make_account, make_user, replays
+from tests.support import eventually, make_account, make_user, replays
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_messages import INVALID, AddOn, Cancel, ChangeTerm, RenewalState, RenewEarly
 
@@ -133,6 +133,30 @@ async def test_five_years_of_auto_renewals(env: WorkflowEnvironment, settings: S
     sizes = [events for _, events in await runs(env.client, handle.id)]
     assert len(sizes) == 6  # one run per term: it continued as new five times
     assert max(sizes) < 200, sizes  # far below the 10,000 events a run may hold
+
+
+async def test_a_term_moved_close_to_renewal_reminds_once_at_once(
+        env: WorkflowEnvironment, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """Moved to renew in 45 days, the 120, 90 and 60-day reminders are past: the 60-day one
+    (the latest) goes at once, the others never, then the 30-day one at its time."""
+    sub_id = won_subscription(sessions, settings)
+    handle = await started(env.client, sessions, settings, sub_id)
+    with sessions() as s:
+        start = s.get_one(Subscription, sub_id).term_start
+    term_end = (start + dt.timedelta(days=44)).isoformat()
+    state = await handle.execute_update("change_term", ChangeTerm(0, term_end=term_end),
+                                        result_type=RenewalState)
+    assert state.renews_on == (start + dt.timedelta(days=45)).isoformat()
+
+    def reminded() -> list[int]:
+        with sessions() as s:
+            return sorted(e.data["days_before"] for e in s.scalars(select(AuditEvent).where(
+                AuditEvent.entity == f"subscription:{sub_id}",
+                AuditEvent.action == "subscription.reminded")))
+
+    assert await eventually(lambda: reminded() == [60] or None)
+    await env.sleep(dt.timedelta(days=20))
+    assert reminded() == [30, 60]
 
 
 async def test_cancelled_subscription_churns_at_the_end_of_its_term(

@@ -9,8 +9,9 @@ so no run's history grows with the subscription's age.
 
 Updates (validated first, applied by an activity that checks them against the store):
 ``change_term``, ``cancel``, ``renew_early``, ``add_on``; each returns the
-:class:`RenewalState` the ``state`` query gives. An offset already past when a term starts
-is skipped, except the renewal quote, which is made at once.
+:class:`RenewalState` the ``state`` query gives. Reminder offsets already past when a term
+starts (or is changed) are skipped but for the latest, which is sent at once; the renewal
+quote, if its offset is past, is made at once.
 """
 
 from __future__ import annotations
@@ -129,11 +130,17 @@ class RenewalWorkflow:
 
     def _past_reminders(self) -> set[int]:
         """The offsets whose time had passed, unsent, when the term (or its change) began:
-        they are skipped, not sent late."""
+        they are skipped, except the latest of them, which is sent at once (a subscription
+        won or moved to renew in 20 days reminds its owner now, not never). An evergreen
+        month skips them all: it would remind every month."""
         assert self._plan is not None
         renewal = _at(self._plan.renews_on)
-        return {d for d in self._plan.reminder_days if d not in self._sent
+        past = {d for d in self._plan.reminder_days if d not in self._sent
                 and renewal - timedelta(days=d) <= workflow.now()}
+        if past and self._plan.term_end_action != "evergreen" \
+                and workflow.patched("remind-latest-missed"):
+            past.discard(min(past))
+        return past
 
     def _today(self) -> str:
         return workflow.now().date().isoformat()

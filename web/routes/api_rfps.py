@@ -134,6 +134,8 @@ async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
                      file: Annotated[UploadFile, File(description="DOCX, XLSX or PDF, at "
                                                       "most DEALDESK_MAX_UPLOAD_MB")],
                      title: Annotated[str, Form(max_length=2000)] = "",
+                     deal_id: Annotated[int | None, Form(
+                         ge=1, le=MAX_ID, description="the open deal this RFP is for")] = None,
                      idempotency_key: IdempotencyKey = None) -> CreatedOut:
     """Upload a customer's RFP file: its questions, or (a spreadsheet) ``needs_mapping``
     with candidate mappings to choose from (POST …/mapping). A file over the limit is a 413
@@ -144,7 +146,7 @@ async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
     data = await file.read(max_mb * 1024 * 1024 + 1)  # one byte over: the service refuses it
     rfp = await in_session(session, service.create_rfp, user, file.filename, data, title,
                            blobs=request.app.state.blobs, max_mb=max_mb,
-                           idempotency_key=idempotency_key)
+                           idempotency_key=idempotency_key, deal_id=deal_id)
     return _created(rfp)
 
 

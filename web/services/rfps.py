@@ -40,13 +40,14 @@ from store import audit, idempotency
 from store.audit import entity
 from store.blobs import BlobStore
 from store.db import write_lock
+from store.deals import CLOSED, Deal, forecast_of
 from store.library import LibraryItem
 from store.models import User
 from store.rfps import Rfp, RfpQuestion
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from web.paging import Listing, Page, matching, paginate
-from web.services import library
+from web.services import deals, library
 from workflows.rules import READ_ONLY_ROLES
 
 WRITERS = frozenset({"rep", "deal_desk", "legal", "admin"})
@@ -194,11 +195,13 @@ def limit_mb(settings: Settings) -> int:
 
 
 def create_rfp(session: Session, user: User, name: str | None, data: bytes, title: str = "",
-               *, blobs: BlobStore, max_mb: int, idempotency_key: str | None = None) -> Rfp:
+               *, blobs: BlobStore, max_mb: int, idempotency_key: str | None = None,
+               deal_id: int | None = None) -> Rfp:
     """Read the questions of an uploaded file and store it, the RFP and its questions (one
     transaction, committed). A workbook comes back ``needs_mapping`` with its
     candidates. Refused files are a 422 (413 over ``max_mb``, see :func:`limit_mb`) naming
-    the problem."""
+    the problem. With a ``deal_id`` (an open deal the user sees) the RFP is that deal's
+    step: its account's, and a deal still at intake moves to ``rfp``."""
     require_writer(user)
     name = safe_filename(name, "rfp")
     max_bytes = max_mb * 1024 * 1024
@@ -215,22 +218,29 @@ def create_rfp(session: Session, user: User, name: str | None, data: bytes, titl
     rows = [] if found.needs_mapping else _questions(session, user, found.questions)
     sha = blobs.put(data)
     write_lock(session)
-    digest = idempotency.request_hash(sha, title)
+    digest = idempotency.request_hash(sha, title, str(deal_id))
     try:
         earlier = idempotency.earlier(session, user.id, "rfp", idempotency_key, digest)
     except idempotency.KeyReused as e:
         raise Invalid(str(e), field="Idempotency-Key") from None
     if earlier is not None:
         return get_rfp(session, user, earlier)
+    deal = _open_deal(session, user, deal_id) if deal_id is not None else None
     now = utcnow()
     rfp = Rfp(title=title, owner_id=user.id, file_name=name, kind=kind, source_sha256=sha,
               status="needs_mapping" if found.needs_mapping else "open",
               mapping={"candidates": [_candidate_json(c) for c in found.candidates]}
               if found.needs_mapping else None,
               created_at=now, updated_at=now, questions=rows,
-              suggested_at=None if found.needs_mapping else ranked_at)
+              suggested_at=None if found.needs_mapping else ranked_at,
+              deal_id=deal.id if deal else None, account_id=deal.account_id if deal else None)
     session.add(rfp)
     session.flush()
+    if deal is not None and deal.stage == "intake":
+        deal.stage, deal.forecast_category, deal.updated_at = "rfp", forecast_of("rfp"), now
+        audit.append(session, event_key=f"deal-{deal.id}-stage-rfp-{rfp.id}",
+                     actor=Who.user(user), action="deal.stage_changed",
+                     entity=entity("deal", deal.id), data={"from": "intake", "to": "rfp"})
     record(session, user, rfp, "rfp.created",
            {"title": title, "file": name, "kind": kind, "sha256": sha,
             "questions": len(rows), "status": rfp.status}, key=f"rfp-{rfp.id}-created")
@@ -359,6 +369,16 @@ def recall(session: Session, user: User, rfp_id: int) -> Rfp:
            key=f"rfp-{rfp.id}-recalled")
     session.commit()
     return rfp
+
+
+def _open_deal(session: Session, user: User, deal_id: int) -> Deal:
+    deal = session.get(Deal, deal_id)
+    if deal is None or not deals.sees(user, deal):
+        raise Invalid(f"no deal {deal_id}", field="deal_id")
+    if deal.stage in CLOSED:
+        raise Invalid(f"deal {deal.id} is {deal.stage}: answer RFPs for an open deal",
+                      field="deal_id")
+    return deal
 
 
 def _answers(rfp: Rfp) -> list[RfpQuestion]:
