@@ -370,7 +370,10 @@ class EnvelopeActivities:
         sealed = signing.seal(self._blobs.get(document_sha256), certs=certs, crls=crls,
                               timestamper=self._timestamper)
         final_sha = self._blobs.put(sealed)
-        completed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        # Whole seconds, rounded up: an envelope signed within the second it was created
+        # must not complete before it began.
+        now = dt.datetime.now(dt.UTC)
+        completed_at = now.replace(microsecond=0) + dt.timedelta(seconds=bool(now.microsecond))
         with self._sessions() as s:
             record = self._completion_record(s, _envelope(s, envelope_id), final_sha,
                                              completed_at)

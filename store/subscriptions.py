@@ -185,18 +185,28 @@ def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, pr
               signers: list[dict[str, str]] | None = None) -> Subscription:
     """The won quote's contract, subscription and first term, and the start of its
     RenewalWorkflow; once per quote (a second call returns the first's subscription). A won
-    renewal quote returns the subscription it renews. In the caller's transaction."""
+    renewal quote records its renewal contract (from the renewal date, for its term) and
+    returns the subscription it renews (RenewalWorkflow closes the term with it). In the
+    caller's transaction."""
     existing = session.scalar(select(Subscription).join(
         Contract, Contract.id == Subscription.contract_id).where(Contract.quote_id == quote.id))
-    # A won renewal quote renews its subscription (RenewalWorkflow closes the term with it).
-    existing = existing or session.scalar(select(Subscription).where(
-        Subscription.renewal_quote_id == quote.id))
     if existing is not None:
         return existing
-    end = term_end(won_on, quote.term_months)
     parties = [{"role": "customer", "name": quote.account.name},
                {"role": "provider", "name": "dealdesk seller"}]
     parties += [{"role": "signer", **s} for s in signers or []]
+    renewed = session.scalar(select(Subscription).where(
+        Subscription.renewal_quote_id == quote.id))
+    if renewed is not None:
+        if session.scalar(select(Contract.id).where(Contract.quote_id == quote.id)) is None:
+            start = renews_on(renewed)
+            session.add(Contract(
+                quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
+                envelope_id=envelope_id, kind="renewal", parties=parties, start_date=start,
+                end_date=term_end(start, quote.term_months), term_months=quote.term_months,
+                sealed_sha256=sealed_sha256))
+        return renewed
+    end = term_end(won_on, quote.term_months)
     contract = Contract(quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
                         envelope_id=envelope_id, parties=parties, start_date=won_on,
                         end_date=end, term_months=quote.term_months,
