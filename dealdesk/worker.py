@@ -21,6 +21,7 @@ from activities.renewals import RenewalActivities
 from activities.rfps import RfpActivities
 from activities.webhooks import WebhookActivities
 from dealdesk.parts import open_pki, smtp_config, webhook_endpoints
+from dealdesk.renewal_steps import RenewalSteps
 from dealdesk.settings import Settings
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.hsm import HsmSeal
@@ -70,6 +71,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
     health = HealthActivities(sessions, settings.base_url)
     renewals = RenewalActivities(sessions, mailer, settings.base_url)
     deals = DealActivities(sessions)
+    renewal_steps = RenewalSteps(client, sessions, settings, blobs,
+                                 lambda data, name: converter.convert(data, filename=name))
     proposals = ProposalActivities(sessions, blobs,
                                    lambda data, name: converter.convert(data, filename=name))
     worker = Worker(
@@ -88,7 +91,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
                     renewals.make_renewal_quote, renewals.close_term,
                     renewals.change_subscription_term, renewals.cancel_subscription,
                     renewals.add_subscription_addon, deals.move_deal,
-                    deals.close_lost_deal],
+                    deals.close_lost_deal, renewal_steps.advance_renewal_quote,
+                    renewal_steps.advance_renewal_deal],
         # Store, SMTP and (later) document libraries block: run them on threads.
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,

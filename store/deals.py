@@ -63,20 +63,27 @@ def deal_workflow_id(prefix: str, deal_id: int) -> str:
     return f"{prefix}dealflow-{deal_id}"
 
 
-def process(prefix: str, deal_id: int) -> Parent:
+def process(prefix: str, deal_id: int, renewal: bool = False) -> Parent:
     """The deal's DealWorkflow as the parent of its steps' workflows (``store.starts``)."""
-    return Parent(deal_workflow_id(prefix, deal_id), "DealWorkflow", DealInput(deal_id))
+    return Parent(deal_workflow_id(prefix, deal_id), "DealWorkflow",
+                  DealInput(deal_id, renewal))
 
 
 def step_parent(session: Session, prefix: str, deal_id: int | None,
                 quote_id: int | None = None) -> Parent | None:
     """The process a step belongs to: its own deal's, else its quote's deal's; None for a
     stand-alone document (its workflow starts on its own)."""
-    if deal_id is None and quote_id is not None:
-        from store.models import Quote
+    from store.models import Quote
+    from store.subscriptions import Subscription
 
+    if deal_id is None and quote_id is not None:
         deal_id = session.scalar(select(Quote.deal_id).where(Quote.id == quote_id))
-    return process(prefix, deal_id) if deal_id is not None else None
+    if deal_id is None:
+        return None
+    renewal = session.scalar(select(Quote.id).join(
+        Subscription, Subscription.renewal_quote_id == Quote.id)
+        .where(Quote.deal_id == deal_id).limit(1)) is not None
+    return process(prefix, deal_id, renewal)
 
 
 def tell_closed(session: Session, deal_id: int, outcome: str, reason: str, *,

@@ -6,7 +6,8 @@ that the store's outbox sends once the step's rows commit (``store.starts``). A 
 repeated (a new quote version, a second envelope after a decline) or skipped; each child
 keeps its own workflow id, so pages and APIs address it as before. The process moves the
 deal's stage as steps start and end (``move_deal``, never once the deal is closed) and
-answers ``state``: the stage and each step with its status.
+answers ``state``: the stage and each step with its status. A renewal deal's approved quote
+is sent for signature at once (``advance_renewal_deal``).
 
 The store closes a deal (a quote won, a person marking it lost) and tells the process with
 the ``close`` signal through the same outbox. Won: the process ends and running steps
@@ -39,11 +40,14 @@ with workflow.unsafe.imports_passed_through():
         StageInput,
     )
 
+ADVANCE_RENEWAL_DEAL = "advance_renewal_deal"
+"""A renewal deal's approved quote goes for signature (``dealdesk/renewal_steps.py``)."""
 MOVE_DEAL = "move_deal"
 CLOSE_LOST_DEAL = "close_lost_deal"
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                      maximum_interval=timedelta(seconds=10))
 _QUICK = timedelta(seconds=15)
+_ADVANCE = timedelta(minutes=5)  # sending renders the contract and converts it to PDF
 
 
 def _outcome(result: Any) -> str:
@@ -145,6 +149,11 @@ class DealWorkflow:
         following = NEXT_STAGE.get((view.step, view.status))
         if following and self._close is None:
             self._stage = await self._move(following, f"{view.workflow_id}:{view.status}")
+        if self._in.renewal and (view.step, view.status) == ("approval", "approved") \
+                and self._close is None:
+            await workflow.execute_activity(
+                ADVANCE_RENEWAL_DEAL, self._in.deal_id, result_type=str,
+                start_to_close_timeout=_ADVANCE, retry_policy=_RETRY)
 
     async def _move(self, stage: str, key: str) -> str:
         """Set the deal's stage in the store (unless it is closed); its stage after."""

@@ -38,6 +38,8 @@ CLOSED_DEAL = "DealClosed"
 @dataclass(frozen=True)
 class DealInput:
     deal_id: int
+    renewal: bool = False
+    """The deal renews a subscription: its approved quote goes for signature on its own."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """RenewalWorkflow: one per subscription (``renewal-{subscription id}``), one run per term.
 
 A run watches its term: it reminds the owner at each offset before the renewal date (120, 90,
-60 and 30 days by default), makes the renewal quote at its offset (90 days), and on the
+60 and 30 days by default), makes the renewal quote at its offset (90 days) and moves it on
+(submitted through the approval chain when it carries a discount, else sent for signature to
+the customer's signer of the contract it renews), and on the
 renewal date closes the term (``close_term``): renewed when the renewal quote was won,
 churned when the subscription was cancelled or ends by its action, else auto-renewed with the
 uplift. Then it continues as new for the next term, once every Update handler has finished,
@@ -46,7 +48,10 @@ with workflow.unsafe.imports_passed_through():
         TermPlan,
     )
 
+ADVANCE_RENEWAL_QUOTE = "advance_renewal_quote"
+"""Submit the renewal quote, or send it for signature (``dealdesk/renewal_steps.py``)."""
 _STORE = timedelta(seconds=15)
+_ADVANCE = timedelta(minutes=5)  # sending renders the contract and converts it to PDF
 _MAIL = timedelta(seconds=30)
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                      maximum_interval=timedelta(seconds=10))
@@ -122,6 +127,10 @@ class RenewalWorkflow:
                                                     self._today()), int)
                 self._plan = _with_quote(plan, quote_id)
                 quote_made = True
+                if workflow.patched("renewal-steps"):
+                    await workflow.execute_activity(
+                        ADVANCE_RENEWAL_QUOTE, quote_id, result_type=str,
+                        start_to_close_timeout=_ADVANCE, retry_policy=_RETRY)
             else:
                 await workflow.execute_activity(
                     "remind_renewal", RemindInput(inp.subscription_id, inp.term_number, days),
