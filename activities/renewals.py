@@ -9,7 +9,6 @@ under a time-skipping server (the tests' years of renewals) the two differ.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
@@ -34,55 +33,22 @@ from store.subscriptions import (
     uplifted,
 )
 from store.who import Who
-from workflows.renewal_messages import ENDED, INVALID, AddOn, Cancel, ChangeTerm, TermPlan
+from workflows.renewal_messages import (
+    ENDED,
+    INVALID,
+    AddOnInput,
+    CancelInput,
+    ChangeInput,
+    Closed,
+    RemindInput,
+    TermInput,
+    TermPlan,
+)
 
 WHO = Who.system("renewal")
 REMINDER_DAYS = (120, 90, 60, 30)
 QUOTE_DAYS = 90
 EVERGREEN_MONTHS = 1
-
-
-@dataclass(frozen=True)
-class TermInput:
-    subscription_id: int
-    term_number: int
-    today: str = ""
-
-
-@dataclass(frozen=True)
-class RemindInput:
-    subscription_id: int
-    term_number: int
-    days_before: int
-
-
-@dataclass(frozen=True)
-class ChangeInput:
-    subscription_id: int
-    term_number: int
-    change: ChangeTerm
-
-
-@dataclass(frozen=True)
-class CancelInput:
-    subscription_id: int
-    term_number: int
-    cancel: Cancel
-
-
-@dataclass(frozen=True)
-class AddOnInput:
-    subscription_id: int
-    term_number: int
-    add_on: AddOn
-    today: str
-
-
-@dataclass(frozen=True)
-class Closed:
-    outcome: str
-    next_term: int | None
-    """None when the subscription churned."""
 
 
 def _invalid(message: str) -> ApplicationError:

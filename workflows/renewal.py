@@ -28,23 +28,21 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.renewals import (
-        AddOnInput,
-        CancelInput,
-        ChangeInput,
-        Closed,
-        RemindInput,
-        TermInput,
-    )
     from workflows.renewal_messages import (
         ENDED,
         INVALID,
         AddOn,
+        AddOnInput,
         Cancel,
+        CancelInput,
+        ChangeInput,
         ChangeTerm,
+        Closed,
+        RemindInput,
         RenewalInput,
         RenewalState,
         RenewEarly,
+        TermInput,
         TermPlan,
     )
 

@@ -1,4 +1,4 @@
-"""RenewalWorkflow's input, update and query payloads, as frozen dataclasses.
+"""RenewalWorkflow's input, update, query and activity payloads, as frozen dataclasses.
 
 Dates are ISO strings (``YYYY-MM-DD``); money is integer minor units; percentages are decimal
 strings ("3", "2.5").
@@ -91,3 +91,49 @@ INVALID = "RenewalInvalid"
 term end before its start, an unknown action): the web answers 422 with the message."""
 ENDED = "RenewalEnded"
 """The subscription has churned: nothing to change any more (409)."""
+
+
+# --- activity payloads (activities/renewals.py) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class TermInput:
+    subscription_id: int
+    term_number: int
+    today: str = ""
+
+
+@dataclass(frozen=True)
+class RemindInput:
+    subscription_id: int
+    term_number: int
+    days_before: int
+
+
+@dataclass(frozen=True)
+class ChangeInput:
+    subscription_id: int
+    term_number: int
+    change: ChangeTerm
+
+
+@dataclass(frozen=True)
+class CancelInput:
+    subscription_id: int
+    term_number: int
+    cancel: Cancel
+
+
+@dataclass(frozen=True)
+class AddOnInput:
+    subscription_id: int
+    term_number: int
+    add_on: AddOn
+    today: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    outcome: str
+    next_term: int | None
+    """None when the subscription churned."""
