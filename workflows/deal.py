@@ -79,13 +79,18 @@ class DealWorkflow:
         assert self._close is not None
         if self._close.outcome == "lost":
             self._status = "lost"
-            for wid in [c.workflow_id for c in self._children.values()
-                        if c.status == "running"]:
-                handle = self._handles.get(wid)
+            # A step being started as the deal closed is running once its Update finishes.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            for view in [c for c in self._children.values() if c.status == "running"]:
+                handle = self._handles.get(view.workflow_id)
                 if handle is not None:
                     handle.cancel()
-                else:  # started before it was this deal's child: ask it by id
-                    await workflow.get_external_workflow_handle(wid).cancel()
+                    continue
+                try:  # started before it was this deal's child: ask it by id
+                    await workflow.get_external_workflow_handle(view.workflow_id).cancel()
+                    view.status = "cancel requested"
+                except Exception:  # it had ended meanwhile
+                    view.status = "ended"
             await workflow.execute_local_activity(
                 CLOSE_LOST_DEAL, inp.deal_id, start_to_close_timeout=_QUICK,
                 retry_policy=_RETRY)
