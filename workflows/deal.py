@@ -10,16 +10,18 @@ answers ``state``: the stage and each step with its status. A renewal deal's app
 is sent for signature at once (``advance_renewal_deal``).
 
 The store closes a deal (a quote won, a person marking it lost) and tells the process with
-the ``close`` signal through the same outbox. Won: the process ends and running steps
-finish on their own (they are abandoned, not cancelled: the envelope that won the deal is
-still sealing). Lost: every running step is cancelled and the process waits until each has
-cleaned up (a chain closes its tasks, an envelope is voided and its signers told, an RFP is
-recalled), so a lost deal leaves no child running.
+the ``close`` signal through the same outbox (a winning envelope, the process's child, also
+signals it at once). Won: the process waits up to five minutes for running steps to end on
+their own (the envelope that won the deal is still sealing), then ends; steps still running
+are abandoned, not cancelled. Lost: every running step is cancelled and the process waits
+until each has cleaned up (a chain closes its tasks, an envelope is voided and its signers
+told, an RFP is recalled), so a lost deal leaves no child running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +49,7 @@ CLOSE_LOST_DEAL = "close_lost_deal"
 _RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                      maximum_interval=timedelta(seconds=10))
 _QUICK = timedelta(seconds=15)
+_WON_GRACE = timedelta(minutes=5)
 _ADVANCE = timedelta(minutes=5)  # sending renders the contract and converts it to PDF
 
 
@@ -96,6 +99,12 @@ class DealWorkflow:
                 retry_policy=_RETRY)
         else:
             self._status = "won"
+            # The envelope that won it is still sealing: let running steps end on their own,
+            # for a while, so the process's record shows how they ended.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: not any(c.status == "running" for c in self._children.values()
+                                    if c.workflow_id in self._handles), timeout=_WON_GRACE)
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._status == "lost":
             await asyncio.gather(*self._watchers, return_exceptions=True)

@@ -21,10 +21,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from workflows.billing import BillingInput, BillingWorkflow, billing_workflow_id
+    from workflows.deal_messages import CloseDeal
     from workflows.envelope_messages import (
         ApplySignatureInput,
         DeclineInput,
@@ -171,6 +177,13 @@ class EnvelopeWorkflow:
             start_to_close_timeout=_SEAL_TIMEOUT, retry_policy=_RETRY)
         if won is not None and workflow.patched("bill-won-deals"):
             await self._start_billing(won)
+        parent = workflow.info().parent
+        if won is not None and parent is not None and workflow.patched("deal-won-at-once"):
+            # The store told the deal's process too (an outbox row the worker's reconciler
+            # sends within seconds); a child tells its parent at once.
+            with contextlib.suppress(FailureError):  # the deal's process has ended
+                await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                    "close", CloseDeal("won"))
         await self._webhook("envelope.completed", {"document_sha256": sealed.final_sha256,
                                                    "certificate_sha256":
                                                    sealed.certificate_sha256})
