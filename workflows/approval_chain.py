@@ -145,9 +145,13 @@ class ApprovalChainWorkflow:
             user_ids=sorted({inp.submitted_by.user_id, inp.facts.owner_id}),
             link=f"/quotes/{inp.facts.quote_id}",
         )])
-        # Let in-flight Updates finish (and return their results) before completing.
+        # Let in-flight Updates finish (and return their results) before completing; project
+        # again only if one changed something (an idle re-projection is a billed activity).
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        if self._dirty or self._events or not workflow.patched("no-idle-flush"):
+            await self._flush()
+        else:
+            await workflow.wait_condition(lambda: not self._writing)
         return ChainResult(self._status, self._steps)
 
     async def _cancelled(self) -> None:
