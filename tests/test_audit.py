@@ -130,8 +130,13 @@ def test_rows_name_who_acted_and_what_it_is_about(sessions: sessionmaker[Session
         assert by_action[action].actor == "system:workflow:approval_chain"
     assert audit.who_of(by_action["policy.saved"]) == Who.system("cli:policies")
     quote_id = by_action["quote.created"].entity.split(":")[1]
-    # A new quote opens its deal (one row on the deal); everything else is about the quote.
-    assert [r.entity.split(":")[0] for r in rows if r.action.startswith("deal.")] == ["deal"]
+    # A new quote opens its deal, whose process moves its stage as the chain starts and
+    # ends (rows on the deal, by the deal's process); everything else is about the quote.
+    deal_rows = [r for r in rows if r.action.startswith("deal.")]
+    assert deal_rows[0].action == "deal.created" and len(deal_rows) >= 2
+    assert {r.action for r in deal_rows[1:]} == {"deal.stage_changed"}
+    assert {r.entity.split(":")[0] for r in deal_rows} == {"deal"}
+    assert audit.who_of(deal_rows[1]) == Who.system("deal")
     assert {r.entity for r in rows if r.action != "policy.saved"
             and not r.action.startswith("deal.")} == {f"quote:{quote_id}"}
     assert by_action["policy.saved"].entity == "policy:two-step"
