@@ -102,6 +102,9 @@ async def test_the_deals_page_filters_and_pages(
         r = await manager.get("/deals", params={"owner": str(oz.id)},  # type: ignore[attr-defined]
                               headers={"HX-Request": "true"})
         assert "<html" not in r.text and _count(r.text) == "3 deals"
+        # … and the stage tabs out of band, keeping the new filter.
+        assert 'id="stage-tabs" aria-label="Stages" hx-swap-oob="true"' in r.text
+        assert f'href="/deals?owner={oz.id}&amp;stage=won"' in r.text  # type: ignore[attr-defined]
         assert "HX-Request" in r.headers["vary"]
 
         # A rep sees their own deals only, and no owner select.
