@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from store.models import Account, Base, User, utcnow
 from store.starts import Parent, enqueue_signal
+from store.who import Who
 from workflows.deal_messages import CloseDeal, DealInput
 
 STAGES = ("intake", "rfp", "quote", "approval", "proposal", "contract", "signing", "won",
@@ -94,3 +95,35 @@ def tell_closed(session: Session, deal_id: int, outcome: str, reason: str, *,
     enqueue_signal(session, key, process(prefix, deal_id), "close",
                    CloseDeal(outcome, reason), task_queue)
     return key
+
+
+OPEN_QUOTES = ("draft", "changes_requested", "pending_approval", "approved")
+"""A quote's statuses while it may still become the deal's price (not won, not rejected)."""
+
+
+def follow_quotes(session: Session, deal_id: int | None, actor: Who) -> None:
+    """The deal's amount and currency become its latest open quote's net amount, unless the
+    deal is closed; one ``deal.amount_changed`` audit row when they change. Called by every
+    use case that edits or reprices a quote, in its transaction."""
+    from store import audit  # store.audit imports store.models, which imports this module
+    from store.models import Quote
+
+    if deal_id is None:
+        return
+    session.flush()
+    deal = session.get(Deal, deal_id)
+    if deal is None or deal.stage in CLOSED:
+        return
+    latest = session.scalars(select(Quote).where(
+        Quote.deal_id == deal_id, Quote.status.in_(OPEN_QUOTES))
+        .order_by(Quote.updated_at.desc(), Quote.id.desc()).limit(1)).first()
+    if latest is None or (deal.amount, deal.currency) == (latest.net_amount, latest.currency):
+        return
+    was = {"amount": deal.amount, "currency": deal.currency}
+    now = dt.datetime.now(dt.UTC)
+    deal.amount, deal.currency, deal.updated_at = latest.net_amount, latest.currency, now
+    audit.append(session, event_key=f"deal-{deal_id}-amount-q{latest.id}-v{latest.version}-"
+                 f"{now.timestamp()}", actor=actor, action="deal.amount_changed",
+                 entity=audit.entity("deal", deal_id),
+                 data={"was": was, "amount": deal.amount, "currency": deal.currency,
+                       "quote_id": latest.id, "version": latest.version})

@@ -2,7 +2,8 @@
 several inboxes (two built from the catalog, one of them won and invoiced), envelopes out
 for signature, a content library with an RFP answered from it (``rfp.py``), and an account
 that just dropped to critical health with its CSM's alert (``health.py``), and two
-subscriptions renewing within 90 days, one of them at risk (``renewals.py``)."""
+subscriptions renewing within 90 days, one of them at risk (``renewals.py``); with deals
+in every stage, the last ones made by ``deals.py``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from dealdesk.demo.contract import contract_pdf
+from dealdesk.demo.deals import seed_deals
 from dealdesk.demo.health import seed_health
 from dealdesk.demo.proposal import seed_proposal
 from dealdesk.demo.renewals import seed_renewals
@@ -240,6 +242,9 @@ STEPS = (
     DemoStep("account health with a CSM alert", seed_health),
     # After the health step: Umbrella Health's renewal is at risk because it dropped.
     DemoStep("subscriptions renewing within 90 days", seed_renewals),
+    # The stages the steps above don't reach: intake, signing, contract (a declined
+    # envelope), lost. Its envelopes' signature fields need pdftotext too.
+    DemoStep("deals at intake, signing, contract and lost", seed_deals, needs=("pdftotext",)),
 )
 
 
@@ -273,6 +278,7 @@ __all__ = [
     "STEPS",
     "DemoStep",
     "seed_configured",
+    "seed_deals",
     "seed_envelopes",
     "seed_health",
     "seed_proposal",

@@ -11,15 +11,18 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from store.deals import Deal
+from store.deals import FORECAST_CATEGORIES, Deal
 from store.models import User
 from web.auth import CurrentUser
 from web.deps import IdempotencyKey, MaybeClientDep, SessionDep, SettingsDep, in_session
 from web.errors import API_ERRORS
-from web.params import MAX_ID, PathId
+from web.params import LAST_DAY, MAX_ID, PathId
 from web.services import deals as service
 
 router = APIRouter(prefix="/api/v1/deals", tags=["deals"], responses=API_ERRORS)
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 500
+MAX_PAGE = 100_000
 
 
 class QuoteRef(BaseModel):
@@ -140,12 +143,24 @@ def create(body: service.DealFields, user: CurrentUser, session: SessionDep,
 def list_all(user: CurrentUser, session: SessionDep,
              stage: Annotated[str, Query(max_length=20)] = "",
              owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+             forecast: Annotated[str, Query(
+                 max_length=20, description=", ".join(FORECAST_CATEGORIES))] = "",
+             closes_after: Annotated[dt.date | None, Query(
+                 le=LAST_DAY, description="expected to close after this day")] = None,
+             closes_before: Annotated[dt.date | None, Query(
+                 le=LAST_DAY, description="expected to close before this day")] = None,
              q: Annotated[str, Query(max_length=200,
-                                     description="part of the deal's or account's name")] = ""
+                                     description="part of the deal's or account's name")] = "",
+             page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page, from 1 (a page "
+                                        "past the end gives the last)")] = 1,
+             limit: Annotated[int, Query(ge=1, le=MAX_LIMIT,
+                                         description="deals per page")] = DEFAULT_LIMIT
              ) -> list[DealSummary]:
-    """The deals you see, recently changed first (at most 200)."""
-    return [DealSummary.of(d) for d in service.list_deals(session, user, stage=stage,
-                                                          owner_id=owner_id, q=q)]
+    """The deals you see, recently changed first, ``limit`` a page."""
+    found = service.list_deals(session, user, service.DealFilter(
+        stage=stage, owner_id=owner_id, forecast=forecast, closes_after=closes_after,
+        closes_before=closes_before, q=q), page=page, limit=limit)
+    return [DealSummary.of(d) for d in found.items]
 
 
 @router.get("/{deal_id}", response_model=DealOut)

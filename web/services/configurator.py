@@ -24,6 +24,7 @@ from cpq.pricing import CHANNELS, Deal, Item, PricedQuote, Pricer, PricingError,
 from store import audit
 from store.audit import entity
 from store.commerce import QuoteItem
+from store.deals import follow_quotes
 from store.models import Quote, QuoteVersion, User
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
@@ -315,6 +316,9 @@ def configured_facts(session: Session, quote: Quote) -> tuple[list[str], list[st
 
 def _audit(session: Session, quote: Quote, actor: User, action: str,
            data: dict[str, Any]) -> None:
+    """The change's audit row; its deal's amount follows (every change of a quote's lines or
+    pricing ends here, in its transaction)."""
     audit.append(session, event_key=f"quote-{quote.id}-v{quote.version}-{action}-"
                  f"{dt.datetime.now(dt.UTC).timestamp()}", actor=Who.user(actor), action=action,
                  entity=entity("quote", quote.id), data={"version": quote.version, **data})
+    follow_quotes(session, quote.deal_id, Who.user(actor))

@@ -19,18 +19,36 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from store import audit, idempotency, starts
 from store.audit import entity
 from store.db import in_session, write_lock
-from store.deals import CLOSED, STAGES, Deal, deal_workflow_id, forecast_of, tell_closed
-from store.models import Account, ApprovalTask, AuditEvent, Envelope, EnvelopeRecipient, Quote, User
+from store.deals import (
+    CLOSED,
+    FORECAST_CATEGORIES,
+    STAGES,
+    Deal,
+    deal_workflow_id,
+    forecast_of,
+    tell_closed,
+)
+from store.models import (
+    Account,
+    ApprovalTask,
+    AuditEvent,
+    Envelope,
+    EnvelopeRecipient,
+    Quote,
+    User,
+    UserRole,
+)
 from store.proposals import Proposal
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
+from web.paging import PER_PAGE, Listing, Page, matching, paginate
 from web.params import Amount, RowId
 from web.services import quotes
 from workflows.deal_messages import DealState
@@ -64,7 +82,7 @@ def may_close(user: User, deal: Deal) -> bool:
 
 
 def sees(user: User, deal: Deal) -> bool:
-    return deal.owner_id == user.id or bool(user.roles.intersection(quotes.READ_ALL))
+    return deal.owner_id == user.id or sees_all(user)
 
 
 def visible(session: Session, user: User, deal_id: int) -> Deal:
@@ -177,24 +195,75 @@ def won_quote(session: Session, deal_id: int) -> int | None:
 # --- reading ----------------------------------------------------------------------------
 
 
-def list_deals(session: Session, user: User, *, stage: str = "", owner_id: int | None = None,
-               q: str = "", limit: int = 200) -> list[Deal]:
-    """Deals this user sees, recently changed first; ``q`` searches the name and account."""
-    if stage and stage not in STAGES:
-        raise Invalid(f"stage must be one of {', '.join(STAGES)}", field="stage")
+@dataclass(frozen=True)
+class DealFilter:
+    """What the deals list (page or API) is narrowed to; empty means any."""
+
+    stage: str = ""
+    owner_id: int | None = None
+    """Only this owner's deals (a rep sees only their own whatever this says)."""
+    forecast: str = ""
+    closes_after: dt.date | None = None
+    """Expected to close after this day (deals without an expected close are left out)."""
+    closes_before: dt.date | None = None
+    q: str = ""
+    """Part of the deal's or the account's name, ignoring case."""
+
+    def check(self) -> DealFilter:
+        """The filter itself, or a 422 naming the parameter that can't be met."""
+        if self.stage and self.stage not in STAGES:
+            raise Invalid(f"stage must be one of {', '.join(STAGES)}", field="stage")
+        if self.forecast and self.forecast not in FORECAST_CATEGORIES:
+            raise Invalid(f"forecast must be one of {', '.join(FORECAST_CATEGORIES)}",
+                          field="forecast")
+        if self.closes_after and self.closes_before and self.closes_before <= self.closes_after:
+            raise Invalid("closes_before must be later than closes_after", field="closes_before")
+        return self
+
+
+def deals_query(user: User, f: DealFilter) -> Select[Deal]:
+    """Deals this user sees, narrowed by ``f``, recently changed first."""
     query = (select(Deal).join(Account, Account.id == Deal.account_id)
              .order_by(Deal.updated_at.desc(), Deal.id.desc()))
-    if not user.roles.intersection(quotes.READ_ALL):
+    if not sees_all(user):
         query = query.where(Deal.owner_id == user.id)
-    if stage:
-        query = query.where(Deal.stage == stage)
-    if owner_id is not None:
-        query = query.where(Deal.owner_id == owner_id)
-    if q.strip():
-        needle = q.strip()
-        query = query.where(or_(Deal.name.icontains(needle, autoescape=True),
-                                Account.name.icontains(needle, autoescape=True)))
-    return list(session.scalars(query.limit(limit)).unique())
+    if f.stage:
+        query = query.where(Deal.stage == f.stage)
+    if f.owner_id is not None:
+        query = query.where(Deal.owner_id == f.owner_id)
+    if f.forecast:
+        query = query.where(Deal.forecast_category == f.forecast)
+    if f.closes_after is not None:
+        query = query.where(Deal.expected_close > f.closes_after)
+    if f.closes_before is not None:
+        query = query.where(Deal.expected_close < f.closes_before)
+    if f.q.strip():
+        query = query.where(matching(f.q.strip(), Deal.name, Account.name))
+    return query
+
+
+def list_deals(session: Session, user: User, f: DealFilter, *, page: int = 1,
+               limit: int = PER_PAGE) -> Page[Deal]:
+    """One page of the deals this user sees (a page past the end gives the last), and how
+    many there are in all."""
+    f.check()
+    return paginate(session, deals_query(user, f), Listing(f.q.strip(), page), size=limit)
+
+
+def sees_all(user: User) -> bool:
+    """Whether this user sees every rep's deals (and may filter them by owner)."""
+    return bool(user.roles.intersection(quotes.READ_ALL))
+
+
+def owners(session: Session, user: User) -> list[User]:
+    """The people whose deals this user may filter by: every rep and every owner of a deal,
+    for those who see all; nobody otherwise."""
+    if not sees_all(user):
+        return []
+    reps = select(UserRole.user_id).where(UserRole.role == "rep")
+    owning = select(Deal.owner_id).distinct()
+    return list(session.scalars(select(User).where(or_(User.id.in_(reps), User.id.in_(owning)))
+                                .order_by(User.name, User.id)).unique())
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from documents.csv_cells import read_cell
@@ -310,15 +310,30 @@ def by_band(session: Session, user: User) -> list[AccountHealth]:
         worst, AccountHealth.score, AccountHealth.account_id)))
 
 
-def open_tasks(session: Session, user: User, limit: int = 50) -> list[HealthTask]:
-    """The health alerts waiting for this user: theirs, or their role's queue's."""
+def _waiting_for(user: User) -> ColumnElement[bool] | None:
+    """The open health alerts this user's inbox shows: theirs, or their role's queue's."""
     if "csm" not in user.roles and not may_write(user):
-        return []
+        return None
     mine = HealthTask.assignee_id == user.id
     queue = HealthTask.queue_role.in_(sorted(user.roles))
-    return list(session.scalars(select(HealthTask).where(
-        HealthTask.done_at.is_(None), or_(mine, queue))
-        .order_by(HealthTask.created_at, HealthTask.id).limit(limit)))
+    return and_(HealthTask.done_at.is_(None), or_(mine, queue))
+
+
+def open_tasks(session: Session, user: User, limit: int = 50) -> list[HealthTask]:
+    """The health alerts waiting for this user: theirs, or their role's queue's."""
+    waiting = _waiting_for(user)
+    if waiting is None:
+        return []
+    return list(session.scalars(select(HealthTask).where(waiting)
+                                .order_by(HealthTask.created_at, HealthTask.id).limit(limit)))
+
+
+def open_task_count(session: Session, user: User) -> int:
+    """How many health alerts wait for this user (the inbox badge counts them too)."""
+    waiting = _waiting_for(user)
+    if waiting is None:
+        return 0
+    return session.scalar(select(func.count()).select_from(HealthTask).where(waiting)) or 0
 
 
 def close_task(session: Session, user: User, task_id: int) -> HealthTask:

@@ -19,7 +19,7 @@ from dealdesk.faults import crash_point
 from store import audit, idempotency, starts
 from store.audit import entity
 from store.db import write_lock
-from store.deals import step_parent
+from store.deals import follow_quotes, step_parent
 from store.models import Account, ApprovalRequest, ApprovalTask, Quote, QuoteVersion, User
 from store.who import Who
 from web.deps import in_session
@@ -161,6 +161,7 @@ def edit_quote(session: Session, quote: Quote, actor: User, fields: QuoteFields)
                  f"{quote.updated_at.timestamp()}", actor=Who.user(actor), action="quote.edited",
                  entity=entity("quote", quote.id), data={"version": quote.version,
                                                    **fields.model_dump(exclude={"deal_id"})})
+    follow_quotes(session, quote.deal_id, Who.user(actor))
     return quote
 
 

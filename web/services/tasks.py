@@ -33,6 +33,7 @@ from temporalio.client import (
 from store.models import APPROVER_ROLES, Account, ApprovalRequest, ApprovalTask, Quote, User
 from web.deps import in_session
 from web.errors import Forbidden, Invalid, NotFound
+from web.services import health
 from web.services.quotes import actor_of
 from web.services.refusals import execute_update
 from workflows import rules
@@ -244,10 +245,12 @@ def inbox_rows(session: Session, user: User, f: InboxFilter) -> list[dict[str, A
 
 
 def inbox_count(session: Session, user: User) -> int:
-    """How many open tasks the user sees: one statement adding one count per visibility
-    condition (each counts its own index range)."""
-    return session.connection().scalar(_count_statement(tuple(sorted(user.roles))),
-                                       {"user_id": user.id}) or 0
+    """How many open tasks the user sees: the approval tasks (one statement adding one count
+    per visibility condition, each counting its own index range) and the customer health
+    alerts waiting for them (the inbox lists both)."""
+    approvals = session.connection().scalar(_count_statement(tuple(sorted(user.roles))),
+                                            {"user_id": user.id}) or 0
+    return approvals + health.open_task_count(session, user)
 
 
 @functools.lru_cache(maxsize=256)
