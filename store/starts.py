@@ -34,7 +34,12 @@ from typing import Any
 from sqlalchemy import Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -80,7 +85,7 @@ class Parent:
     arg: Any
 
 
-CHILD_START_WAIT_S = 10.0
+CHILD_START_WAIT_S = 5.0
 CHILD_UPDATE = "start_child"
 """The parent's Update that starts a child (``workflows.deal.DealWorkflow.start_child``)."""
 
@@ -162,7 +167,7 @@ async def _start(client: Client, row: WorkflowStart) -> str | None:
             await _start_alone(client, row)
     except WorkflowAlreadyStartedError:
         return None
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         return f"{row.parent_id} did not take the step within {CHILD_START_WAIT_S:g} s"
     except RPCError as e:
         return f"{e.status.name if e.status else 'error'}: {e.message}"[:2000]
