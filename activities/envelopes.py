@@ -262,9 +262,13 @@ class EnvelopeActivities:
                 if r.id not in inp.recipient_ids:
                     continue
                 mail_key = f"envelope-{env.id}:{r.id}:{inp.round_key}"
-                if s.scalar(select(OutboxMessage.id).where(
-                        OutboxMessage.message_key == mail_key)):
-                    continue  # this round was sent by an earlier attempt
+                earlier = s.scalar(select(OutboxMessage.id).where(
+                    OutboxMessage.message_key == mail_key))
+                if earlier is not None:
+                    # Queued by an earlier attempt, which may have died (or SMTP failed)
+                    # before delivering it: deliver it now (a no-op once it was sent).
+                    queued.append(earlier)
+                    continue
                 if r.user_id is not None:
                     link = self._links.envelope(env.id)  # internal: signs from the inbox
                 else:
@@ -448,7 +452,14 @@ class EnvelopeActivities:
                              key=f"outcome:{inp.status}", recipient=r,
                              detail={"reason": inp.reason or None}):
                 won = _won_deal(s, env, *self._renewals) if inp.status == "completed" else None
+                # An earlier attempt committed the outcome and its mail, then died (or SMTP
+                # failed) before delivering all of it: deliver what is still queued.
+                queued = list(s.scalars(select(OutboxMessage.id).where(
+                    OutboxMessage.message_key.startswith(f"envelope-{env.id}:outcome:"),
+                    OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)))
                 s.commit()
+                for mid in queued:
+                    self._mailer.deliver(mid)
                 return won
             now = dt.datetime.now(dt.UTC)
             env.status = inp.status

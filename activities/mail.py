@@ -94,10 +94,15 @@ class Mailer:
                         smtp.login(self._smtp.username, self._smtp.password)
                     smtp.send_message(email)
             except (OSError, smtplib.SMTPException) as e:
+                write_lock(s)
                 msg.last_error = str(e)[:500]
                 s.commit()
                 log.warning("mail to %s failed: %s", msg.to_addr, type(e).__name__)
                 raise
+            # The read above is a snapshot that may be stale by now (on SQLite, upgrading it
+            # to a write fails at once with "database is locked", and the retried activity
+            # would send the mail again): record it in a write transaction of its own.
+            write_lock(s)
             msg.sent_at = dt.datetime.now(dt.UTC)
             msg.last_error = None
             s.commit()
