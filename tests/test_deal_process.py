@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.settings import Settings
 from store.commerce import QuoteDocumentRow
@@ -56,7 +57,17 @@ async def _state(client: Client, settings: Settings, deal_id: int) -> DealState:
 
 
 async def _parent_of(client: Client, workflow_id: str) -> str | None:
-    return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+    """The workflow's parent, once the deal's process has started it (a moment after the
+    step's outbox row is sent)."""
+    async def parent() -> str | None:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+
+    return await eventually(parent, timeout=30)
 
 
 def _stage(sessions: sessionmaker[Session], deal_id: int) -> str:
@@ -95,11 +106,16 @@ async def test_steps_are_children_the_stage_follows_and_lost_cancels_them(
               for q in (first, second)]
     for wid in chains:  # started by the deal's process, as its children
         assert await _parent_of(client, wid) == dealflow
-    assert _stage(sessions, deal_id) == "approval"
-    state = await _state(client, settings, deal_id)
+    await eventually(lambda: _stage(sessions, deal_id) == "approval" or None)
+    expected = sorted((wid, "approval", "running") for wid in chains)
+
+    async def both_running() -> DealState | None:
+        state = await _state(client, settings, deal_id)
+        return state if sorted((c.workflow_id, c.step, c.status)
+                               for c in state.children) == expected else None
+
+    state = await eventually(both_running)
     assert (state.status, state.stage) == ("open", "approval")
-    assert sorted((c.workflow_id, c.step, c.status) for c in state.children) == sorted(
-        (wid, "approval", "running") for wid in chains)
 
     # The API shows the process; a retried submit of a step starts no second child.
     deal = (await rep.get(f"/api/v1/deals/{deal_id}")).json()
@@ -149,18 +165,21 @@ async def test_an_envelope_is_a_step_a_decline_repeats_it_and_lost_voids_it(
     with sessions() as s:
         wid = s.get_one(Envelope, first).workflow_id
     assert await _parent_of(client, wid) == dealflow
-    assert _stage(sessions, deal_id) == "signing"
+    await eventually(lambda: _stage(sessions, deal_id) == "signing" or None)
 
     # A decline ends the step; the deal goes back to contract; a second envelope repeats it.
     await _decline(sessions, client, first)
     await eventually(lambda: _stage(sessions, deal_id) == "contract" or None)
     second = await _send(rep, q["id"])
-    assert _stage(sessions, deal_id) == "signing"
+    await eventually(lambda: _stage(sessions, deal_id) == "signing" or None)
     with sessions() as s:
         second_wid = s.get_one(Envelope, second).workflow_id
-    state = await _state(client, settings, deal_id)
-    assert [(c.workflow_id, c.status) for c in state.children] == [
-        (wid, "declined"), (second_wid, "running")]
+    async def repeated() -> bool | None:
+        state = await _state(client, settings, deal_id)
+        return [(c.workflow_id, c.status) for c in state.children] == [
+            (wid, "declined"), (second_wid, "running")] or None
+
+    await eventually(repeated)
 
     r = await rep.post(f"/api/v1/deals/{deal_id}/lost", json={"reason": "budget cut"})
     assert r.status_code == 200, r.text
@@ -204,6 +223,11 @@ async def test_parallel_steps_of_one_deal_start_one_process(
     # Submitting again (a client retrying) is refused and starts nothing more.
     again = await asyncio.gather(*(rep.post(f"/api/v1/quotes/{qid}/submit") for qid in ids))
     assert {r.status_code for r in again} == {409}
-    state = await _state(client, settings, deal_id)
+    async def all_children() -> DealState | None:
+        state = await _state(client, settings, deal_id)
+        return state if len(state.children) == len(ids) and {
+            c.status for c in state.children} == {"running"} else None
+
+    state = await eventually(all_children)
     assert len(state.children) == len(ids) == len({c.workflow_id for c in state.children})
     await rep.aclose()

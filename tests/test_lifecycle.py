@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
@@ -56,7 +57,17 @@ async def _stage_is(sessions: sessionmaker[Session], deal_id: int, stage: str) -
 
 
 async def _parent(client: Client, workflow_id: str) -> str | None:
-    return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+    """The workflow's parent, once the deal's process has started it (a moment after the
+    step's outbox row is sent)."""
+    async def parent() -> str | None:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+
+    return await eventually(parent, timeout=30)
 
 
 async def _approve_chain(rep: httpx.AsyncClient, approvers: list[httpx.AsyncClient],

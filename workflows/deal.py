@@ -1,8 +1,9 @@
 """DealWorkflow: one per deal (``dealflow-{id}``), the durable process from intake to won or lost.
 
 Each step of a deal (an RFP response, a quote's approval chain, a proposal's review, an
-envelope) is a child workflow of the deal's process, started by the ``start_child`` Update
-that the store's outbox sends once the step's rows commit (``store.starts``). A step may be
+envelope) is a child workflow of the deal's process, started on the ``start_child`` signal
+that the store's outbox sends (signal-with-start) once the step's rows commit
+(``store.starts``): handing a step over needs the Temporal server, never a worker. A step may be
 repeated (a new quote version, a second envelope after a decline) or skipped; each child
 keeps its own workflow id, so pages and APIs address it as before. The process moves the
 deal's stage as steps start and end (``move_deal``, never once the deal is closed) and
@@ -27,11 +28,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.deal_messages import (
-        CLOSED_DEAL,
         NEXT_STAGE,
         STEP_OF_TYPE,
         ChildStart,
@@ -72,7 +72,7 @@ class DealWorkflow:
         self._stage = ""
         self._children: dict[str, ChildView] = {}
         self._handles: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}
-        self._watchers: list[asyncio.Task[None]] = []
+        self._steps: list[asyncio.Task[None]] = []
         self._close: CloseDeal | None = None
 
     @workflow.run
@@ -82,8 +82,8 @@ class DealWorkflow:
         assert self._close is not None
         if self._close.outcome == "lost":
             self._status = "lost"
-            # A step being started as the deal closed is running once its Update finishes.
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            # Steps being started as the deal closed are running once started.
+            await workflow.wait_condition(self._all_started)
             for view in [c for c in self._children.values() if c.status == "running"]:
                 handle = self._handles.get(view.workflow_id)
                 if handle is not None:
@@ -97,28 +97,38 @@ class DealWorkflow:
             await workflow.execute_local_activity(
                 CLOSE_LOST_DEAL, inp.deal_id, start_to_close_timeout=_QUICK,
                 retry_policy=_RETRY)
+            while not all(t.done() for t in self._steps):  # steps offered meanwhile too
+                await asyncio.gather(*self._steps, return_exceptions=True)
         else:
             self._status = "won"
             # The envelope that won it is still sealing: let running steps end on their own,
             # for a while, so the process's record shows how they ended.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: not any(c.status == "running" for c in self._children.values()
-                                    if c.workflow_id in self._handles), timeout=_WON_GRACE)
+                    lambda: self._all_started() and not any(
+                        c.status == "running" for c in self._children.values()
+                        if c.workflow_id in self._handles), timeout=_WON_GRACE)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._status == "lost":
-            await asyncio.gather(*self._watchers, return_exceptions=True)
         self._stage = self._status
         return self._status
 
-    @workflow.update
-    async def start_child(self, step: ChildStart) -> ChildView:
+    @workflow.signal
+    def start_child(self, step: ChildStart) -> None:
+        """Start a step as a child (once per workflow id; a repeated delivery is ignored). A
+        step offered to a lost deal is started and cancelled with the rest, so what it
+        changed in the store is undone by its own cleanup."""
         if step.workflow_id in self._children:
-            return self._children[step.workflow_id]
-        name = STEP_OF_TYPE.get(step.workflow_type, "step")
-        view = ChildView(step.workflow_id, step.workflow_type, name, "running",
+            return
+        view = ChildView(step.workflow_id, step.workflow_type,
+                         STEP_OF_TYPE.get(step.workflow_type, "step"), "starting",
                          workflow.now().isoformat())
         self._children[step.workflow_id] = view
+        self._steps.append(asyncio.create_task(self._run_step(step, view)))
+
+    def _all_started(self) -> bool:
+        return not any(c.status == "starting" for c in self._children.values())
+
+    async def _run_step(self, step: ChildStart, view: ChildView) -> None:
         try:
             handle = await workflow.start_child_workflow(
                 step.workflow_type, step.arg, id=step.workflow_id, task_queue=step.task_queue,
@@ -127,18 +137,15 @@ class DealWorkflow:
                 .WAIT_CANCELLATION_COMPLETED)
         except WorkflowAlreadyStartedError:
             # Started on its own before the deal had a process (or by an older release).
-            view.step = f"{name} (not a child)"
-            return view
+            view.step, view.status = f"{view.step} (not a child)", "running"
+            return
         self._handles[step.workflow_id] = handle
-        self._watchers.append(asyncio.create_task(self._watch(view, handle)))
-        self._stage = await self._move(name, f"{step.workflow_id}:started")
-        return view
-
-    @start_child.validator
-    def _validate_start_child(self, step: ChildStart) -> None:
-        if self._close is not None and step.workflow_id not in self._children:
-            raise ApplicationError(f"the deal is {self._close.outcome}", type=CLOSED_DEAL,
-                                   non_retryable=True)
+        view.status = "running"
+        if self._status == "lost":  # offered after the loss: undone like the rest
+            handle.cancel()
+        elif self._close is None:
+            self._stage = await self._move(view.step, f"{step.workflow_id}:started")
+        await self._watch(view, handle)
 
     @workflow.signal
     def close(self, close: CloseDeal) -> None:

@@ -31,10 +31,6 @@ NEXT_STAGE = {
 """Where a deal goes when a step's child ends with an outcome (a completed envelope wins the
 deal through the store, which then closes the deal's workflow)."""
 
-CLOSED_DEAL = "DealClosed"
-"""The refusal type of a step offered to a deal that is already won or lost."""
-
-
 @dataclass(frozen=True)
 class DealInput:
     deal_id: int
@@ -76,8 +72,8 @@ class ChildView:
     workflow_type: str
     step: str
     status: str
-    """running, then the child's outcome (approved, completed, declined…), cancelled or
-    failed."""
+    """starting, running, then the child's outcome (approved, completed, declined…),
+    cancelled or failed."""
     started_at: str
     closed_at: str | None = None
 
