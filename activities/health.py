@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
+from activities.mail import Mailer
 from store import audit
 from store.audit import entity
 from store.commerce import Invoice
@@ -44,17 +45,19 @@ LABELS = {"good": "good", "at_risk": "at risk", "critical": "critical"}
 
 
 class HealthActivities:
-    def __init__(self, sessions: sessionmaker[Session], base_url: str) -> None:
+    def __init__(self, sessions: sessionmaker[Session], base_url: str,
+                 mailer: Mailer | None = None) -> None:
         self._sessions = sessions
         self._base_url = base_url
+        self._mailer = mailer
 
     @activity.defn(name=RECOMPUTE_ACTIVITY)
     def recompute_health(self, inp: RecomputeInput) -> RecomputeResult:
-        return recompute(self._sessions, inp, self._base_url)
+        return recompute(self._sessions, inp, self._base_url, self._mailer)
 
 
 def recompute(sessions: sessionmaker[Session], inp: RecomputeInput,
-              base_url: str = "") -> RecomputeResult:
+              base_url: str = "", mailer: Mailer | None = None) -> RecomputeResult:
     day = dt.date.fromisoformat(inp.day) if inp.day else dt.datetime.now(dt.UTC).date()
     with sessions() as s:
         if inp.account_id is not None:
@@ -68,6 +71,8 @@ def recompute(sessions: sessionmaker[Session], inp: RecomputeInput,
             write_lock(s)
             outcome = _recompute_one(s, account_id, day, base_url)
             s.commit()
+        if mailer is not None:  # the CSM alerts of this account and day, once each
+            mailer.deliver_unsent(f"health-{account_id}-{day}-")
         scored += outcome is not None
         drops += bool(outcome)
     return RecomputeResult(scored, drops)

@@ -106,3 +106,16 @@ class Mailer:
             msg.sent_at = dt.datetime.now(dt.UTC)
             msg.last_error = None
             s.commit()
+
+    def deliver_unsent(self, key_prefix: str) -> None:
+        """Deliver every outbox row whose key starts with ``key_prefix`` and that isn't sent
+        yet: what this activity queued, and what an earlier attempt of it queued but did not
+        deliver (it died between its commit and the delivery)."""
+        if self._smtp is None:
+            return
+        with self._sessions() as s:
+            ids = list(s.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.message_key.startswith(key_prefix, autoescape=True),
+                OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)))
+        for message_id in ids:
+            self.deliver(message_id)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
+from activities.mail import Mailer
 from store import audit
 from store.audit import entity
 from store.db import write_lock
@@ -20,9 +21,11 @@ ANSWERED = ("answered", "approved")
 
 
 class RfpActivities:
-    def __init__(self, sessions: sessionmaker[Session], base_url: str) -> None:
+    def __init__(self, sessions: sessionmaker[Session], base_url: str,
+                 mailer: Mailer | None = None) -> None:
         self._sessions = sessions
         self._base_url = base_url
+        self._mailer = mailer
 
     @activity.defn(name=NOTIFY_ACTIVITY)
     def notify_rfp_sme(self, inp: NotifyInput) -> NotifyResult:
@@ -44,7 +47,9 @@ class RfpActivities:
             elif still:
                 self._tell(s, rfp, rfp.owner, still, inp.step)
             s.commit()
-            return NotifyResult([q.id for q in still])
+        if self._mailer is not None:
+            self._mailer.deliver_unsent(f"rfp-{inp.rfp_id}-{inp.step}-")
+        return NotifyResult([q.id for q in still])
 
     def _tell(self, s: Session, rfp: Rfp, to: User | None, qs: list[RfpQuestion],
               step: Step) -> None:

@@ -67,8 +67,8 @@ def build_worker(client: Client, settings: Settings, sessions: sessionmaker[Sess
         workflow_prefix=settings.workflow_prefix)
     webhooks = WebhookActivities(webhook_endpoints(settings))
     billing = BillingActivities(sessions, blobs, settings.org_name)
-    rfps = RfpActivities(sessions, settings.base_url)
-    health = HealthActivities(sessions, settings.base_url)
+    rfps = RfpActivities(sessions, settings.base_url, mailer)
+    health = HealthActivities(sessions, settings.base_url, mailer)
     renewals = RenewalActivities(sessions, mailer, settings.base_url)
     deals = DealActivities(sessions)
     renewal_steps = RenewalSteps(client, sessions, settings, blobs,

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import re
 import uuid
+from email import message_from_bytes
 
 import pytest
 from sqlalchemy import func, select, update
@@ -16,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from activities.health import recompute
+from activities.mail import Mailer, SmtpConfig
 from dealdesk.settings import Settings
 from store.health import AccountMeasure, HealthOverride, HealthScore, HealthTask
 from store.models import APPROVER_ROLES, ROLES, Account, AuditEvent, OutboxMessage
 from tests.support import make_account, make_user, serve
+from tests.test_mail import Inbox, smtp
 from tests.web_support import POLICY, browser_session, token_client
 from web.errors import Invalid
 from web.services.policies import parse_source
@@ -32,6 +35,8 @@ from workflows.health import (
 from workflows.health_rules import GROUPS, band_of, check, normalise, score, worse
 
 TODAY = dt.datetime.now(dt.UTC).date()
+__all__ = ["smtp"]  # the fixture, imported
+
 GOOD = {"usage": 90, "support_tickets": 1, "nps": 50, "engagement": 80}
 BAD = {"usage": 10, "support_tickets": 9, "nps": -80, "engagement": 10}
 
@@ -276,6 +281,26 @@ async def test_a_band_drop_makes_exactly_one_task_audit_row_and_mail(
     assert "Customer health alerts" not in (await browser.get("/inbox")).text
     listing = await browser.get("/health")
     assert listing.status_code == 200 and "critical" in listing.text.lower()
+
+
+def test_a_drop_mails_the_csm_over_smtp_once(sessions: sessionmaker[Session],
+                                             cast: dict[str, object],
+                                             smtp: tuple[Inbox, int]) -> None:
+    """The alert is delivered, not only queued; re-runs deliver nothing more."""
+    inbox, port = smtp
+    mailer = Mailer(sessions, SmtpConfig("127.0.0.1", port, sender="dealdesk@test"))
+    aid = cast["account_id"]
+    assert isinstance(aid, int)
+    _put(sessions, aid, GOOD)
+    recompute(sessions, RecomputeInput(), mailer=mailer)
+    _put(sessions, aid, BAD)
+    assert [recompute(sessions, RecomputeInput(), mailer=mailer).drops
+            for _ in range(3)] == [1, 0, 0]
+    assert [message_from_bytes(m)["To"] for m in inbox.received] == [
+        cast["csm"].email]  # type: ignore[attr-defined]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.sent_at.is_(None))) == 0
 
 
 async def test_the_worker_creates_the_nightly_schedule(
