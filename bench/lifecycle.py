@@ -11,7 +11,7 @@ above 50 % discount; the quotes carry 20 %, so each chain plans no step and ends
 once). Each deal, ``--concurrency`` at a time, all over HTTP as people would drive it:
 
 1. ``POST /api/v1/quotes`` (makes the deal), ``POST /api/v1/quotes/{id}/submit`` (the deal's
-   DealWorkflow by update-with-start, the chain as its child), until the store says approved;
+   DealWorkflow by signal-with-start, the chain as its child), until the store says approved;
 2. ``POST /api/v1/deals/{id}/contract`` with two signers (the Common Paper order form rendered
    in the sandbox, converted by the web's warm LibreOffice, the envelope created), until the
    customer's invitation (with the signing link) is in the outbox;
