@@ -22,11 +22,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealdesk.settings import Settings
+from store.deals import Deal
 from store.library import LibraryItem
 from store.models import AuditEvent
 from store.rfps import Rfp, RfpQuestion
 from tests.library_support import create
-from tests.support import serve
+from tests.support import make_user, serve
 from tests.test_rfp_files import (
     ALASKA_FORMS,
     GSA_PRICING,
@@ -425,3 +426,40 @@ async def test_the_answer_repository_finds_approved_answers_of_finished_rfps(
     assert "in the library" in page.text and "Add to library" not in page.text
     empty = await browser.get("/rfps/answers", params={"q": "<script>zebra"})
     assert "No answer matches" in empty.text and "<script>zebra" not in empty.text
+
+
+async def test_the_upload_form_makes_the_rfp_a_step_of_a_deal(
+        app_url: str, people: People, sessions: sessionmaker[Session]) -> None:
+    """The form offers the open deals the user sees; the RFP takes the deal's account and a
+    deal at intake moves to rfp. Someone else's deal, or a bad value, is refused at the
+    field and nothing is stored."""
+    rep = await token_client(app_url, people.rep)
+    mine = (await rep.post("/api/v1/deals", json={"account_id": people.account_id,
+                                                  "name": "Alaska <IES>"})).json()["id"]
+    with sessions.begin() as s:
+        other = make_user(s, "Oz Other", "rep")
+        theirs = Deal(account_id=people.account_id, owner_id=other.id, name="Not yours",
+                      currency="USD")
+        s.add(theirs)
+        s.flush()
+        theirs_id = theirs.id
+    client, csrf = await browser_session(app_url, people.rep)
+    page = await client.get("/rfps/new", params={"deal_id": mine})
+    assert f'<option value="{mine}" selected>Alaska &lt;IES&gt;' in page.text
+    assert "Not yours" not in page.text
+    files = {"file": ("forms.docx", ALASKA_FORMS)}
+    for bad, words in ((str(theirs_id), f"no deal {theirs_id}"), ("1e3", "choose one of")):
+        r = await client.post("/rfps/new", files=files,
+                              data={"csrf_token": csrf, "deal_id": bad})
+        assert r.status_code == 422 and words in r.text, r.text
+        assert 'aria-invalid="true"' in r.text
+    assert _count(sessions, Rfp) == 0
+    r = await client.post("/rfps/new", files=files, data={"csrf_token": csrf,
+                                                           "deal_id": str(mine)})
+    assert r.status_code == 303, r.text
+    with sessions() as s:
+        rfp = s.scalars(select(Rfp)).one()
+        assert (rfp.deal_id, rfp.account_id) == (mine, people.account_id)
+        assert s.get_one(Deal, mine).stage == "rfp"
+    await rep.aclose()
+    await client.aclose()

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from dealdesk.settings import Settings
 from documents.rfp import SheetMapping
 from store import starts
+from store.deals import Deal
 from store.models import User
 from store.rfps import RFP_STATUSES, Rfp
 from web import uploads
@@ -26,6 +27,7 @@ from web.errors import AppError, Invalid, TooLarge
 from web.paging import ListingDep
 from web.params import MAX_ID, PathId
 from web.render import render
+from web.services import deals as deal_service
 from web.services import rfp_answers as answers
 from web.services import rfp_tasks as tasks
 from web.services import rfps as service
@@ -60,17 +62,32 @@ def answers_page(request: Request, user: CurrentUser, session: SessionDep,
         "may_write": service.may_write(user)}, block="list")
 
 
-def _upload_form(request: Request, settings: Settings, values: dict[str, str],
-                 error: str = "", status_code: int = 200) -> Response:
-    return render(request, "rfp_new.html", {"v": values, "error": error,
+def _upload_form(request: Request, settings: Settings, deals: list[Deal],
+                 values: dict[str, str], error: str = "", field: str = "",
+                 status_code: int = 200) -> Response:
+    return render(request, "rfp_new.html", {"v": values, "error": error, "field": field,
+                                            "deals": deals,
                                             "max_mb": service.limit_mb(settings)},
                   status_code=status_code)
 
 
 @router.get("/rfps/new")
-def new_rfp_page(request: Request, user: CurrentUser, settings: SettingsDep) -> Response:
+def new_rfp_page(request: Request, user: CurrentUser, session: SessionDep,
+                 settings: SettingsDep,
+                 deal_id: Annotated[str, Query(max_length=20)] = "") -> Response:
     service.require_writer(user)
-    return _upload_form(request, settings, {})
+    return _upload_form(request, settings, deal_service.open_deals(session, user),
+                        {"deal_id": deal_id})
+
+
+def _deal_id(sent: object) -> int | None:
+    """The form's deal (empty: none); anything else than a row id is refused by name."""
+    if not isinstance(sent, str) or not sent.strip():
+        return None
+    if not sent.strip().isascii() or not sent.strip().isdigit() \
+            or not 1 <= int(sent) <= MAX_ID:
+        raise Invalid("choose one of your open deals, or none", field="deal_id")
+    return int(sent)
 
 
 limit_upload = uploads.limit_upload(service.limit_mb, what="RFP files", field="file")
@@ -82,17 +99,22 @@ async def create_rfp(request: Request, user: CurrentUser, session: SessionDep,
     """The form is read by hand (not ``File()`` parameters, which FastAPI parses before any
     dependency), so an oversized upload is refused from its Content-Length first."""
     service.require_writer(user)
-    upload, sent = form.get("file"), form.get("title")
+    upload, sent, sent_deal = form.get("file"), form.get("title"), form.get("deal_id")
     title = sent if isinstance(sent, str) else ""
     max_mb = service.limit_mb(settings)
     try:
+        deal_id = _deal_id(sent_deal)
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise Invalid("choose the customer's file", field="file")
         data = await upload.read(max_mb * 1024 * 1024 + 1)  # one byte over: refused
         rfp = await in_session(session, service.create_rfp, user, upload.filename, data,
-                               title, blobs=request.app.state.blobs, max_mb=max_mb)
+                               title, blobs=request.app.state.blobs, max_mb=max_mb,
+                               deal_id=deal_id)
     except (Invalid, TooLarge) as e:
-        return _upload_form(request, settings, {"title": title}, e.message, e.status)
+        deals = await in_session(session, deal_service.open_deals, user)
+        return _upload_form(request, settings, deals, {
+            "title": title, "deal_id": sent_deal if isinstance(sent_deal, str) else ""},
+            e.message, e.field or "", e.status)
     target = f"/rfps/{rfp.id}/mapping" if rfp.status == "needs_mapping" else f"/rfps/{rfp.id}"
     return RedirectResponse(target, status_code=303)
 

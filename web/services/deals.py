@@ -242,6 +242,15 @@ def deals_query(user: User, f: DealFilter) -> Select[Deal]:
     return query
 
 
+def open_deals(session: Session, user: User, limit: int = 200) -> list[Deal]:
+    """The open deals this user sees, recently changed first: what a new RFP can be for."""
+    query = (select(Deal).where(Deal.stage.not_in(CLOSED))
+             .order_by(Deal.updated_at.desc(), Deal.id.desc()).limit(limit))
+    if not user.roles.intersection(quotes.READ_ALL):
+        query = query.where(Deal.owner_id == user.id)
+    return list(session.scalars(query).unique())
+
+
 def list_deals(session: Session, user: User, f: DealFilter, *, page: int = 1,
                limit: int = PER_PAGE) -> Page[Deal]:
     """One page of the deals this user sees (a page past the end gives the last), and how
