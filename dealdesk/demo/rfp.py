@@ -22,9 +22,9 @@ from temporalio.client import Client
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
 from store.library import LibraryItem
-from store.models import User
+from store.models import Account, User
 from store.rfps import Rfp
-from web.services import library, rfps
+from web.services import deals, library, rfps
 
 FILE = Path(__file__).parent / "questionnaires" / \
     "alaska_ies_m2_submittal_forms_A-H_EARLIER_DRAFT.docx"
@@ -83,15 +83,21 @@ def _library(session: Session, owner: User) -> dict[str, LibraryItem]:
 
 
 def seed_rfp_records(sessions: sessionmaker[Session], settings: Settings) -> None:
-    """The library items, then the RFP with answers confirmed and approved (blocking)."""
+    """The library items, then the RFP, for a deal of its own, with answers confirmed and
+    approved (blocking)."""
     with sessions() as s:
         rep, legal = _user(s, "rep@demo.test"), _user(s, "legal@demo.test")
         items = _library(s, legal)
         if s.scalar(select(Rfp.id).where(Rfp.title == TITLE)) is not None:
             return
+        # The RFP is its own deal's first step: the deal sits at the rfp stage.
+        account = s.scalars(select(Account).order_by(Account.id)).first()
+        assert account is not None, "seed the demo's records first"
+        deal = deals.create_deal(s, rep, deals.DealFields(account_id=account.id,
+                                                          name=f"{account.name}: {TITLE}"[:200]))
         rfp = rfps.create_rfp(s, rep, FILE_NAME, FILE.read_bytes(), TITLE,
                               blobs=BlobStore(settings.blob_dir),
-                              max_mb=rfps.limit_mb(settings))
+                              max_mb=rfps.limit_mb(settings), deal_id=deal.id)
         chosen = [(q.id, items[USE[q.location]]) for q in rfp.questions if q.location in USE]
         for qid, item in chosen:
             rfps.answer(s, rep, rfp.id, qid, item.body, item.id)
