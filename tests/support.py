@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from dealdesk.settings import Settings
@@ -94,6 +95,20 @@ def request_status(sessions: sessionmaker[Session], workflow_id: str) -> str | N
     with sessions() as s:
         return s.scalar(select(ApprovalRequest.status)
                         .where(ApprovalRequest.workflow_id == workflow_id))
+
+
+async def parent_of(client: Client, workflow_id: str) -> str | None:
+    """The workflow's parent, once it runs: a deal's process starts its steps a moment after
+    their outbox rows are sent."""
+    async def parent() -> str | None:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+
+    return await eventually(parent, timeout=30)
 
 
 async def replays(client: Client, workflow_id: str, workflows: list[type],

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.settings import Settings
 from store.commerce import QuoteDocumentRow
@@ -22,7 +21,7 @@ from store.models import ApprovalTask, Envelope, Quote
 from tests.chain_fixtures import outbox
 from tests.envelope_support import BROWSER
 from tests.pdfs import contract_pdf
-from tests.support import eventually, replays
+from tests.support import eventually, parent_of, replays
 from tests.web_support import People, quote_body, seed_people, token_client
 from web.services import quotes
 from workflows.deal import DealWorkflow
@@ -54,20 +53,6 @@ async def _state(client: Client, settings: Settings, deal_id: int) -> DealState:
     state = await handle.query("state", result_type=DealState)
     assert isinstance(state, DealState)
     return state
-
-
-async def _parent_of(client: Client, workflow_id: str) -> str | None:
-    """The workflow's parent, once the deal's process has started it (a moment after the
-    step's outbox row is sent)."""
-    async def parent() -> str | None:
-        try:
-            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return None
-
-    return await eventually(parent, timeout=30)
 
 
 def _stage(sessions: sessionmaker[Session], deal_id: int) -> str:
@@ -105,7 +90,7 @@ async def test_steps_are_children_the_stage_follows_and_lost_cancels_them(
     chains = [quotes.workflow_id(settings.workflow_prefix, int(q["id"]), 1)  # type: ignore[call-overload]
               for q in (first, second)]
     for wid in chains:  # started by the deal's process, as its children
-        assert await _parent_of(client, wid) == dealflow
+        assert await parent_of(client, wid) == dealflow
     await eventually(lambda: _stage(sessions, deal_id) == "approval" or None)
     expected = sorted((wid, "approval", "running") for wid in chains)
 
@@ -164,7 +149,7 @@ async def test_an_envelope_is_a_step_a_decline_repeats_it_and_lost_voids_it(
     first = await _send(rep, q["id"])
     with sessions() as s:
         wid = s.get_one(Envelope, first).workflow_id
-    assert await _parent_of(client, wid) == dealflow
+    assert await parent_of(client, wid) == dealflow
     await eventually(lambda: _stage(sessions, deal_id) == "signing" or None)
 
     # A decline ends the step; the deal goes back to contract; a second envelope repeats it.

@@ -21,7 +21,8 @@ from activities.mail import Mailer, SmtpConfig
 from dealdesk.settings import Settings
 from store.health import AccountMeasure, HealthOverride, HealthScore, HealthTask
 from store.models import APPROVER_ROLES, ROLES, Account, AuditEvent, OutboxMessage
-from tests.support import make_account, make_user, serve
+from tests.health_support import cast
+from tests.support import serve
 from tests.test_mail import Inbox, smtp
 from tests.web_support import POLICY, browser_session, token_client
 from web.errors import Invalid
@@ -35,7 +36,7 @@ from workflows.health import (
 from workflows.health_rules import GROUPS, band_of, check, normalise, score, worse
 
 TODAY = dt.datetime.now(dt.UTC).date()
-__all__ = ["smtp"]  # the fixture, imported
+__all__ = ["cast", "smtp"]  # the fixtures, imported
 
 GOOD = {"usage": 90, "support_tickets": 1, "nps": 50, "engagement": 80}
 BAD = {"usage": 10, "support_tickets": 9, "nps": -80, "engagement": 10}
@@ -84,23 +85,6 @@ def test_a_csm_is_a_role_of_its_own_and_never_an_approver(
 
 
 # --- measures, overrides, roles through the real app -----------------------------------------
-
-@pytest.fixture
-def cast(sessions: sessionmaker[Session]) -> dict[str, object]:
-    with sessions.begin() as s:
-        people = {"csm": make_user(s, "Cass Csm", "csm"),
-                  "desk": make_user(s, "Dee Desk", "deal_desk"),
-                  "admin": make_user(s, "Ad Min", "admin"),
-                  "auditor": make_user(s, "Aud Itor", "auditor"),
-                  "rep": make_user(s, "Rae Rep", "rep")}
-        acc = make_account(s, "Globex <Health>")
-        acc.csm_id = people["csm"].id
-        other = make_account(s, "Initech")
-        s.flush()
-        cast: dict[str, object] = {**people, "account_id": acc.id, "other_id": other.id}
-        s.expunge_all()
-    return cast
-
 
 def _rows(values: dict[str, float], day: dt.date = TODAY) -> list[dict[str, object]]:
     return [{"measure": m, "value": v, "measured_on": str(day)} for m, v in values.items()]

@@ -8,35 +8,19 @@ import asyncio
 import datetime as dt
 import re
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealdesk.settings import Settings
 from store.health import AccountHealth, AccountMeasure, HealthOverride, HealthTask
 from store.models import AuditEvent
-from tests.support import make_account, make_user, serve
+from tests.health_support import cast
+from tests.support import serve
 from tests.web_support import browser_session
 
+__all__ = ["cast"]  # the fixture, imported
+
 TODAY = dt.datetime.now(dt.UTC).date()
-
-
-@pytest.fixture
-def cast(sessions: sessionmaker[Session]) -> dict[str, object]:
-    with sessions.begin() as s:
-        people = {"csm": make_user(s, "Cass Csm", "csm"),
-                  "desk": make_user(s, "Dee Desk", "deal_desk"),
-                  "admin": make_user(s, "Ad Min", "admin"),
-                  "auditor": make_user(s, "Aud Itor", "auditor"),
-                  "manager": make_user(s, "Mo Manager", "sales_manager"),
-                  "rep": make_user(s, "Rae Rep", "rep")}
-        acc = make_account(s, "Globex <Health>")
-        acc.csm_id = people["csm"].id
-        other = make_account(s, "Initech")
-        s.flush()
-        cast: dict[str, object] = {**people, "account_id": acc.id, "other_id": other.id}
-        s.expunge_all()
-    return cast
 
 
 def _field_error(html: str, name: str) -> str:

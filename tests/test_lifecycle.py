@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.settings import Settings
 from dealdesk.worker import open_pki
@@ -29,7 +28,7 @@ from store.proposals import Proposal
 from store.subscriptions import Contract, Subscription, SubscriptionTerm, renewal_workflow_id
 from tests.envelope_support import act, recipients
 from tests.pdfs import pdfsig_report, pyhanko_verdicts
-from tests.support import eventually, replays
+from tests.support import eventually, parent_of, replays
 from tests.test_assembly import needs_libreoffice
 from tests.test_rfp_files import ALASKA_FORMS
 from tests.web_support import People, quote_body, seed_people, token_client
@@ -54,20 +53,6 @@ def _stage(sessions: sessionmaker[Session], deal_id: int) -> str:
 
 async def _stage_is(sessions: sessionmaker[Session], deal_id: int, stage: str) -> None:
     await eventually(lambda: _stage(sessions, deal_id) == stage or None, timeout=60)
-
-
-async def _parent(client: Client, workflow_id: str) -> str | None:
-    """The workflow's parent, once the deal's process has started it (a moment after the
-    step's outbox row is sent)."""
-    async def parent() -> str | None:
-        try:
-            return (await client.get_workflow_handle(workflow_id).describe()).parent_id
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return None
-
-    return await eventually(parent, timeout=30)
 
 
 async def _approve_chain(rep: httpx.AsyncClient, approvers: list[httpx.AsyncClient],
@@ -170,7 +155,7 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
         "assignee_id": people.legal.id, "due_at": due.isoformat()})
     assert r.status_code == 200, r.text
     assigned = r.json()
-    assert await _parent(client, assigned["workflow_id"]) == dealflow
+    assert await parent_of(client, assigned["workflow_id"]) == dealflow
     for n, qid in enumerate(assigned["question_ids"]):
         r = await legal.put(f"/api/v1/rfps/{rfp_id}/questions/{qid}/answer",
                             json={"text": f"Globex answer {n}"})
@@ -188,7 +173,7 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
     assert r.status_code == 201, r.text
     qid = r.json()["id"]
     await _approve_chain(rep, [mgr, fin], qid)
-    assert await _parent(client, f"{prefix}quote-{qid}-v1") == dealflow
+    assert await parent_of(client, f"{prefix}quote-{qid}-v1") == dealflow
     await _stage_is(sessions, deal_id, "proposal")
 
     # The proposal (no review step under this policy): its final PDF.
@@ -258,7 +243,7 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
     # renewal deal's process); once approved, its contract goes to the customer's signer of
     # the contract it renews, then to its owner.
     await _decide(rep, [mgr, fin], renewal_qid)
-    assert await _parent(client, f"{prefix}quote-{renewal_qid}-v1") == deal_workflow_id(
+    assert await parent_of(client, f"{prefix}quote-{renewal_qid}-v1") == deal_workflow_id(
         prefix, renewal_deal)
 
     def renewal_envelope() -> int | None:
