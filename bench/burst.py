@@ -12,10 +12,14 @@ Starts its own Temporal dev server, a migrated temp SQLite store and ``dealdesk 
 3. **raw starts**: 50 trivial workflows started concurrently on the same server (their own
    queue, no worker needed: a start only records the workflow).
 
+The same phases also probe ``bench._control``, a server in its own process that only answers
+200: its ratio is the machine's floor, the wait that scheduling on the busy cores adds to any
+server (on 2 cores it is itself 3-5x, above the target).
+
 It prints p50/p95 of /healthz idle and during the bursts, ``p95_burst/p95_idle`` (target
-≤ 2×), envelopes created per second (201s over the wall time of the 20 creates) next to raw
-starts per second, approvals per second, and how long the worker took until every envelope was
-"sent" (Word conversions included). Nothing here asserts a timing.
+≤ 2×) next to the control's, envelopes created per second (201s over the wall time of the 20
+creates) next to raw starts per second, approvals per second, and how long the worker took
+until every envelope was "sent" (Word conversions included). Nothing here asserts a timing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from bench._common import (
     temporal_server,
     verdict,
 )
+from dealdesk.devserver import free_port
 from dealdesk.runtime import connect
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
@@ -123,6 +128,13 @@ async def main(rounds: int) -> None:
         client = await connect(settings)
         async with deployed(settings) as url:
             probe = Probe(url)
+            control_port = free_port()
+            control_server = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "bench._control", str(control_port)])
+            await asyncio.sleep(0.5)
+            control = Probe(f"http://127.0.0.1:{control_port}")
+            control_idle: list[float] = []
+            control_busy: list[float] = []
             rep_http, *mgr_http = [await token(url, e) for e in emails[:3]]
             anonymous = httpx.AsyncClient(base_url=url, timeout=120)
             idle: list[float] = []
@@ -140,7 +152,7 @@ async def main(rounds: int) -> None:
                     with sessions() as s:
                         tasks = list(s.scalars(select(ApprovalTask.id).where(
                             ApprovalTask.quote_id.in_(ids), ApprovalTask.state == "open")))
-                async with probe.phase(idle):
+                async with probe.phase(idle), control.phase(control_idle):
                     await asyncio.sleep(3)
 
                 async def timed(calls: list) -> tuple[list[httpx.Response], float]:  # type: ignore[type-arg]
@@ -148,7 +160,7 @@ async def main(rounds: int) -> None:
                     answers = await asyncio.gather(*calls)
                     return list(answers), time.perf_counter() - t0
 
-                async with probe.phase(busy):
+                async with probe.phase(busy), control.phase(control_busy):
                     t_burst = time.perf_counter()
                     (envs, t_env), (_, _), (oks, t_ok) = await asyncio.gather(
                         timed([rep_http.post("/api/v1/envelopes", files={"document": d}, data={
@@ -184,6 +196,8 @@ async def main(rounds: int) -> None:
             for c in (rep_http, *mgr_http, anonymous):
                 await c.aclose()
             probe.close()
+            control.close()
+            control_server.kill()
         engine.dispose()
 
     print()
@@ -192,6 +206,11 @@ async def main(rounds: int) -> None:
     ratio = pct(busy, 95) / pct(idle, 95)
     print(f"p95_burst/p95_idle = {ratio:.2f}  (target <= {TARGET_RATIO:.0f}x: "
           f"{verdict(ratio <= TARGET_RATIO)})")
+    print(summary("control idle (does nothing else)", control_idle))
+    print(summary("control during the bursts", control_busy))
+    floor = pct(control_busy, 95) / pct(control_idle, 95)
+    print(f"machine floor: the control's p95_burst/p95_idle = {floor:.2f}; dealdesk's burst p95 "
+          f"over the control's = {pct(busy, 95) / pct(control_busy, 95):.2f}")
     best = max(created_rates)
     raw = max(start_rates)
     print(f"envelopes created per second: {best:.1f} (best round; all: "
