@@ -75,8 +75,17 @@ async def row_ids(team: Team, sessions: sessionmaker[Session], client: Client, s
     await d.act(dd, desk)
     await d.status("approved")
     await eventually(lambda: outbox(sessions, ":outcome:"))  # the chain writes nothing after
+    await eventually(lambda: _moved_on(sessions))  # nor does the deal's process after this
+
     with sessions() as s:
         return list(s.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
+
+
+def _moved_on(sessions: sessionmaker[Session]) -> bool | None:
+    """Whether the deal's process has moved the approved deal on to its proposal stage."""
+    with sessions() as s:
+        return any(e.data.get("to") == "proposal" for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "deal.stage_changed"))) or None
 
 
 def verify(sessions: sessionmaker[Session]) -> audit.VerifyResult:

@@ -142,7 +142,9 @@ async def test_create_read_list_and_lose_with_role_boundaries(
         lost = r.json()
         assert (lost["stage"], lost["forecast_category"], lost["lost_reason"]) == (
             "lost", "omitted", "Went with X")
-        assert [e["action"] for e in lost["timeline"]] == ["deal.created", "deal.lost"]
+        # The auditor's read is on the deal's record too.
+        assert [e["action"] for e in lost["timeline"]] == [
+            "deal.created", "auditor.viewed", "deal.lost"]
 
         # A won deal can't be lost.
         won = (await rep.post("/api/v1/deals", json={"account_id": people.account_id,

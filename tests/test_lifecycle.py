@@ -201,6 +201,7 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
     assert [(c.step, c.status) for c in state.children] == [
         ("rfp", "answered"), ("approval", "approved"), ("proposal", "approved"),
         ("signing", "completed")]
+    await _history_replays(live_url, people, deal_id, eid)
 
     # Won: the invoice, the contract with the sealed PDF, the subscription and its renewal.
     def subscription() -> Subscription | None:
@@ -283,6 +284,39 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
     await replays(client, dealflow, [DealWorkflow])
     for c in (rep, mgr, fin, legal):
         await c.aclose()
+
+
+async def _history_replays(live_url: str, people: People, deal_id: int, eid: int) -> None:
+    """The auditor's timeline has every approval, document and signature in order, with the
+    processes' own events beside them; just before the last signature its signer is pending."""
+    auditor = await token_client(live_url, people.auditor)
+    r = await auditor.get(f"/api/v1/deals/{deal_id}/history")
+    assert r.status_code == 200, r.text
+    timeline = r.json()["timeline"]
+    acts = [e["action"] for e in timeline if e["source"] == "audit"]
+    wanted = ["quote.submitted", "task.approved", "task.approved", "chain.approved",
+              "proposal.submitted", "proposal.finalized", "envelope.created",
+              "envelope.signed", "envelope.signed", "envelope.sealed", "quote.won"]
+    at = iter(acts)
+    assert all(w in at for w in wanted), acts  # each found after the one before
+    assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
+    kinds = {e["what"].split()[0] for e in timeline if e["source"] == "workflow"}
+    assert {"DealWorkflow", "ApprovalChainWorkflow", "EnvelopeWorkflow"} <= kinds
+    last = max(n for n, e in enumerate(timeline) if e["action"] == "envelope.signed")
+    signer = timeline[last]["data"]["actor_email"]
+
+    async def signers(n: int) -> dict[str, str]:
+        r = await auditor.get(f"/api/v1/deals/{deal_id}/history", params={"at": n})
+        assert r.status_code == 200, r.text
+        return {s["email"]: s["status"]
+                for s in r.json()["state"]["envelopes"][str(eid)]["signers"]}
+
+    before, after = await signers(last - 1), await signers(last)
+    assert before[signer] == "pending" and after[signer] == "signed"
+    assert list(before.values()).count("signed") == 1
+    page = await auditor.get(f"/deals/{deal_id}/history", params={"at": last - 1})
+    assert page.status_code == 200 and "pending" in page.text
+    await auditor.aclose()
 
 
 def _invoices(sessions: sessionmaker[Session], quote_id: int) -> int:

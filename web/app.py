@@ -44,6 +44,7 @@ from web.routes import (
     builder,
     catalog,
     contracts,
+    deal_history,
     deals,
     health,
     inbox,
@@ -222,7 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    pki.router, invoices.pages, invoices.api, builder.router,
                    catalog.router, quote_docs.router, quote_docs.api,
                    api_subscriptions.router, subscriptions.router, contracts.api,
-                   contracts.pages):
+                   contracts.pages, deal_history.router, deal_history.api):
         app.include_router(router)
     app.include_router(verify.router)
     app.include_router(envelope_pages.router)

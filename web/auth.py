@@ -18,9 +18,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from store.models import User
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep, SettingsDep, in_session
 from web.errors import Forbidden, Unauthenticated
-from web.services import api_tokens, user_sessions
+from web.services import api_tokens, auditor_views, user_sessions
 from web.services.login import Attempt
 from web.services.user_sessions import SessionPolicy
 
@@ -111,13 +111,16 @@ def optional_user(request: Request, session: SessionDep, settings: SettingsDep) 
     return row.user
 
 
-async def current_user(request: Request,
+async def current_user(request: Request, session: SessionDep,
                        user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise Unauthenticated("log in first")
     if not getattr(request.state, "via_token", False):
         await verify_csrf(request)
     request.state.user = Viewer.of(user)
+    if auditor_views.watched(user, request.method):
+        await in_session(session, auditor_views.record, user, request.url.path,
+                         request.url.query)
     return user
 
 

@@ -21,14 +21,15 @@ def extract_pdf(data: bytes, *, name: str = "the file", max_bytes: int = zippart
     if not data.startswith(b"%PDF-"):
         raise RfpFileError(f"{name} is not a PDF; export it as PDF and upload that.")
     questions: list[Question] = []
-    for page_number, page in enumerate(_pages(data, name, timeout), start=1):
+    for page_number, page in enumerate(pages(data, name, timeout), start=1):
         for text in _numbered_paragraphs(page):
             if reads_as_question(text):
                 questions.append(Question(f"pdf:{page_number}:{len(questions) + 1}", text))
     return questions
 
 
-def _pages(data: bytes, name: str, timeout: float) -> list[str]:
+def pages(data: bytes, name: str, timeout: float) -> list[str]:
+    """Each page's text (pdftotext), or :class:`RfpFileError` naming what went wrong."""
     with tempfile.TemporaryDirectory(prefix="dealdesk-rfp-") as tmp:
         path = Path(tmp) / "rfp.pdf"
         path.write_bytes(data)
