@@ -201,6 +201,46 @@ def tokens_revoke(token: Annotated[str, typer.Argument(
                   markup=False, highlight=False)
 
 
+@audit_app.command("export")
+def audit_export(deal: Annotated[int, typer.Argument(help="the deal's id")],
+                 output: Annotated[Path, typer.Option("-o", "--output",
+                                                      help="the zip to write")]) -> None:
+    """Write a deal's evidence bundle: a zip whose verify.py checks it offline."""
+    from dealdesk.parts import open_pki
+    from dealdesk.runtime import connect
+    from documents.timestamps import internal_timestamper
+    from store.blobs import BlobStore
+    from web.errors import NotFound
+    from web.services import evidence
+    from web.services.history_sources import deal_histories
+
+    settings = get_settings()
+
+    async def run() -> bytes:
+        try:
+            client = await connect(settings, attempts=4)
+        except RuntimeError:
+            err.print(f"Temporal at {settings.temporal_address} doesn't answer: the bundle "
+                      "has no live workflow histories")
+            client = None
+        histories = await deal_histories(client, settings.workflow_prefix, deal)
+        pki = open_pki(settings)
+        with _sessions()() as s, evidence.seal_signer(pki, settings.hsm) as seal:
+            _, data = await evidence.export(
+                s, None, deal, blobs=BlobStore(settings.blob_dir), pki=pki, seal=seal,
+                tsa=internal_timestamper(pki), histories=histories)
+        return data
+
+    try:
+        data = asyncio.run(run())
+    except NotFound as e:
+        err.print(e.message)
+        raise typer.Exit(1) from None
+    output.write_bytes(data)
+    console.print(f"wrote {output} ({len(data):,} bytes); check it with: unzip it, then "
+                  "python verify.py")
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit chain; exits 1 naming the first bad row."""

@@ -93,6 +93,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool("certutil", "libnss3-tools", "the NSS trust store that pdfsig reads", "test"),
     Tool("openssl", "openssl", "checking timestamp tokens with openssl ts -verify", "test"),
     Tool("softhsm2-util", "softhsm2", "the HSM tests (a SoftHSM2 token)", "test"),
+    Tool("unshare", "util-linux", "checking an evidence bundle with the network off", "test"),
     Tool("libsofthsm2.so", "softhsm2", "the HSM tests (the PKCS#11 module)", "test",
          path="/usr/lib/softhsm/libsofthsm2.so"),
 )

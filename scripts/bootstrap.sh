@@ -28,13 +28,15 @@ runtime_packages=(
   fonts-dejavu-core
 )
 # Only the tests: Chromium (browser tests), PostgreSQL, certutil (an NSS db for pdfsig),
-# openssl (timestamp checks), SoftHSM (HSM tests).
+# openssl (timestamp checks), SoftHSM (HSM tests), unshare (an evidence bundle checked with
+# the network off).
 test_packages=(
   chromium
   postgresql
   libnss3-tools
   openssl
   softhsm2
+  util-linux
 )
 
 wanted=("${runtime_packages[@]}")

@@ -1,6 +1,6 @@
 """A deal's history: the merged timeline, the state as of any entry (the replay view), a jump
-to a date, and diffs of two quote versions or two document versions; the page and the JSON
-API read the same use case (web/services/deal_history.py)."""
+to a date, diffs of two quote versions or two document versions, and the evidence bundle; the
+pages and the JSON API read the same use cases (web/services/deal_history.py, evidence.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from store.blobs import BlobMissing, BlobStore
 from store.models import User
 from web.auth import CurrentUser
 from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
+from web.downloads import content_disposition
 from web.errors import Invalid, NotFound
 from web.params import PathId
 from web.render import render
 from web.services import deal_history as history
-from web.services import deals
+from web.services import deals, evidence
 from web.services.deal_history import Entry
 from web.services.deals import Linked
 from web.services.history_sources import deal_histories
@@ -116,3 +117,33 @@ async def history_api(request: Request, deal_id: PathId, user: CurrentUser,
     return {"deal_id": deal_id, "at": page["n"],
             "timeline": [dataclasses.asdict(e) for e in page["entries"]],
             "state": dataclasses.asdict(page["state"])}
+
+
+async def _bundle(request: Request, session: Session, user: User, client: Any,
+                  settings: Settings, deal_id: int) -> Response:
+    await in_session(session, deals.visible, user, deal_id)  # 404 before any Temporal call
+    histories = await deal_histories(client, settings.workflow_prefix, deal_id)
+    state = request.app.state
+    with evidence.seal_signer(state.pki, settings.hsm) as seal:
+        name, data = await evidence.export(
+            session, user, deal_id, blobs=BlobStore(settings.blob_dir), pki=state.pki,
+            seal=seal, tsa=state.tsa, histories=histories)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": content_disposition(name)})
+
+
+@router.get("/deals/{deal_id}/evidence")
+async def evidence_download(request: Request, deal_id: PathId, user: CurrentUser,
+                            session: SessionDep, client: MaybeClientDep,
+                            settings: SettingsDep) -> Response:
+    return await _bundle(request, session, user, client, settings, deal_id)
+
+
+@api.get("/deals/{deal_id}/evidence", summary="The deal's evidence bundle (a zip)",
+         response_class=Response,
+         responses={200: {"content": {"application/zip": {}},
+                          "description": "the bundle; check it with its verify.py"}})
+async def evidence_api(request: Request, deal_id: PathId, user: CurrentUser,
+                       session: SessionDep, client: MaybeClientDep,
+                       settings: SettingsDep) -> Response:
+    return await _bundle(request, session, user, client, settings, deal_id)

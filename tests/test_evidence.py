@@ -1,0 +1,174 @@
+"""A deal's evidence bundle, exported by an auditor, checks itself offline with its verify.py
+in a venv that has only pyHanko (network off); every kind of tampering is named."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from store.commerce import QuoteDocumentRow
+from store.models import AuditEvent, Envelope, Quote
+from tests.envelope_support import act, recipients
+from tests.pdfs import contract_pdf
+from tests.pyhanko_only import pyhanko_venv
+from tests.support import eventually
+from tests.web_support import People, quote_body, seed_people, token_client
+
+ORDER_PDF = contract_pdf(2)
+CUSTOMER = "ann@globex.test"
+
+
+@pytest.fixture
+def people(sessions: sessionmaker[Session]) -> People:
+    return seed_people(sessions)
+
+
+@pytest.fixture(scope="module")
+def only_pyhanko(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pyhanko_venv(tmp_path_factory.mktemp("pyhanko-only") / "venv")
+
+
+async def _signed_deal(rep: httpx.AsyncClient, people: People, client: Client,
+                       sessions: sessionmaker[Session]) -> tuple[int, int]:
+    """A deal whose approved quote's order form both parties signed: (deal, envelope)."""
+    r = await rep.post("/api/v1/quotes", json=quote_body(people.account_id, title="Evidence"))
+    assert r.status_code == 201, r.text
+    q = r.json()
+    with sessions.begin() as s:  # approved, its document made (other tests' subjects)
+        s.get_one(Quote, q["id"]).status = "approved"
+        s.add(QuoteDocumentRow(quote_id=q["id"], version=1, docx_sha256="0" * 64,
+                               pdf_sha256=hashlib.sha256(ORDER_PDF).hexdigest(), pages=2,
+                               created_by_id=people.rep.id))
+    spec = {"title": "Order form", "quote_id": q["id"], "recipients": [
+        {"name": "Ann Buyer", "email": CUSTOMER, "routing_order": 1},
+        {"name": people.rep.name, "email": people.rep.email, "routing_order": 2}]}
+    r = await rep.post("/api/v1/envelopes", data={"spec": json.dumps(spec)},
+                       files={"document": ("order.pdf", ORDER_PDF, "application/pdf")})
+    assert r.status_code == 201, r.text
+    eid = int(r.json()["id"])
+    for email in (CUSTOMER, people.rep.email):
+        await eventually(lambda email=email: recipients(sessions, eid)[email] == "sent",
+                         timeout=60)
+        await act(sessions, client, eid, email)
+
+    def sealed() -> bool | None:
+        with sessions() as s:
+            return s.get_one(Envelope, eid).certificate_sha256 is not None or None
+
+    await eventually(sealed, timeout=60)
+    return int(q["deal_id"]), eid
+
+
+def _verify(python: Path, bundle: Path) -> subprocess.CompletedProcess[str]:
+    """verify.py in the only-pyHanko venv, with no network at all."""
+    return subprocess.run(["unshare", "-n", str(python), "verify.py"], cwd=bundle,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _rows(bundle: Path) -> list[str]:
+    return (bundle / "audit" / "rows.jsonl").read_text().splitlines(keepends=True)
+
+
+def _edit_row(bundle: Path) -> str:
+    lines = _rows(bundle)
+    row = json.loads(lines[1])
+    row["content"]["data"]["tampered"] = True
+    lines[1] = json.dumps(row) + "\n"
+    (bundle / "audit" / "rows.jsonl").write_text("".join(lines))
+    return f"audit row {row['id']}: its content does not match its hash"
+
+
+def _delete_row(bundle: Path) -> str:
+    lines = _rows(bundle)
+    del lines[2]
+    (bundle / "audit" / "rows.jsonl").write_text("".join(lines))
+    return "audit/rows.jsonl: the rows are the manifest's"
+
+
+def _reorder_rows(bundle: Path) -> str:
+    lines = _rows(bundle)
+    lines[1], lines[2] = lines[2], lines[1]
+    (bundle / "audit" / "rows.jsonl").write_text("".join(lines))
+    return "audit/rows.jsonl: the rows are the manifest's"
+
+
+def _replace_document(bundle: Path) -> str:
+    path = next((bundle / "documents").glob("*.pdf"))
+    path.write_bytes(contract_pdf(3))
+    return f"documents/{path.name}: its bytes do not hash to its name"
+
+
+def _flip_a_byte(bundle: Path) -> str:
+    path = next(p for p in (bundle / "signed").glob("envelope-*.pdf")
+                if "certificate" not in p.name)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"/Contents <") - 200  # inside the signed byte range
+    data[at] = data[at] ^ 0x01
+    path.write_bytes(bytes(data))
+    return f"signed/{path.name}: signature"
+
+
+def _edit_manifest(bundle: Path) -> str:
+    path = bundle / "manifest.json"
+    path.write_text(path.read_text().replace('"Evidence"', '"Evidenc3"', 1)
+                    .replace("Evidence", "Evidenc3"))
+    return "manifest.p7s: the manifest's seal signature validates"
+
+
+TAMPERING: list[Callable[[Path], str]] = [_edit_row, _delete_row, _reorder_rows,
+                                          _replace_document, _flip_a_byte, _edit_manifest]
+
+
+async def test_the_bundle_verifies_offline_and_names_every_tampering(
+        live_url: str, client: Client, people: People, sessions: sessionmaker[Session],
+        only_pyhanko: Path, tmp_path: Path) -> None:
+    rep = await token_client(live_url, people.rep)
+    deal_id, eid = await _signed_deal(rep, people, client, sessions)
+    auditor = await token_client(live_url, people.auditor)
+    r = await auditor.get(f"/api/v1/deals/{deal_id}/evidence", timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        z.extractall(tmp_path / "unzipped")
+    [bundle] = (tmp_path / "unzipped").iterdir()
+    names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert {"verify.py", "manifest.json", "manifest.p7s", "timeline.json", "timeline.pdf",
+            "audit/rows.jsonl", "pki/root.pem", "pki/root.crl", "pki/issuing.crl",
+            f"signed/envelope-{eid}.pdf", f"signed/envelope-{eid}-certificate.pdf"} <= names
+    assert any(n.startswith("histories/") for n in names)
+    assert any(n.startswith("documents/") for n in names)
+    timeline = json.loads((bundle / "timeline.json").read_text())
+    assert [e["action"] for e in timeline if e["action"] == "envelope.signed"] == [
+        "envelope.signed"] * 2
+
+    done = _verify(only_pyhanko, bundle)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "checks passed" in done.stdout
+
+    for tamper in TAMPERING:
+        copy = tmp_path / tamper.__name__
+        shutil.copytree(bundle, copy)
+        named = tamper(copy)
+        done = _verify(only_pyhanko, copy)
+        assert done.returncode == 1, (tamper.__name__, done.stdout)
+        assert f"FAIL {named}" in done.stdout, (tamper.__name__, done.stdout)
+
+    # The auditor's export is on the deal's record, and a rep who can't see the deal gets 404.
+    with sessions() as s:
+        views = s.scalars(select(AuditEvent.data).where(
+            AuditEvent.action == "auditor.viewed", AuditEvent.entity == f"deal:{deal_id}"))
+        assert f"/api/v1/deals/{deal_id}/evidence" in [v["path"] for v in views]
+    for c in (rep, auditor):
+        await c.aclose()
