@@ -6,10 +6,15 @@ replays every one of them from the archive."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import hashlib
+import json
 import subprocess
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
@@ -17,11 +22,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from dealdesk.settings import Settings
-from store.deals import deal_workflow_id
-from store.history_archive import ACTION, ArchivedHistory
+from store import audit, history_archive
+from store.deals import Deal, deal_workflow_id
+from store.history_archive import ACTION, ArchiveCorrupt, ArchivedHistory, ClosedRun
 from store.models import AuditEvent
 from tests.processes import DEALDESK, Processes
-from tests.support import eventually, parent_of
+from tests.support import eventually, make_account, make_user, parent_of
 from tests.web_support import People, quote_body, seed_people, token_client
 from web.services import histories, quotes
 
@@ -143,3 +149,49 @@ async def test_replay_of_an_unknown_deal_is_refused(processes: Processes) -> Non
         subprocess.run, [str(DEALDESK), "audit", "replay", "999"], env=processes.env(),
         capture_output=True, text=True, timeout=120, check=False)
     assert unknown.returncode == 2 and "no deal 999" in unknown.stderr
+
+
+def _run(run_id: str, workflow_id: str = "x-health-recompute-1") -> ClosedRun:
+    return ClosedRun(workflow_id, run_id, "HealthRecomputeWorkflow", "q", "completed",
+                     dt.datetime.now(dt.UTC), 11, json.dumps({"events": [], "run": run_id}))
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=[
+    pytest.mark.postgres])])
+def test_racing_writers_archive_a_run_once(dialect: str, sessions: sessionmaker[Session]) -> None:
+    """Sweeps in several workers race on one run: one row, one audit row, and the history
+    reads back as it was written (a run of no deal is the workflow's on the audit)."""
+    with sessions() as s:
+        assert s.get_bind().dialect.name == ("postgresql" if dialect == "postgres" else dialect)
+    run = _run("run-1")
+
+    def write() -> bool:
+        with sessions() as s:
+            stored = history_archive.archive(s, run, None, histories.ARCHIVER)
+            s.commit()
+            return stored
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: write(), range(4)))
+    assert sorted(results) == [False, False, False, True]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ArchivedHistory)) == 1
+        [event] = s.scalars(select(AuditEvent).where(AuditEvent.action == ACTION)).all()
+        assert event.entity == f"workflow:{run.workflow_id}"
+        assert event.data["run_id"] == "run-1" and audit.verify(s).ok
+    # Read back under its deal, checked against its hash; a changed byte is refused.
+    with sessions.begin() as s:
+        deal = Deal(account_id=make_account(s).id, owner_id=make_user(s, "Ola Owner", "rep").id,
+                    name="Archived", currency="USD")
+        s.add(deal)
+        s.flush()
+        s.execute(update(ArchivedHistory).values(deal_id=deal.id))
+    with sessions() as s:
+        [stored] = history_archive.deal_histories(s, deal.id)
+        assert stored.history_json == run.history_json
+        assert stored.sha256 == hashlib.sha256(run.history_json.encode()).hexdigest()
+    with sessions.begin() as s:
+        s.execute(update(ArchivedHistory).values(
+            data=zlib.compress(run.history_json.replace("run-1", "run-2").encode())))
+    with sessions() as s, pytest.raises(ArchiveCorrupt, match="does not match its SHA-256"):
+        history_archive.deal_histories(s, deal.id)
