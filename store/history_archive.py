@@ -6,7 +6,8 @@ replay it on today's code (``workflows/replay_check.py``). So each closed run's 
 copied here once: one row per run (``run_id`` is unique, so two sweeps racing on a run store
 it once), holding the history JSON zlib-compressed, its SHA-256 (of the JSON: what the row
 vouches for, checked on every read), the run's workflow, type, deal, close time and event
-count, written with one audit row (``workflow.history_archived``, keyed by the run) in the
+count, written with one audit row (``workflow.history_archived`` on ``workflow:{id}``, keyed
+by the run, naming the deal in its data: a deal's timeline stays the business's facts) in the
 same transaction. The bytes live in the table rather than the blob store so that a row and
 its history commit, back up and restore together; a deal's history is tens of kilobytes.
 """
@@ -121,10 +122,8 @@ def archive(session: Session, run: ClosedRun, deal_id: int | None, actor: Who) -
     try:
         session.flush()  # PostgreSQL: a racing sweep's row makes this fail, not a twin
         audit.append(session, event_key=f"workflow-history:{run.run_id}", actor=actor,
-                     action=ACTION, entity=audit.entity(
-                         "deal" if deal_id is not None else "workflow",
-                         deal_id if deal_id is not None else run.workflow_id),
-                     data={"workflow_id": run.workflow_id, "run_id": run.run_id,
+                     action=ACTION, entity=audit.entity("workflow", run.workflow_id),
+                     data={"deal_id": deal_id, "run_id": run.run_id,
                            "workflow_type": run.workflow_type, "status": run.status,
                            "closed_at": run.closed_at.isoformat(), "sha256": sha,
                            "event_count": run.event_count})

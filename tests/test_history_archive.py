@@ -114,7 +114,8 @@ async def test_closed_runs_are_archived_once_and_replay_after_temporal_deleted_t
         assert all(r.event_count > 3 and len(r.data) < r.size for r in rows)
         audit_rows = s.scalars(select(AuditEvent).where(AuditEvent.action == ACTION)).all()
         assert sorted(e.data["run_id"] for e in audit_rows) == sorted(closed)
-        assert {e.entity for e in audit_rows} == {f"deal:{deal_id}"}
+        assert sorted(e.entity for e in audit_rows) == sorted(f"workflow:{w}" for w in workflow_ids)
+        assert {e.data["deal_id"] for e in audit_rows} == {deal_id}
     # On demand, for the deal: nothing new.
     cli = await asyncio.to_thread(
         subprocess.run, [str(DEALDESK), "audit", "archive", "--deal", str(deal_id)],
@@ -160,7 +161,7 @@ def _run(run_id: str, workflow_id: str = "x-health-recompute-1") -> ClosedRun:
     pytest.mark.postgres])])
 def test_racing_writers_archive_a_run_once(dialect: str, sessions: sessionmaker[Session]) -> None:
     """Sweeps in several workers race on one run: one row, one audit row, and the history
-    reads back as it was written (a run of no deal is the workflow's on the audit)."""
+    reads back as it was written."""
     with sessions() as s:
         assert s.get_bind().dialect.name == ("postgresql" if dialect == "postgres" else dialect)
     run = _run("run-1")
@@ -178,7 +179,8 @@ def test_racing_writers_archive_a_run_once(dialect: str, sessions: sessionmaker[
         assert s.scalar(select(func.count()).select_from(ArchivedHistory)) == 1
         [event] = s.scalars(select(AuditEvent).where(AuditEvent.action == ACTION)).all()
         assert event.entity == f"workflow:{run.workflow_id}"
-        assert event.data["run_id"] == "run-1" and audit.verify(s).ok
+        assert event.data["run_id"] == "run-1" and event.data["deal_id"] is None
+        assert audit.verify(s).ok
     # Read back under its deal, checked against its hash; a changed byte is refused.
     with sessions.begin() as s:
         deal = Deal(account_id=make_account(s).id, owner_id=make_user(s, "Ola Owner", "rep").id,
