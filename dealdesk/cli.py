@@ -211,8 +211,7 @@ def audit_export(deal: Annotated[int, typer.Argument(help="the deal's id")],
     from documents.timestamps import internal_timestamper
     from store.blobs import BlobStore
     from web.errors import NotFound
-    from web.services import evidence
-    from web.services.history_sources import deal_histories
+    from web.services import deal_history, evidence
 
     settings = get_settings()
 
@@ -223,12 +222,12 @@ def audit_export(deal: Annotated[int, typer.Argument(help="the deal's id")],
             err.print(f"Temporal at {settings.temporal_address} doesn't answer: the bundle "
                       "has no live workflow histories")
             client = None
-        histories = await deal_histories(client, settings.workflow_prefix, deal)
+        runs = await deal_history.recorded(client, _sessions(), settings.workflow_prefix, deal)
         pki = open_pki(settings)
         with _sessions()() as s, evidence.seal_signer(pki, settings.hsm) as seal:
             _, data = await evidence.export(
                 s, None, deal, blobs=BlobStore(settings.blob_dir), pki=pki, seal=seal,
-                tsa=internal_timestamper(pki), histories=histories)
+                tsa=internal_timestamper(pki), histories=runs)
         return data
 
     try:
@@ -254,6 +253,71 @@ def audit_verify() -> None:
     where = f"row {result.bad_row_id}" if result.bad_row_id else "the chain head"
     err.print(f"audit chain BROKEN at {where}: {result.problem}")
     raise typer.Exit(1)
+
+
+@audit_app.command("archive")
+def audit_archive(
+    deal: Annotated[int | None, typer.Option(help="only this deal's runs")] = None,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="runs per batch")] = 50,
+) -> None:
+    """Archive the histories of closed workflow runs into the store now (what the worker does
+    every minute), each run once; a history Temporal already deleted is reported."""
+    from dealdesk.runtime import connect
+    from store.who import Who
+    from web.services.histories import archive_closed
+
+    settings = get_settings()
+    sessions = _sessions()
+
+    async def archive_all() -> tuple[int, int]:
+        client = await connect(settings, attempts=3)
+        archived = gone = 0
+        while True:
+            report = await archive_closed(
+                client, sessions, task_queue=settings.task_queue,
+                prefix=settings.workflow_prefix, deal_id=deal, batch_size=batch,
+                actor=Who.system("cli:audit"))
+            archived, gone = archived + len(report.archived), gone + len(report.gone)
+            if not report.left or not (report.archived or report.gone):
+                return archived, gone
+
+    archived, gone = asyncio.run(archive_all())
+    console.print(f"archived {archived} run(s)" + (f" of deal {deal}" if deal else "")
+                  + (f"; {gone} already deleted from Temporal" if gone else ""))
+
+
+@audit_app.command("replay")
+def audit_replay(deal: Annotated[int, typer.Argument(help="the deal's number")]) -> None:
+    """Replay every recorded history of a deal (from Temporal, or from the archive once
+    Temporal deleted it) on today's workflow code; exits 1 naming each run that doesn't."""
+    from dealdesk.runtime import connect
+    from store.deals import Deal
+    from web.services.histories import RecordedRun, replay_deal
+    from workflows.replay_check import ReplayOutcome
+
+    settings = get_settings()
+    sessions = _sessions()
+    with sessions() as s:
+        if s.get(Deal, deal) is None:
+            err.print(f"no deal {deal}")
+            raise typer.Exit(2)
+
+    async def check() -> list[tuple[RecordedRun, ReplayOutcome]]:
+        client = await connect(settings, attempts=3)
+        return await replay_deal(client, sessions, settings.workflow_prefix, deal)
+
+    results = asyncio.run(check())
+    failed = [(run, outcome) for run, outcome in results if not outcome.ok]
+    for run, outcome in results:
+        line = f"{run.workflow_id} run {run.run_id} ({run.workflow_type}, {run.source})"
+        typer.echo(f"replays  {line}" if outcome.ok else f"FAILS    {line}: {outcome.error}")
+    if not results:
+        console.print(f"deal {deal} has no recorded workflow histories")
+    if failed:
+        err.print(f"{len(failed)} of {len(results)} run(s) of deal {deal} no longer replay: "
+                  + ", ".join(f"{run.workflow_id} ({run.run_id})" for run, _ in failed),
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @pki_app.command("seal-hsm")

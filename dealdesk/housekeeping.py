@@ -6,7 +6,9 @@ the reminders of library items due for review (``web/services/library.py``: one 
 one mail per item and review date). At start it creates, or brings up to date, the Temporal
 Schedule that recomputes customer health nightly (``workflows/health.py``); every worker does
 so, and the schedule's fixed id makes that idempotent. Then it moves billing runs still
-running under their old ``deal-{quote}`` ids (``dealdesk/billing_ids.py``)."""
+running under their old ``deal-{quote}`` ids (``dealdesk/billing_ids.py``). Every minute it
+archives the histories of the queue's runs that closed since (``web/services/histories.py``),
+before Temporal's retention deletes them; again at the next round while a batch was full."""
 
 from __future__ import annotations
 
@@ -32,11 +34,12 @@ from temporalio.client import (
 
 from dealdesk.billing_ids import move_billing_runs
 from store import auth, liveness, starts
-from web.services import library
+from web.services import histories, library
 from workflows.health import NIGHTLY_CRON, SCHEDULE_ID, HealthRecomputeWorkflow, RecomputeInput
 
 log = logging.getLogger("dealdesk.worker")
 PRUNE_EVERY = 3600.0
+ARCHIVE_EVERY = 60.0
 
 
 class Housekeeping:
@@ -51,6 +54,7 @@ class Housekeeping:
         self._base_url = base_url  # for the links in review reminders
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pruned_at: float | None = None
+        self._archived_at: float | None = None
 
     def _beat(self) -> None:
         with self._sessions() as s:
@@ -94,6 +98,17 @@ class Housekeeping:
             await move_billing_runs(self._client, self._prefix)
             self._billing_moved = True
 
+    async def _archive_histories(self) -> None:
+        """Each closed run's history into the store once (any worker may; the run id is the
+        archive's key)."""
+        if self._archived_at is not None and time.monotonic() - self._archived_at < ARCHIVE_EVERY:
+            return
+        self._archived_at = time.monotonic()  # a failing sweep waits its minute too
+        report = await histories.archive_closed(self._client, self._sessions,
+                                                task_queue=self._task_queue, prefix=self._prefix)
+        if report.left:
+            self._archived_at = None
+
     def _stop(self) -> None:
         with self._sessions() as s:
             liveness.stop(s, self.worker_id)
@@ -114,6 +129,10 @@ class Housekeeping:
                 except Exception:
                     log.exception("the nightly health schedule could not be made, or old "
                                   "billing runs could not be moved")
+                try:
+                    await self._archive_histories()
+                except Exception:
+                    log.exception("closed workflows' histories could not be archived")
                 await asyncio.sleep(liveness.INTERVAL.total_seconds())
         finally:
             with contextlib.suppress(Exception):

@@ -26,17 +26,8 @@ from dealdesk.settings import Settings
 from documents.convert import DEFAULT_UNO_VENV, Converter
 from documents.hsm import HsmSeal
 from store.blobs import BlobStore
-from workflows.approval_chain import ApprovalChainWorkflow
-from workflows.billing import BillingWorkflow
-from workflows.deal import DealWorkflow
-from workflows.envelope import EnvelopeWorkflow
-from workflows.health import HealthRecomputeWorkflow
-from workflows.proposal import ProposalWorkflow
-from workflows.renewal import RenewalWorkflow
-from workflows.rfp_response import RfpResponseWorkflow
+from workflows.registry import WORKFLOWS
 
-WORKFLOWS = [ApprovalChainWorkflow, EnvelopeWorkflow, BillingWorkflow, RfpResponseWorkflow,
-             ProposalWorkflow, HealthRecomputeWorkflow, RenewalWorkflow, DealWorkflow]
 CONVERT_TIMEOUT_S = 900  # a 400-page Word document takes minutes; the activity heartbeats
 
 

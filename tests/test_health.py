@@ -22,7 +22,7 @@ from dealdesk.settings import Settings
 from store.health import AccountMeasure, HealthOverride, HealthScore, HealthTask
 from store.models import APPROVER_ROLES, ROLES, Account, AuditEvent, OutboxMessage
 from tests.health_support import cast
-from tests.support import serve
+from tests.support import replays, serve
 from tests.test_mail import Inbox, smtp
 from tests.web_support import POLICY, browser_session, token_client
 from web.errors import Invalid
@@ -216,10 +216,10 @@ async def test_an_override_survives_the_recompute_until_it_expires(
 
 # --- the recompute through Temporal -----------------------------------------------------------
 
-async def _run(client: Client, settings: Settings) -> RecomputeResult:
+async def _run(client: Client, settings: Settings, workflow_id: str = "") -> RecomputeResult:
     result: RecomputeResult = await client.execute_workflow(
         HealthRecomputeWorkflow.run, RecomputeInput(),
-        id=f"{settings.workflow_prefix}health-test-{uuid.uuid4().hex[:8]}",
+        id=workflow_id or f"{settings.workflow_prefix}health-test-{uuid.uuid4().hex[:8]}",
         task_queue=settings.task_queue)
     return result
 
@@ -232,7 +232,11 @@ async def test_a_band_drop_makes_exactly_one_task_audit_row_and_mail(
     _put(sessions, aid, GOOD)
     assert await _run(client, settings) == RecomputeResult(1, 0)
     _put(sessions, aid, BAD)
-    results = [await _run(client, settings) for _ in range(3)]
+    dropped = f"{settings.workflow_prefix}health-test-drop"
+    results = [await _run(client, settings, dropped), *[await _run(client, settings)
+                                                          for _ in range(2)]]
+    # The run that found the drop replays on today's code (saved with DEALDESK_SAVE_HISTORY).
+    await replays(client, dropped, [HealthRecomputeWorkflow])
     results += await asyncio.gather(*[_run(client, settings) for _ in range(3)])
     assert [r.drops for r in results] == [1, 0, 0, 0, 0, 0]
     admin = await token_client(live_url, cast["admin"])  # type: ignore[arg-type]

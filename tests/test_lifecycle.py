@@ -23,6 +23,7 @@ from dealdesk.worker import open_pki
 from store.blobs import BlobStore
 from store.commerce import Invoice
 from store.deals import Deal, deal_workflow_id
+from store.history_archive import ArchivedHistory
 from store.models import AuditEvent, Envelope, OutboxMessage, Quote
 from store.proposals import Proposal
 from store.subscriptions import Contract, Subscription, SubscriptionTerm, renewal_workflow_id
@@ -32,6 +33,7 @@ from tests.support import eventually, parent_of, replays
 from tests.test_assembly import needs_libreoffice
 from tests.test_rfp_files import ALASKA_FORMS
 from tests.web_support import People, quote_body, seed_people, token_client
+from web.services import histories
 from workflows.deal import DealWorkflow
 from workflows.deal_messages import DealState
 from workflows.renewal_messages import RenewalState
@@ -282,6 +284,7 @@ async def test_a_deal_from_its_rfp_to_its_second_term(
         ("approval", "approved"), ("signing", "completed")]
     # The whole deal's history replays on today's code (saved with DEALDESK_SAVE_HISTORY).
     await replays(client, dealflow, [DealWorkflow])
+    await _archived_under_their_deals(client, settings, sessions, deal_id, renewal_deal)
     for c in (rep, mgr, fin, legal):
         await c.aclose()
 
@@ -317,6 +320,33 @@ async def _history_replays(live_url: str, people: People, deal_id: int, eid: int
     page = await auditor.get(f"/deals/{deal_id}/history", params={"at": last - 1})
     assert page.status_code == 200 and "pending" in page.text
     await auditor.aclose()
+
+
+async def _archived_under_their_deals(client: Client, settings: Settings,
+                                      sessions: sessionmaker[Session], deal_id: int,
+                                      renewal_deal: int) -> None:
+    """Every closed run is archived, each under its deal: the process, its children, the
+    renewal's first term (continued as new), the renewal deal's own runs. Each deal's runs
+    (archived, or still running in Temporal) replay on today's code."""
+    while (await histories.archive_closed(client, sessions, task_queue=settings.task_queue,
+                                          prefix=settings.workflow_prefix, batch_size=5)).left:
+        pass
+    closed = {e.run_id async for e in client.list_workflows(
+        f"TaskQueue = '{settings.task_queue}' AND ExecutionStatus != 'Running'")}
+    with sessions() as s:
+        rows = s.scalars(select(ArchivedHistory)).all()
+    assert {r.run_id for r in rows} == closed
+    assert {r.deal_id for r in rows} == {deal_id, renewal_deal}
+    first = {(r.workflow_type, r.status) for r in rows if r.deal_id == deal_id}
+    assert {("DealWorkflow", "completed"), ("RenewalWorkflow", "continued_as_new"),
+            ("EnvelopeWorkflow", "completed")} <= first, first
+    assert {"ApprovalChainWorkflow", "ProposalWorkflow"} <= {t for t, _ in first}, first
+    for deal in (deal_id, renewal_deal):
+        replayed = await histories.replay_deal(client, sessions, settings.workflow_prefix, deal)
+        assert [o.error for _, o in replayed if not o.ok] == []
+        sources = {run.source for run, _ in replayed}
+        # The first deal's subscription runs its second term in Temporal.
+        assert sources == {"archive", "temporal"} if deal == deal_id else "archive" in sources
 
 
 def _invoices(sessions: sessionmaker[Session], quote_id: int) -> int:

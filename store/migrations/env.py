@@ -7,6 +7,7 @@ import store.auth
 import store.commerce
 import store.deals
 import store.health
+import store.history_archive
 import store.idempotency
 import store.library
 import store.liveness

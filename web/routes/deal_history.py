@@ -17,7 +17,14 @@ from documents import text
 from store.blobs import BlobMissing, BlobStore
 from store.models import User
 from web.auth import CurrentUser
-from web.deps import MaybeClientDep, SessionDep, SettingsDep, in_session, off_loop
+from web.deps import (
+    MaybeClientDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    in_session,
+    off_loop,
+)
 from web.downloads import content_disposition
 from web.errors import Invalid, NotFound
 from web.params import PathId
@@ -26,7 +33,6 @@ from web.services import deal_history as history
 from web.services import deals, evidence
 from web.services.deal_history import Entry
 from web.services.deals import Linked
-from web.services.history_sources import deal_histories
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["deals"])
@@ -57,25 +63,26 @@ def _at(entries: list[Entry], at: int | None, date: str) -> int:
     return min(at, len(entries) - 1)
 
 
-async def _view(session: Session, user: User, client: Any, settings: Settings, deal_id: int,
-                at: int | None, date: str) -> dict[str, Any]:
+async def _view(session: Session, sessions: Any, user: User, client: Any, settings: Settings,
+                deal_id: int, at: int | None, date: str) -> dict[str, Any]:
     deal, links, audit_entries = await in_session(session, _entries, user, deal_id)
-    histories = await deal_histories(client, settings.workflow_prefix, deal.id)
-    entries = history.merged(audit_entries, histories)
+    runs = await history.recorded(client, sessions, settings.workflow_prefix, deal.id)
+    entries = history.merged(audit_entries, runs)
     n = _at(entries, at, date)
     state = await in_session(session, history.state_as_of, links, entries, n)
     return {"d": deal, "links": links, "entries": entries, "n": n, "state": state,
-            "histories": len(histories),
+            "histories": len(runs),
             "documents": history.document_hashes(entries),
             "cut": len(entries) >= history.MAX_ENTRIES}
 
 
 @router.get("/deals/{deal_id}/history")
 async def history_page(request: Request, deal_id: PathId, user: CurrentUser,
-                       session: SessionDep, client: MaybeClientDep, settings: SettingsDep,
+                       session: SessionDep, sessions: SessionsDep, client: MaybeClientDep,
+                       settings: SettingsDep,
                        at: Annotated[int | None, Query(ge=0, le=history.MAX_ENTRIES)] = None,
                        date: Annotated[str, Query(max_length=30)] = "") -> Response:
-    page = await _view(session, user, client, settings, deal_id, at, date)
+    page = await _view(session, sessions, user, client, settings, deal_id, at, date)
     return render(request, "deal_history.html", page)
 
 
@@ -110,33 +117,34 @@ async def diff_page(request: Request, deal_id: PathId, user: CurrentUser,
 
 @api.get("/deals/{deal_id}/history", summary="A deal's timeline and its state as of an entry")
 async def history_api(request: Request, deal_id: PathId, user: CurrentUser,
-                      session: SessionDep, client: MaybeClientDep, settings: SettingsDep,
+                      session: SessionDep, sessions: SessionsDep, client: MaybeClientDep,
+                      settings: SettingsDep,
                       at: Annotated[int | None, Query(ge=0, le=history.MAX_ENTRIES)] = None,
                       date: Annotated[str, Query(max_length=30)] = "") -> dict[str, Any]:
-    page = await _view(session, user, client, settings, deal_id, at, date)
+    page = await _view(session, sessions, user, client, settings, deal_id, at, date)
     return {"deal_id": deal_id, "at": page["n"],
             "timeline": [dataclasses.asdict(e) for e in page["entries"]],
             "state": dataclasses.asdict(page["state"])}
 
 
-async def _bundle(request: Request, session: Session, user: User, client: Any,
+async def _bundle(request: Request, session: Session, sessions: Any, user: User, client: Any,
                   settings: Settings, deal_id: int) -> Response:
     await in_session(session, deals.visible, user, deal_id)  # 404 before any Temporal call
-    histories = await deal_histories(client, settings.workflow_prefix, deal_id)
+    runs = await history.recorded(client, sessions, settings.workflow_prefix, deal_id)
     state = request.app.state
     with evidence.seal_signer(state.pki, settings.hsm) as seal:
         name, data = await evidence.export(
             session, user, deal_id, blobs=BlobStore(settings.blob_dir), pki=state.pki,
-            seal=seal, tsa=state.tsa, histories=histories)
+            seal=seal, tsa=state.tsa, histories=runs)
     return Response(data, media_type="application/zip",
                     headers={"Content-Disposition": content_disposition(name)})
 
 
 @router.get("/deals/{deal_id}/evidence")
 async def evidence_download(request: Request, deal_id: PathId, user: CurrentUser,
-                            session: SessionDep, client: MaybeClientDep,
-                            settings: SettingsDep) -> Response:
-    return await _bundle(request, session, user, client, settings, deal_id)
+                            session: SessionDep, sessions: SessionsDep,
+                            client: MaybeClientDep, settings: SettingsDep) -> Response:
+    return await _bundle(request, session, sessions, user, client, settings, deal_id)
 
 
 @api.get("/deals/{deal_id}/evidence", summary="The deal's evidence bundle (a zip)",
@@ -144,6 +152,6 @@ async def evidence_download(request: Request, deal_id: PathId, user: CurrentUser
          responses={200: {"content": {"application/zip": {}},
                           "description": "the bundle; check it with its verify.py"}})
 async def evidence_api(request: Request, deal_id: PathId, user: CurrentUser,
-                       session: SessionDep, client: MaybeClientDep,
+                       session: SessionDep, sessions: SessionsDep, client: MaybeClientDep,
                        settings: SettingsDep) -> Response:
-    return await _bundle(request, session, user, client, settings, deal_id)
+    return await _bundle(request, session, sessions, user, client, settings, deal_id)

@@ -17,6 +17,7 @@ processes' own events are shown beside them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -27,15 +28,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from store import audit
 from store.audit import entity
 from store.commerce import Invoice
+from store.history_archive import ArchiveCorrupt
 from store.models import AuditEvent, EnvelopeRecipient, QuoteVersion
 from store.rfps import Rfp
 from store.subscriptions import Subscription
-from web.errors import NotFound
+from web.errors import Conflict, NotFound
+from web.services import histories
 from web.services.deals import Linked
 
 MAX_ENTRIES = 20_000
@@ -192,13 +197,41 @@ def workflow_entries(workflow_id: str, history: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def merged(audit_entries: list[Entry], histories: Iterable[tuple[str, dict[str, Any]]]
-           ) -> list[Entry]:
+@dataclass(frozen=True)
+class History:
+    """One run of the deal's workflows, its history as Temporal's JSON."""
+
+    workflow_id: str
+    run_id: str
+    source: str
+    """``temporal`` or ``archive``."""
+    events: dict[str, Any]
+
+
+async def recorded(client: Client | None, sessions: sessionmaker[Session], prefix: str,
+                   deal_id: int) -> list[History]:
+    """Every run of the deal's workflows (web/services/histories.py): from the archive once
+    archived, else from Temporal; the archive alone when Temporal can't be asked."""
+    try:
+        runs = await histories.deal_histories(client, sessions, prefix, deal_id)
+    except RPCError:
+        runs = await histories.deal_histories(None, sessions, prefix, deal_id)
+    except ArchiveCorrupt as e:
+        raise Conflict(str(e)) from None
+
+    def as_json() -> list[History]:
+        return [History(r.workflow_id, r.run_id, r.source, json.loads(r.history.to_json()))
+                for r in runs]
+
+    return await asyncio.to_thread(as_json)
+
+
+def merged(audit_entries: list[Entry], runs: Iterable[History]) -> list[Entry]:
     """Audit entries and workflow events in one list by time. The sort is stable, so entries
     at the same instant keep the chain's order and each history's event order."""
     entries = list(audit_entries)
-    for workflow_id, history in histories:
-        entries += workflow_entries(workflow_id, history)
+    for run in runs:
+        entries += workflow_entries(run.workflow_id, run.events)
     return sorted(entries, key=lambda e: e.at)[:MAX_ENTRIES]
 
 

@@ -13,7 +13,7 @@ What it holds (``manifest.json`` lists every file with its SHA-256):
     signed/envelope-N.pdf     each completed envelope's sealed PDF, and its certificate of
     signed/envelope-N-certificate.pdf    completion
     pki/*.pem, pki/*.crl      the internal CA, TSA and seal certificates and the CAs' CRLs
-    histories/<workflow>.json the deal's workflow histories (from Temporal or the archive)
+    histories/<id>.<run>.json the deal's workflow runs' histories (archive, else Temporal)
 
 The seal's signature over the manifest makes the whole bundle one claim: change, add or drop
 any file and the manifest no longer matches; change the manifest and the signature fails.
@@ -126,7 +126,7 @@ timeline.pdf is the readable timeline; timeline.json the same with every field.
 """
 
 
-def assemble(found: Collected, pki: Pki, histories: list[tuple[str, dict[str, Any]]],
+def assemble(found: Collected, pki: Pki, histories: list[deal_history.History],
              created: dt.datetime) -> tuple[dict[str, bytes], bytes]:
     """Every file but the signature, and the manifest's bytes (blocking: a thread)."""
     entries = deal_history.merged(found.entries, histories)
@@ -145,8 +145,8 @@ def assemble(found: Collected, pki: Pki, histories: list[tuple[str, dict[str, An
          for n, e in enumerate(entries)])
     files["audit/rows.jsonl"] = "".join(
         json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in found.rows).encode()
-    files |= {f"histories/{workflow_id}.json": json.dumps(history).encode()
-              for workflow_id, history in histories}
+    files |= {f"histories/{run.workflow_id}.{run.run_id}.json": json.dumps(run.events).encode()
+              for run in histories}
     files |= _pki_files(pki)
     manifest = {
         "bundle": "dealdesk evidence", "format": FORMAT,
@@ -189,7 +189,7 @@ def seal_signer(pki: Pki, hsm: HsmConfig | None) -> Iterator[signers.Signer]:
 
 async def export(session: Session, user: User | None, deal_id: int, *, blobs: BlobStore,
                  pki: Pki, seal: signers.Signer, tsa: TimeStamper,
-                 histories: list[tuple[str, dict[str, Any]]]) -> tuple[str, bytes]:
+                 histories: list[deal_history.History]) -> tuple[str, bytes]:
     """``(file name, zip bytes)`` of the deal's evidence bundle."""
     found = await in_session(session, collect, user, deal_id, blobs)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
