@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from cpq.renewal import DEFAULT_RENEWAL_METHOD, raised
 from store import audit, starts
 from store.audit import entity
 from store.models import Account, Base, Quote, User, utcnow
@@ -72,8 +73,7 @@ def annual(amount: int, term_months: int) -> int:
 
 
 def uplifted(amount: int, uplift_pct: str) -> int:
-    return int((Decimal(amount) * (100 + Decimal(uplift_pct)) / 100)
-               .to_integral_value(ROUND_HALF_UP))
+    return raised(amount, Decimal(uplift_pct))
 
 
 class Contract(Base):
@@ -94,6 +94,9 @@ class Contract(Base):
     term_months: Mapped[int] = mapped_column(Integer)
     sealed_sha256: Mapped[str | None] = mapped_column(String(64))
     """The signed PDF (blob store) when a signed envelope won the deal."""
+    template: Mapped[str | None] = mapped_column(String(40))
+    """The contract template (``documents.contract.TEMPLATES``) the signed document was
+    made from; None for a deal won by hand or by a document sent as a file."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship(lazy="joined")
@@ -125,6 +128,8 @@ class Subscription(Base):
     notice_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_NOTICE_DAYS)
     term_end_action: Mapped[str] = mapped_column(String(12), default=DEFAULT_ACTION)
     uplift_pct: Mapped[str] = mapped_column(String(12), default=DEFAULT_UPLIFT_PCT)
+    renewal_pricing: Mapped[str] = mapped_column(String(12), default=DEFAULT_RENEWAL_METHOD)
+    """How the renewal quote prices the contracted lines: ``cpq.renewal.RENEWAL_METHODS``."""
     status: Mapped[str] = mapped_column(String(12), default="active", index=True)
     renewal_quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id"))
     """This term's renewal quote, once RenewalWorkflow made it."""

@@ -29,6 +29,7 @@ from dealdesk.settings import Settings
 from dealdesk.worker import build_worker
 from store import invoicing, starts
 from store.models import AuditEvent, OutboxMessage, Quote
+from store.quote_items import items_at
 from store.subscriptions import (
     Subscription,
     SubscriptionAddOn,
@@ -189,6 +190,7 @@ async def test_a_won_renewal_quote_renews_the_subscription(
         quote = s.get(Quote, sub.renewal_quote_id)
         assert quote is not None and quote.status == "approved"  # no discount: no chain
         assert quote.net_amount == 1_260_000 and quote.deal_id is not None
+        assert not items_at(s, quote.id, quote.version)  # an amount-only quote renews as one
         invoicing.win(s, quote, Who.system("test"), via="manual")
         # Winning it doesn't make a second subscription: it renews this one.
         assert subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
