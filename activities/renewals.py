@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import Mailer
+from cpq.renewal import RENEWAL_METHODS
 from store import audit
 from store.audit import entity
 from store.db import write_lock
@@ -221,10 +222,15 @@ class RenewalActivities:
             except InvalidOperation:
                 raise _invalid(f"uplift_pct must be a number from 0 to 100, not "
                                f"{uplift!r}") from None
+            pricing = c.renewal_pricing or sub.renewal_pricing
+            if pricing not in RENEWAL_METHODS:
+                raise _invalid(f"renewal_pricing must be one of {', '.join(RENEWAL_METHODS)}")
             before = {"term_end": sub.term_end.isoformat(), "notice_days": sub.notice_days,
-                      "term_end_action": sub.term_end_action, "uplift_pct": sub.uplift_pct}
+                      "term_end_action": sub.term_end_action, "uplift_pct": sub.uplift_pct,
+                      "renewal_pricing": sub.renewal_pricing}
             sub.term_end, sub.notice_days, sub.term_end_action, sub.uplift_pct = (
                 end, notice, action, format(Decimal(uplift).normalize(), "f"))
+            sub.renewal_pricing = pricing
             term = s.scalar(select(SubscriptionTerm).where(
                 SubscriptionTerm.subscription_id == sub.id,
                 SubscriptionTerm.number == sub.term_number))
@@ -238,7 +244,8 @@ class RenewalActivities:
                          entity=entity("subscription", sub.id),
                          data={"before": before, "after": {
                              "term_end": end.isoformat(), "notice_days": notice,
-                             "term_end_action": action, "uplift_pct": sub.uplift_pct}})
+                             "term_end_action": action, "uplift_pct": sub.uplift_pct,
+                             "renewal_pricing": pricing}})
             plan = self._plan(sub)
             s.commit()
             return plan

@@ -32,6 +32,11 @@ from cpq.pricing import PricedLine, PricedQuote, Step
 RenewalMethod = Literal["uplift", "list", "same"]
 RENEWAL_METHODS: tuple[RenewalMethod, ...] = ("uplift", "list", "same")
 DEFAULT_RENEWAL_METHOD: RenewalMethod = "uplift"
+METHOD_NOTES: Mapping[str, str] = {
+    "uplift": "the contracted prices uplifted, at most today's list price",
+    "list": "today's list prices, the contracted discounts kept",
+    "same": "the contracted prices kept"}
+"""Each method in a few words, for the pages that show or choose it."""
 _HUNDRED = Decimal(100)
 
 

@@ -185,20 +185,24 @@ def renewal_workflow_id(prefix: str, subscription_id: int) -> str:
 
 
 def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, prefix: str,
-              won_on: dt.date, envelope_id: int | None = None,
-              sealed_sha256: str | None = None,
+              won_on: dt.date, provider: str, envelope_id: int | None = None,
+              sealed_sha256: str | None = None, template: str | None = None,
               signers: list[dict[str, str]] | None = None) -> Subscription:
     """The won quote's contract, subscription and first term, and the start of its
     RenewalWorkflow; once per quote (a second call returns the first's subscription). A won
     renewal quote records its renewal contract (from the renewal date, for its term) and
     returns the subscription it renews (RenewalWorkflow closes the term with it). In the
-    caller's transaction."""
+    caller's transaction.
+
+    ``provider``: our organisation's name (``Settings.org_name``, from the caller: the store
+    reads no settings); ``template``: the contract template the signed document was made
+    from, when it was."""
     existing = session.scalar(select(Subscription).join(
         Contract, Contract.id == Subscription.contract_id).where(Contract.quote_id == quote.id))
     if existing is not None:
         return existing
     parties = [{"role": "customer", "name": quote.account.name},
-               {"role": "provider", "name": "dealdesk seller"}]
+               {"role": "provider", "name": provider}]
     parties += [{"role": "signer", **s} for s in signers or []]
     renewed = session.scalar(select(Subscription).where(
         Subscription.renewal_quote_id == quote.id))
@@ -209,13 +213,13 @@ def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, pr
                 quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
                 envelope_id=envelope_id, kind="renewal", parties=parties, start_date=start,
                 end_date=term_end(start, quote.term_months), term_months=quote.term_months,
-                sealed_sha256=sealed_sha256))
+                sealed_sha256=sealed_sha256, template=template))
         return renewed
     end = term_end(won_on, quote.term_months)
     contract = Contract(quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
                         envelope_id=envelope_id, parties=parties, start_date=won_on,
                         end_date=end, term_months=quote.term_months,
-                        sealed_sha256=sealed_sha256)
+                        sealed_sha256=sealed_sha256, template=template)
     session.add(contract)
     session.flush()
     sub = Subscription(account_id=quote.account_id, contract_id=contract.id,

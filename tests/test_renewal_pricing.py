@@ -90,7 +90,8 @@ def won_configured(sessions: sessionmaker[Session], settings: Settings, cast: Ca
         invoicing.win(s, quote, Who.system("test"), via="manual")
         today = dt.datetime.now(dt.UTC).date()
         sub = subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
-                        prefix=settings.workflow_prefix, won_on=today)
+                        provider=settings.org_name, prefix=settings.workflow_prefix,
+                        won_on=today)
         sub.term_end = today + renews_in - dt.timedelta(days=1)
         sub.renewal_pricing, sub.uplift_pct = method, str(UPLIFT)
         return sub.id

@@ -72,7 +72,7 @@ def won_subscription(sessions: sessionmaker[Session], settings: Settings, *,
         s.flush()
         invoicing.win(s, quote, Who.system("test"), via="manual")
         sub = subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
-                        prefix=settings.workflow_prefix,
+                        provider=settings.org_name, prefix=settings.workflow_prefix,
                         won_on=dt.datetime.now(dt.UTC).date())
         for name, value in terms.items():
             setattr(sub, name, value)
@@ -194,7 +194,8 @@ async def test_a_won_renewal_quote_renews_the_subscription(
         invoicing.win(s, quote, Who.system("test"), via="manual")
         # Winning it doesn't make a second subscription: it renews this one.
         assert subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
-                         prefix=settings.workflow_prefix, won_on=dt.date.today()).id == sub_id
+                         provider=settings.org_name, prefix=settings.workflow_prefix,
+                         won_on=dt.date.today()).id == sub_id
         renewal_id = quote.id
     await env.sleep(dt.timedelta(days=70))
     assert (await handle.query("state", result_type=RenewalState)).term_number == 2
