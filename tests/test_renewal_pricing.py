@@ -24,6 +24,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.mail import Mailer
 from activities.renewals import RenewalActivities
 from cpq.catalog import Selection
+from cpq.pricing import PricedLine, PricedQuote, Step
+from cpq.renewal import LinesMoved, renew
 from dealdesk.settings import Settings
 from store import invoicing
 from store.commerce import QuoteItem
@@ -128,6 +130,37 @@ def expected_net(method: str, sku: str, pct: Decimal) -> int:
     if method == "list":
         return off(now_list, pct)
     return min(raised(contracted), now_list)  # uplift, never above today's list
+
+
+def priced(*lines: tuple[str, int, int, int, bool]) -> PricedQuote:
+    """Lines (sku, quantity, list unit, net unit, partner step) as the engine prices them."""
+    out = tuple(PricedLine(sku, sku, "software", qty, None, lst, net, lst * qty, net * qty, 0,
+                           0.0, (Step("list", Decimal(lst), ""),
+                                 *((Step("partner", Decimal(lst), ""),) if partner else ())))
+                for sku, qty, lst, net, partner in lines)
+    return PricedQuote("USD", out, sum(x.list_total for x in out),
+                       sum(x.net_total for x in out), 0, 0.0, 0.0, (), ())
+
+
+def test_the_uplift_is_capped_at_the_partners_standard_price() -> None:
+    # A reseller at 25 % standard discount: today's list 10000 is 7500 to the partner; a
+    # contracted 7400 uplifted 3 % (7622) would charge more than that, so it stops at 7500.
+    now = priced(("SEAT", 4, 10_000, 7_500, True), ("BUNDLED", 4, 0, 0, False))
+    then = priced(("SEAT", 4, 9_000, 7_400, True), ("BUNDLED", 4, 0, 0, False)).lines
+    renewed = renew(now, then, "uplift", UPLIFT, Decimal(25))
+    assert [(ln.net_unit, ln.discount_pct) for ln in renewed.lines] == [(7_500, 0.0), (0, 0.0)]
+    assert renewed.net_total == 7_500 * 4 and renewed.max_discount_pct == 0.0
+    # A list that fell below the contracted price: "same" keeps the price, never a negative
+    # discount.
+    same = renew(priced(("SEAT", 4, 7_000, 7_000, False)),
+                 priced(("SEAT", 4, 9_000, 7_400, False)).lines, "same", UPLIFT, Decimal(0))
+    assert (same.lines[0].net_unit, same.lines[0].discount_pct) == (7_400, 0.0)
+
+
+def test_lines_that_moved_are_not_matched() -> None:
+    with pytest.raises(LinesMoved):
+        renew(priced(("SEAT", 5, 100, 100, False)), priced(("SEAT", 4, 100, 90, False)).lines,
+              "uplift", UPLIFT, Decimal(0))
 
 
 @pytest.mark.parametrize("method", ["uplift", "list", "same"])
