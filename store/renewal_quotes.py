@@ -8,7 +8,8 @@ catalog version, then set by the subscription's renewal pricing method (``cpq.re
 sold, or that the current price books can't price, is carried at its contracted prices
 uplifted; it is named in the item's alerts and in the audit row. The quote's totals are the
 sums of its items, so its discount, and with it whether it is approved at once or waits as a
-draft for the approval chain, follows from them.
+draft for the approval chain, follows from them (and from its lines': one line above today's
+list doesn't hide another's discount).
 
 A quote sold without catalog items (its amounts typed in) renews as amounts: list, net and
 cost uplifted.
@@ -74,7 +75,10 @@ def make_renewal_quote(s: Session, sub: Subscription) -> RenewalQuote:
         quote.net_amount = uplifted(last.net_amount, sub.uplift_pct)
         quote.list_amount = max(uplifted(last.list_amount, sub.uplift_pct), quote.net_amount)
         quote.cost_amount = uplifted(last.cost_amount, sub.uplift_pct)
-    quote.status = "approved" if quote.net_amount >= quote.list_amount else "draft"
+    # No discount overall and none on any line (a line above today's list must not hide
+    # another's discount from the chain): nothing for the chain to decide.
+    undiscounted = quote.net_amount >= quote.list_amount and not quote.max_discount_pct
+    quote.status = "approved" if undiscounted else "draft"
     deal.amount = quote.net_amount
     return RenewalQuote(quote, carried)
 

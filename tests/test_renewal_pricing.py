@@ -233,3 +233,16 @@ async def test_a_discounted_renewal_goes_to_its_chain_and_an_undiscounted_is_app
     approved = await eventually(lambda: renewal(at_list), timeout=30)
     assert approved.status == "approved"
     assert approved.net_amount == approved.list_amount == minor(V2["SUPPORT"][0]) * SUPPORT
+
+
+def test_a_line_above_list_does_not_hide_another_lines_discount(
+        settings: Settings, sessions: sessionmaker[Session], cast: Cast) -> None:
+    # Seats kept at their contracted price above today's (fallen) list; support 5 % off.
+    sub_id = won_configured(sessions, settings, cast, [("SEAT", SEATS, SEAT_OFF),
+                                                      ("SUPPORT", SUPPORT, Decimal("5"))],
+                            "same")
+    fallen = {"SEAT": ("70.00", "20.00"), "SUPPORT": V1["SUPPORT"]}
+    save(sessions, catalog(fallen))
+    quote = renew_now(sessions, settings, sub_id)
+    assert quote.net_amount > quote.list_amount  # in total, above list…
+    assert quote.max_discount_pct == 5.0 and quote.status == "draft"  # …but the chain decides
