@@ -3,7 +3,8 @@ context, and keep every item's priced lines and the quote's totals current.
 
 Each change is one transaction (the caller commits). A change to a submitted version makes
 the next version first (items copied), so submitted versions stay as they were approved.
-Adding an item prices only that item; the quote's totals are a SUM over its items.
+Adding an item prices only that item; the quote's totals are a SUM over its items. How an
+item is priced and stored is ``store.quote_items`` (shared with the renewal quote).
 """
 
 from __future__ import annotations
