@@ -132,7 +132,8 @@ class EnvelopeActivities:
                  max_upload_bytes: int = 25 * 1024 * 1024, task_queue: str = "deals",
                  workflow_prefix: str = "") -> None:
         self._sessions = sessions
-        self._renewals = (task_queue, workflow_prefix)  # where a won deal's renewal runs
+        # Where a won deal's renewal runs, and who we are on its contract.
+        self._renewals = (task_queue, workflow_prefix, pki.org_name)
         self._mailer = mailer
         self._blobs = blobs
         self._pki = pki
@@ -582,9 +583,10 @@ def _recipient(env: Envelope, recipient_id: int) -> EnvelopeRecipient:
     raise LookupError(f"envelope {env.id} has no recipient {recipient_id}")
 
 
-def _won_deal(s: Session, env: Envelope, task_queue: str, prefix: str) -> BillingInput | None:
-    """The signed envelope's quote, won (if it was approved), its contract and subscription,
-    and its billing plan."""
+def _won_deal(s: Session, env: Envelope, task_queue: str, prefix: str,
+              provider: str) -> BillingInput | None:
+    """The signed envelope's quote, won (if it was approved), its contract and subscription
+    (``provider``: our organisation's name), and its billing plan."""
     quote = s.get(Quote, env.quote_id) if env.quote_id else None
     if quote is None or quote.status not in ("approved", "won"):
         return None
@@ -594,7 +596,8 @@ def _won_deal(s: Session, env: Envelope, task_queue: str, prefix: str) -> Billin
     signers = [{"name": r.name, "email": r.email} for r in env.recipients if r.status == "signed"]
     subscribe(s, quote, who, task_queue=task_queue, prefix=prefix,
               won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date(), envelope_id=env.id,
-              sealed_sha256=env.final_sha256, signers=signers)
+              sealed_sha256=env.final_sha256, template=env.contract_template,
+              provider=provider, signers=signers)
     if quote.deal_id is not None:
         tell_closed(s, quote.deal_id, "won", "", task_queue=task_queue, prefix=prefix)
     return BillingInput(quote.id, [i.issue_on.isoformat() for i in installments])

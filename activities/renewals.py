@@ -17,11 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import Mailer
+from cpq.renewal import RENEWAL_METHODS
 from store import audit
 from store.audit import entity
 from store.db import write_lock
-from store.deals import Deal, forecast_of
 from store.models import Quote, User
+from store.renewal_quotes import EVERGREEN_MONTHS, make_renewal_quote
 from store.subscriptions import (
     TERM_END_ACTIONS,
     Subscription,
@@ -48,7 +49,6 @@ from workflows.renewal_messages import (
 WHO = Who.system("renewal")
 REMINDER_DAYS = (120, 90, 60, 30)
 QUOTE_DAYS = 90
-EVERGREEN_MONTHS = 1
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -107,44 +107,32 @@ class RenewalActivities:
 
     @activity.defn(name="make_renewal_quote")
     def make_renewal_quote(self, inp: TermInput) -> int:
-        """The next term's quote, uplifted, in a renewal deal; once per term. Without a
-        discount it is approved at once (nothing for the chain to decide); with one it waits,
-        as a draft, for its owner to submit it through the approval chain."""
+        """The next term's quote, in a renewal deal, on the current price book
+        (``store.renewal_quotes``); once per term. Without a discount it is approved at once
+        (nothing for the chain to decide); with one it waits, as a draft, for the approval
+        chain (``advance_renewal_quote`` submits it)."""
         with self._sessions() as s:
             write_lock(s)
             sub = self._sub(s, inp.subscription_id)
             if sub.renewal_quote_id is not None:
                 s.commit()
                 return sub.renewal_quote_id
-            last = s.get(Quote, sub.quote_id)
-            assert last is not None
-            net = uplifted(last.net_amount, sub.uplift_pct)
-            listed = max(uplifted(last.list_amount, sub.uplift_pct), net)
-            months = EVERGREEN_MONTHS if sub.term_end_action == "evergreen" else sub.term_months
-            deal = Deal(account_id=sub.account_id, owner_id=sub.owner_id,
-                        name=f"Renewal: {sub.name} (term {sub.term_number + 1})"[:200],
-                        amount=net, currency=sub.currency, stage="quote",
-                        forecast_category=forecast_of("quote"), expected_close=renews_on(sub))
-            s.add(deal)
-            s.flush()
-            status = "approved" if net >= listed else "draft"
-            quote = Quote(account_id=sub.account_id, owner_id=sub.owner_id, title=deal.name,
-                          currency=sub.currency, list_amount=listed, net_amount=net,
-                          cost_amount=uplifted(last.cost_amount, sub.uplift_pct),
-                          term_months=months, nonstandard_terms=[],
-                          product_families=list(last.product_families), status=status,
-                          billing=last.billing, channel=last.channel, deal_id=deal.id)
-            s.add(quote)
+            made = make_renewal_quote(s, sub)
+            quote = made.quote
             s.flush()
             sub.renewal_quote_id = quote.id
             audit.append(s, event_key=f"subscription-{sub.id}-term-{sub.term_number}-quote",
                          actor=WHO, action="subscription.renewal_quoted",
                          entity=entity("subscription", sub.id),
-                         data={"quote": quote.id, "net": net, "list": listed,
-                               "uplift_pct": sub.uplift_pct, "status": status})
+                         data={"quote": quote.id, "net": quote.net_amount,
+                               "list": quote.list_amount, "uplift_pct": sub.uplift_pct,
+                               "pricing": sub.renewal_pricing, "status": quote.status,
+                               "catalog_version": quote.catalog_version,
+                               "carried": list(made.carried)})
             audit.append(s, event_key=f"quote-{quote.id}-created", actor=WHO,
                          action="quote.created", entity=entity("quote", quote.id),
-                         data={"renewal_of": sub.id, "deal_id": deal.id, "status": status})
+                         data={"renewal_of": sub.id, "deal_id": quote.deal_id,
+                               "status": quote.status})
             s.commit()
             return quote.id
 
@@ -234,10 +222,15 @@ class RenewalActivities:
             except InvalidOperation:
                 raise _invalid(f"uplift_pct must be a number from 0 to 100, not "
                                f"{uplift!r}") from None
+            pricing = c.renewal_pricing or sub.renewal_pricing
+            if pricing not in RENEWAL_METHODS:
+                raise _invalid(f"renewal_pricing must be one of {', '.join(RENEWAL_METHODS)}")
             before = {"term_end": sub.term_end.isoformat(), "notice_days": sub.notice_days,
-                      "term_end_action": sub.term_end_action, "uplift_pct": sub.uplift_pct}
+                      "term_end_action": sub.term_end_action, "uplift_pct": sub.uplift_pct,
+                      "renewal_pricing": sub.renewal_pricing}
             sub.term_end, sub.notice_days, sub.term_end_action, sub.uplift_pct = (
                 end, notice, action, format(Decimal(uplift).normalize(), "f"))
+            sub.renewal_pricing = pricing
             term = s.scalar(select(SubscriptionTerm).where(
                 SubscriptionTerm.subscription_id == sub.id,
                 SubscriptionTerm.number == sub.term_number))
@@ -251,7 +244,8 @@ class RenewalActivities:
                          entity=entity("subscription", sub.id),
                          data={"before": before, "after": {
                              "term_end": end.isoformat(), "notice_days": notice,
-                             "term_end_action": action, "uplift_pct": sub.uplift_pct}})
+                             "term_end_action": action, "uplift_pct": sub.uplift_pct,
+                             "renewal_pricing": pricing}})
             plan = self._plan(sub)
             s.commit()
             return plan

@@ -397,6 +397,9 @@ class Envelope(Base):
     upload_name: Mapped[str | None] = mapped_column(String(255))
     progress: Mapped[str | None] = mapped_column(String(200))
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    contract_template: Mapped[str | None] = mapped_column(String(40))
+    """The contract template (``documents.contract.TEMPLATES``) the document was rendered
+    from; the contract its signing records names it."""
 
     sender: Mapped[User] = relationship(lazy="joined")
     recipients: Mapped[list[EnvelopeRecipient]] = relationship(

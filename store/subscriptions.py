@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from cpq.renewal import DEFAULT_RENEWAL_METHOD, raised
 from store import audit, starts
 from store.audit import entity
 from store.models import Account, Base, Quote, User, utcnow
@@ -72,8 +73,7 @@ def annual(amount: int, term_months: int) -> int:
 
 
 def uplifted(amount: int, uplift_pct: str) -> int:
-    return int((Decimal(amount) * (100 + Decimal(uplift_pct)) / 100)
-               .to_integral_value(ROUND_HALF_UP))
+    return raised(amount, Decimal(uplift_pct))
 
 
 class Contract(Base):
@@ -94,6 +94,9 @@ class Contract(Base):
     term_months: Mapped[int] = mapped_column(Integer)
     sealed_sha256: Mapped[str | None] = mapped_column(String(64))
     """The signed PDF (blob store) when a signed envelope won the deal."""
+    template: Mapped[str | None] = mapped_column(String(40))
+    """The contract template (``documents.contract.TEMPLATES``) the signed document was
+    made from; None for a deal won by hand or by a document sent as a file."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     account: Mapped[Account] = relationship(lazy="joined")
@@ -125,6 +128,8 @@ class Subscription(Base):
     notice_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_NOTICE_DAYS)
     term_end_action: Mapped[str] = mapped_column(String(12), default=DEFAULT_ACTION)
     uplift_pct: Mapped[str] = mapped_column(String(12), default=DEFAULT_UPLIFT_PCT)
+    renewal_pricing: Mapped[str] = mapped_column(String(12), default=DEFAULT_RENEWAL_METHOD)
+    """How the renewal quote prices the contracted lines: ``cpq.renewal.RENEWAL_METHODS``."""
     status: Mapped[str] = mapped_column(String(12), default="active", index=True)
     renewal_quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id"))
     """This term's renewal quote, once RenewalWorkflow made it."""
@@ -180,20 +185,24 @@ def renewal_workflow_id(prefix: str, subscription_id: int) -> str:
 
 
 def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, prefix: str,
-              won_on: dt.date, envelope_id: int | None = None,
-              sealed_sha256: str | None = None,
+              won_on: dt.date, provider: str, envelope_id: int | None = None,
+              sealed_sha256: str | None = None, template: str | None = None,
               signers: list[dict[str, str]] | None = None) -> Subscription:
     """The won quote's contract, subscription and first term, and the start of its
     RenewalWorkflow; once per quote (a second call returns the first's subscription). A won
     renewal quote records its renewal contract (from the renewal date, for its term) and
     returns the subscription it renews (RenewalWorkflow closes the term with it). In the
-    caller's transaction."""
+    caller's transaction.
+
+    ``provider``: our organisation's name (``Settings.org_name``, from the caller: the store
+    reads no settings); ``template``: the contract template the signed document was made
+    from, when it was."""
     existing = session.scalar(select(Subscription).join(
         Contract, Contract.id == Subscription.contract_id).where(Contract.quote_id == quote.id))
     if existing is not None:
         return existing
     parties = [{"role": "customer", "name": quote.account.name},
-               {"role": "provider", "name": "dealdesk seller"}]
+               {"role": "provider", "name": provider}]
     parties += [{"role": "signer", **s} for s in signers or []]
     renewed = session.scalar(select(Subscription).where(
         Subscription.renewal_quote_id == quote.id))
@@ -204,13 +213,13 @@ def subscribe(session: Session, quote: Quote, actor: Who, *, task_queue: str, pr
                 quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
                 envelope_id=envelope_id, kind="renewal", parties=parties, start_date=start,
                 end_date=term_end(start, quote.term_months), term_months=quote.term_months,
-                sealed_sha256=sealed_sha256))
+                sealed_sha256=sealed_sha256, template=template))
         return renewed
     end = term_end(won_on, quote.term_months)
     contract = Contract(quote_id=quote.id, deal_id=quote.deal_id, account_id=quote.account_id,
                         envelope_id=envelope_id, parties=parties, start_date=won_on,
                         end_date=end, term_months=quote.term_months,
-                        sealed_sha256=sealed_sha256)
+                        sealed_sha256=sealed_sha256, template=template)
     session.add(contract)
     session.flush()
     sub = Subscription(account_id=quote.account_id, contract_id=contract.id,

@@ -139,7 +139,8 @@ async def test_a_contract_is_signed_by_both_parties_and_wins_the_quote(
     row = await eventually(contract_row, timeout=30)
     assert (row.sealed_sha256, row.envelope_id, row.deal_id) == (done.final_sha256, eid,
                                                                   deal_id)
-    assert row.term_months == 24
+    assert row.term_months == 24 and row.template == "order_form"
+    assert {"role": "provider", "name": settings.org_name} in row.parties
     with sessions() as s:
         quote = s.get(Quote, qid)
         assert quote is not None and quote.status == "won"

@@ -29,6 +29,7 @@ from dealdesk.settings import Settings
 from dealdesk.worker import build_worker
 from store import invoicing, starts
 from store.models import AuditEvent, OutboxMessage, Quote
+from store.quote_items import items_at
 from store.subscriptions import (
     Subscription,
     SubscriptionAddOn,
@@ -71,7 +72,7 @@ def won_subscription(sessions: sessionmaker[Session], settings: Settings, *,
         s.flush()
         invoicing.win(s, quote, Who.system("test"), via="manual")
         sub = subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
-                        prefix=settings.workflow_prefix,
+                        provider=settings.org_name, prefix=settings.workflow_prefix,
                         won_on=dt.datetime.now(dt.UTC).date())
         for name, value in terms.items():
             setattr(sub, name, value)
@@ -189,10 +190,12 @@ async def test_a_won_renewal_quote_renews_the_subscription(
         quote = s.get(Quote, sub.renewal_quote_id)
         assert quote is not None and quote.status == "approved"  # no discount: no chain
         assert quote.net_amount == 1_260_000 and quote.deal_id is not None
+        assert not items_at(s, quote.id, quote.version)  # an amount-only quote renews as one
         invoicing.win(s, quote, Who.system("test"), via="manual")
         # Winning it doesn't make a second subscription: it renews this one.
         assert subscribe(s, quote, Who.system("test"), task_queue=settings.task_queue,
-                         prefix=settings.workflow_prefix, won_on=dt.date.today()).id == sub_id
+                         provider=settings.org_name, prefix=settings.workflow_prefix,
+                         won_on=dt.date.today()).id == sub_id
         renewal_id = quote.id
     await env.sleep(dt.timedelta(days=70))
     assert (await handle.query("state", result_type=RenewalState)).term_number == 2

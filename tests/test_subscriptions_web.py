@@ -130,7 +130,7 @@ def snapshot(sessions: sessionmaker[Session], sub_id: int) -> tuple[object, ...]
 
 
 async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
-        live_url: str, sessions: sessionmaker[Session], crew: Crew) -> None:
+        live_url: str, sessions: sessionmaker[Session], crew: Crew, settings: Settings) -> None:
     sub_id = await won_subscription(live_url, sessions, crew)
     rep = await token_client(live_url, crew.rep)
     listed = (await rep.get("/api/v1/subscriptions")).json()
@@ -147,6 +147,10 @@ async def test_a_won_quote_is_a_subscription_and_renews_in_its_window(
     assert one["contract"]["quote_id"] == one["terms"][0]["quote_id"]
     assert one["contract"]["term_months"] == 12 and one["add_ons"] == []
     assert {p["role"] for p in one["contract"]["parties"]} >= {"customer", "provider"}
+    provider = next(p for p in one["contract"]["parties"] if p["role"] == "provider")
+    assert provider["name"] == settings.org_name  # our organisation, by its configured name
+    assert one["contract"]["template"] is None  # won by hand: no contract template
+    assert one["renewal_pricing"] == "uplift"
     assert (await rep.get("/api/v1/subscriptions?status=churned")).json() == []
     assert len((await rep.get("/api/v1/subscriptions?account=initech")).json()) == 1
     assert len((await rep.get(f"/api/v1/subscriptions?account={crew.account_id}")).json()) == 1
@@ -248,6 +252,7 @@ async def test_who_sees_and_who_changes(live_url: str, sessions: sessionmaker[Se
             (desk, "PATCH", "term", {"uplift_pct": "101"}, "uplift_pct"),
             (desk, "PATCH", "term", {"uplift_pct": "NaN"}, "uplift_pct"),
             (desk, "PATCH", "term", {"uplift_pct": "1e-999999999"}, "uplift_pct"),
+            (desk, "PATCH", "term", {"renewal_pricing": "cheapest"}, "renewal_pricing"),
             (desk, "PATCH", "term", {}, "term_end"),
             (owner, "POST", "cancel", {}, "reason"),
             (owner, "POST", "cancel", {"reason": "  no "}, "reason"),
@@ -280,6 +285,8 @@ async def test_the_pages(live_url: str, sessions: sessionmaker[Session], crew: C
         assert one.status_code == 200, one.text
         assert "Renewal history" in one.text and "Change the term" in one.text
         assert 'id="process-state"' in one.text
+        assert re.search(r'id="renewal-pricing">uplift <small', one.text), one.text
+        assert 'id="contract-template"' in one.text and 'name="renewal_pricing"' in one.text
         # A refused change: the page again, the problem at its field, nothing stored.
         before = snapshot(sessions, sub_id)
         bad = await web.post(f"/subscriptions/{sub_id}/term", data={
@@ -287,6 +294,10 @@ async def test_the_pages(live_url: str, sessions: sessionmaker[Session], crew: C
         assert bad.status_code == 422
         assert re.search(r'aria-invalid="true"', bad.text)
         assert "notice_days must be from 0 to 365" in bad.text
+        bad = await web.post(f"/subscriptions/{sub_id}/term", data={
+            "csrf_token": csrf, "renewal_pricing": "cheapest"})
+        assert bad.status_code == 422
+        assert "renewal_pricing must be one of uplift, list, same" in bad.text
         bad = await web.post(f"/subscriptions/{sub_id}/cancel", data={"csrf_token": csrf})
         assert bad.status_code == 422 and "say why it is cancelled" in bad.text
         bad = await web.post(f"/subscriptions/{sub_id}/add-ons", data={
@@ -459,7 +470,8 @@ async def test_changes_reach_the_renewal_process_as_updates(
     assert names == ["change_term", "add_on", "add_on", "add_on", "renew_early", "cancel",
                      "add_on"]
     assert calls[0][1] == {"by_user_id": crew.desk.id, "term_end": None, "notice_days": 60,
-                           "term_end_action": None, "uplift_pct": "5.5"}
+                           "term_end_action": None, "uplift_pct": "5.5",
+                           "renewal_pricing": None}
     first, again, other = (c[1] for c in calls[1:4])
     assert (first["description"], first["arr_delta"], first["by_user_id"]) == (
         "SSO", 120_000, crew.rep.id)
@@ -474,18 +486,21 @@ async def test_changes_through_the_live_renewal_process(
     owner = await token_client(live_url, crew.rep)
     desk = await token_client(live_url, crew.desk)
     base = f"/api/v1/subscriptions/{sub_id}"
+    assert (await desk.get(base)).json()["renewal_pricing"] == "uplift"  # the default
     r = await desk.patch(f"{base}/term", json={
-        "notice_days": 60, "term_end_action": "evergreen", "uplift_pct": "5.5"})
+        "notice_days": 60, "term_end_action": "evergreen", "uplift_pct": "5.5",
+        "renewal_pricing": "list"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["state"]["subscription_id"], body["state"]["term_number"]) == (sub_id, 1)
     assert (body["subscription"]["notice_days"], body["subscription"]["term_end_action"],
-            body["subscription"]["uplift_pct"]) == (60, "evergreen", "5.5")
+            body["subscription"]["uplift_pct"], body["subscription"]["renewal_pricing"]) == (
+        60, "evergreen", "5.5", "list")
     with sessions() as s:
         sub = s.get(Subscription, sub_id)
         assert sub is not None
-        assert (sub.notice_days, sub.term_end_action, sub.uplift_pct) == (60, "evergreen",
-                                                                          "5.5")
+        assert (sub.notice_days, sub.term_end_action, sub.uplift_pct,
+                sub.renewal_pricing) == (60, "evergreen", "5.5", "list")
     # An add-on retried with the same Idempotency-Key is added once.
     for _ in range(2):
         r = await owner.post(f"{base}/add-ons", json={"description": "SSO",

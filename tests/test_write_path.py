@@ -109,7 +109,7 @@ async def test_a_late_projection_never_moves_a_won_deal_back(
         quote = s.get(Quote, deal.quote_id)
         assert quote is not None
         await mark_won(s, client, quote, s.merge(rep), task_queue=settings.task_queue,
-                       prefix=settings.workflow_prefix)
+                       org_name=settings.org_name, prefix=settings.workflow_prefix)
     handle = client.get_workflow_handle(deal.wid, result_type=ChainResult)
     assert (await handle.result()).status == "approved"  # its last flush is in
     with sessions() as s:

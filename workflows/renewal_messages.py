@@ -35,14 +35,16 @@ class TermPlan:
 
 @dataclass(frozen=True)
 class ChangeTerm:
-    """Change the current term: its last day, the notice period, the term-end action or the
-    uplift; a field left None stays."""
+    """Change the current term: its last day, the notice period, the term-end action, the
+    uplift or the renewal pricing method; a field left None stays."""
 
     by_user_id: int
     term_end: str | None = None
     notice_days: int | None = None
     term_end_action: str | None = None
     uplift_pct: str | None = None
+    renewal_pricing: str | None = None
+    """``cpq.renewal.RENEWAL_METHODS``; checked by the activity (and the web tier before)."""
 
 
 @dataclass(frozen=True)

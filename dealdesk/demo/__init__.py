@@ -155,7 +155,7 @@ async def seed_configured(sessions: sessionmaker[Session], client: Client,
         s.commit()
         await _approved(sessions, hub.id)
         await mark_won(s, client, hub, rep, task_queue=settings.task_queue,
-                       prefix=settings.workflow_prefix)
+                       org_name=settings.org_name, prefix=settings.workflow_prefix)
 
 
 async def seed_envelopes(sessions: sessionmaker[Session], client: Client,

@@ -70,7 +70,7 @@ async def seed_renewals(sessions: sessionmaker[Session], client: Client,
             s.commit()
             await _approved(sessions, quote.id)
             await mark_won(s, client, quote, rep, task_queue=settings.task_queue,
-                           prefix=settings.workflow_prefix)
+                           org_name=settings.org_name, prefix=settings.workflow_prefix)
             quote_id, rep_id = quote.id, rep.id
             sub_id, end = _move(sessions, quote_id, days, at_risk)
             wid = renewal_workflow_id(settings.workflow_prefix, sub_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from store.db import write_lock
 from store.models import Quote, User
+from store.quote_items import selection_json
 from web.auth import CurrentUser, require
 from web.deps import SessionDep
 from web.downloads import CsvResponse, text_body
@@ -151,7 +152,7 @@ def preview(quote_id: PathId, body: ItemIn, user: CurrentUser,
                              parse_pct(body.manual_discount_pct, "manual_discount_pct"))
     return {
         "valid": p.configured.valid,
-        "selection": configurator.selection_json(p.configured.selection),
+        "selection": selection_json(p.configured.selection),
         "violations": [f.__dict__ for f in p.configured.violations],
         "alerts": [f.__dict__ for f in p.configured.alerts],
         "applied": [f.__dict__ for f in p.configured.applied],

@@ -44,6 +44,8 @@ class SubscriptionSummary(BaseModel):
     notice_days: int
     term_end_action: str = Field(description="renew, evergreen or cancel")
     uplift_pct: str
+    renewal_pricing: str = Field(description="how the renewal quote prices the contracted "
+                                             "lines: uplift, list or same")
     health_band: str | None = Field(description="the account's current band: good, at_risk "
                                                 "or critical (null: not scored)")
     at_risk: bool = Field(description="flagged by the renewal process, or the account's band "
@@ -59,7 +61,8 @@ class SubscriptionSummary(BaseModel):
                    term_start=s.term_start, term_end=s.term_end, term_months=s.term_months,
                    renews_on=r.renews_on, days_to_renewal=r.days_left,
                    notice_days=s.notice_days, term_end_action=s.term_end_action,
-                   uplift_pct=s.uplift_pct, health_band=r.band, at_risk=r.at_risk,
+                   uplift_pct=s.uplift_pct, renewal_pricing=s.renewal_pricing,
+                   health_band=r.band, at_risk=r.at_risk,
                    risk_reason=s.risk_reason)
 
 
@@ -100,6 +103,9 @@ class ContractOut(BaseModel):
     term_months: int
     sealed_sha256: str | None = Field(description="the signed PDF's SHA-256, when a signed "
                                                   "envelope won the deal")
+    template: str | None = Field(description="the contract template the signed document was "
+                                             "made from (order_form, mutual_nda); null when "
+                                             "won by hand or signed as an uploaded file")
 
 
 class SubscriptionOut(SubscriptionSummary):
@@ -123,7 +129,7 @@ def _out(v: service.SubscriptionView) -> SubscriptionOut:
                                            name=str(p.get("name", "")), email=p.get("email"))
                                   for p in c.parties if isinstance(p, dict)],
             start_date=c.start_date, end_date=c.end_date, term_months=c.term_months,
-            sealed_sha256=c.sealed_sha256),
+            sealed_sha256=c.sealed_sha256, template=c.template),
         terms=[TermOut(number=t.number, start=t.start, end=t.end, quote_id=t.quote_id,
                        arr=t.arr, outcome=t.outcome) for t in v.terms],
         add_ons=[AddOnOut(id=a.id, term_number=a.term_number, description=a.description,
@@ -277,6 +283,8 @@ class TermIn(BaseModel):
                                         description="renew, evergreen or cancel")
     uplift_pct: str | None = Field(default=None, max_length=40,
                                    description="a percentage 0–100 as text, e.g. \"3.5\"")
+    renewal_pricing: str | None = Field(default=None, max_length=40,
+                                        description="uplift, list or same")
 
 
 @router.patch("/subscriptions/{subscription_id}/term", response_model=ChangeOut)
@@ -287,7 +295,7 @@ async def change_term(subscription_id: PathId, body: TermIn, user: CurrentUser,
     state = await service.change_term(
         session, client, settings.workflow_prefix, user, subscription_id,
         service.TermChange(body.term_end, body.notice_days, body.term_end_action,
-                           body.uplift_pct))
+                           body.uplift_pct, body.renewal_pricing))
     return await _changed(session, user, subscription_id, state)
 
 

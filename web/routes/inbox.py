@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from store.audit import entity, entity_clause
 from store.models import APPROVER_ROLES, ApprovalRequest, ApprovalTask, AuditEvent, User
+from store.quote_items import items_at
 from web.auth import CurrentUser
 from web.deps import ClientDep, SessionDep, in_session
 from web.errors import AppError, Conflict, Invalid, NotFound
 from web.params import MAX_ID, TaskId, form_amount
 from web.render import is_htmx, render
-from web.services import configurator, delegations, health, library, proposals
+from web.services import delegations, health, library, proposals
 from web.services import envelopes as envelope_service
 from web.services import tasks as task_service
 from web.services.tasks import VIEWS, InboxFilter, InboxRow, TaskRef
@@ -156,7 +157,7 @@ def _task_context(session: SessionDep, task: ApprovalTask, user: User,
         queue_role=ref.queue_role if ref.assignee_id is None else None) if may.delegate else []
     return {"task": task, "req": req, "step": step, "siblings": siblings, "history": history,
             "p": panel, "may": may, "delegates": delegates,
-            "items": configurator.items_at(session, task.quote_id, task.quote_version)}
+            "items": items_at(session, task.quote_id, task.quote_version)}
 
 
 def may_view_task(task: ApprovalTask, user: User) -> bool:

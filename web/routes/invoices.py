@@ -55,7 +55,7 @@ async def _won(session: SessionDep, client: MaybeClientDep, settings: SettingsDe
                quote_id: int, user: User) -> Quote:
     quote = await in_session(session, visible_quote, quote_id, user)
     await invoice_service.mark_won(session, client, quote, user, task_queue=settings.task_queue,
-                                   prefix=settings.workflow_prefix)
+                                   org_name=settings.org_name, prefix=settings.workflow_prefix)
     return quote
 
 

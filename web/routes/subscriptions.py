@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from cpq.renewal import METHOD_NOTES, RENEWAL_METHODS
 from store.models import User
 from store.subscriptions import TERM_END_ACTIONS
 from web.auth import CurrentUser
@@ -82,7 +83,8 @@ def renewals_page(request: Request, user: CurrentUser, session: SessionDep,
 def _page(session: Session, user: User, subscription_id: int) -> dict[str, Any]:
     v = service.get_subscription(session, user, subscription_id)
     return {"v": v, "s": v.sub, "may_change": service.may_change(user, v.sub)
-            and v.sub.status != "churned", "actions": TERM_END_ACTIONS}
+            and v.sub.status != "churned", "actions": TERM_END_ACTIONS,
+            "pricing_methods": RENEWAL_METHODS, "pricing_notes": METHOD_NOTES}
 
 
 async def _show(request: Request, session: Session, client: Any, prefix: str, user: User,
@@ -152,9 +154,11 @@ async def change_term(request: Request, subscription_id: PathId, user: CurrentUs
                       term_end: Annotated[str, Form(max_length=40)] = "",
                       notice_days: Annotated[str, Form(max_length=40)] = "",
                       term_end_action: Annotated[str, Form(max_length=40)] = "",
-                      uplift_pct: Annotated[str, Form(max_length=40)] = "") -> Response:
+                      uplift_pct: Annotated[str, Form(max_length=40)] = "",
+                      renewal_pricing: Annotated[str, Form(max_length=40)] = "") -> Response:
     values = {"term_end": term_end, "notice_days": notice_days,
-              "term_end_action": term_end_action, "uplift_pct": uplift_pct}
+              "term_end_action": term_end_action, "uplift_pct": uplift_pct,
+              "renewal_pricing": renewal_pricing}
     try:
         await service.change_term(session, client, settings.workflow_prefix, user,
                                   subscription_id, service.TermChange(**values))

@@ -3,12 +3,12 @@ context, and keep every item's priced lines and the quote's totals current.
 
 Each change is one transaction (the caller commits). A change to a submitted version makes
 the next version first (items copied), so submitted versions stay as they were approved.
-Adding an item prices only that item; the quote's totals are a SUM over its items.
+Adding an item prices only that item; the quote's totals are a SUM over its items. How an
+item is priced and stored is ``store.quote_items`` (shared with the renewal quote).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -17,15 +17,16 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from cpq.catalog import BomRow, CatalogError, Configured, Selection, bill_of_materials, configure
+from cpq.catalog import CatalogError, Selection, bill_of_materials, configure
 from cpq.loader import CatalogSpec
 from cpq.money import MAX_MINOR, major
-from cpq.pricing import CHANNELS, Deal, Item, PricedQuote, Pricer, PricingError, flatten
+from cpq.pricing import CHANNELS, Pricer, PricingError
 from store import audit
 from store.audit import entity
 from store.commerce import QuoteItem
 from store.deals import follow_quotes
 from store.models import Quote, QuoteVersion, User
+from store.quote_items import Preview, deal_of, items_at, price, store_priced
 from store.who import Who
 from web.errors import Conflict, Forbidden, Invalid, NotFound
 from web.params import MAX_QUANTITY
@@ -58,11 +59,6 @@ def parse_selection(data: Any, where: str = "selection", depth: int = 0) -> Sele
         parse_selection(o, f"{where}.options[{i}]", depth + 1) for i, o in enumerate(options)))
 
 
-def selection_json(sel: Selection) -> dict[str, Any]:
-    return {"sku": sel.sku, "quantity": sel.quantity, "attributes": dict(sel.attributes),
-            "options": [selection_json(o) for o in sel.options]}
-
-
 def parse_pct(value: Any, field: str) -> Decimal:
     try:
         text = str(value).strip()
@@ -76,30 +72,8 @@ def parse_pct(value: Any, field: str) -> Decimal:
     return pct.quantize(Decimal("0.01"))
 
 
-def deal_of(quote: Quote) -> Deal:
-    return Deal(currency=quote.currency, price_date=quote.created_at.date(),
-                account_id=quote.account_id, channel=quote.channel,  # type: ignore[arg-type]
-                partner_tier=quote.partner_tier,
-                header_discount_pct=Decimal(quote.header_discount_pct),
-                price_book=quote.price_book)
-
-
-@dataclasses.dataclass(frozen=True)
-class Preview:
-    """A configuration as the builder shows it: rule findings, and prices when valid."""
-
-    configured: Configured
-    priced: PricedQuote | None
-    bom: list[BomRow]
-
-
 def _spec(session: Session, quote: Quote) -> tuple[int, CatalogSpec]:
     return spec_of(session, quote.catalog_version)
-
-
-def _price(spec: CatalogSpec, quote: Quote, sel: Selection, discount: Decimal) -> PricedQuote:
-    lines = flatten(spec.catalog, [Item(sel, discount)])
-    return Pricer(spec.catalog, spec.prices, deal_of(quote)).price(lines)
 
 
 def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal, *,
@@ -107,7 +81,7 @@ def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal, *
     _, spec = _spec(session, quote)
     try:
         configured = configure(spec.catalog, sel, defaults=defaults)
-        priced = (_price(spec, quote, configured.selection, discount)
+        priced = (price(spec, quote, configured.selection, discount)
                   if configured.valid else None)
     except (CatalogError, PricingError) as e:
         raise Invalid(str(e), field="selection") from None
@@ -117,12 +91,6 @@ def preview(session: Session, quote: Quote, sel: Selection, discount: Decimal, *
 
 def items_of(session: Session, quote: Quote) -> list[QuoteItem]:
     return items_at(session, quote.id, quote.version)
-
-
-def items_at(session: Session, quote_id: int, version: int) -> list[QuoteItem]:
-    return list(session.scalars(select(QuoteItem).where(
-        QuoteItem.quote_id == quote_id, QuoteItem.version == version)
-        .order_by(QuoteItem.position)))
 
 
 def editable(session: Session, quote: Quote, actor: User) -> None:
@@ -150,28 +118,6 @@ def next_version(session: Session, quote: Quote) -> None:
             priced=item.priced, list_total=item.list_total, net_total=item.net_total,
             cost_total=item.cost_total, max_discount_pct=item.max_discount_pct))
     quote.version += 1
-
-
-def _store_priced(item: QuoteItem, p: Preview) -> None:
-    priced = p.priced
-    assert priced is not None
-    item.selection = selection_json(p.configured.selection)
-    item.priced = {
-        "lines": [_line_json(ln) for ln in priced.lines],
-        "bom": [dataclasses.asdict(r) for r in p.bom],
-        "alerts": [dataclasses.asdict(f) for f in p.configured.alerts],
-        "applied": [dataclasses.asdict(f) for f in p.configured.applied],
-        "families": sorted({ln.family for ln in priced.lines}),
-        "conflicts": list(priced.channel_conflicts),
-    }
-    item.list_total, item.net_total = priced.list_total, priced.net_total
-    item.cost_total, item.max_discount_pct = priced.cost_total, priced.max_discount_pct
-
-
-def _line_json(ln: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(ln)
-    d["steps"] = [{"name": s.name, "unit": str(s.unit), "note": s.note} for s in ln.steps]
-    return d
 
 
 def _valid_preview(session: Session, quote: Quote, sel: Selection, discount: Decimal,
@@ -212,7 +158,7 @@ def add_items(session: Session, quote: Quote, actor: User,
                           field=e.field) from None
         item = QuoteItem(quote_id=quote.id, version=quote.version, position=n,
                          manual_discount_pct=str(discount))
-        _store_priced(item, p)
+        store_priced(item, p)
         added.append(item)
     session.add_all(added)
     session.flush()
@@ -238,7 +184,7 @@ def change_item(session: Session, quote: Quote, actor: User, position: int, sel:
     item = _item(session, quote, position)
     p = _valid_preview(session, quote, sel, discount, defaults)
     item.manual_discount_pct = str(discount)
-    _store_priced(item, p)
+    store_priced(item, p)
     session.flush()
     refresh_totals(session, quote)
     _audit(session, quote, actor, "quote.item_changed", {"position": position, "sku": sel.sku,
@@ -282,7 +228,7 @@ def reprice(session: Session, quote: Quote) -> None:
         raise Invalid(str(e), field=e.field or "pricing") from None
     for item in items_of(session, quote):
         sel = parse_selection(item.selection)
-        _store_priced(item, _valid_preview(session, quote, sel,
+        store_priced(item, _valid_preview(session, quote, sel,
                                            Decimal(item.manual_discount_pct), False))
     session.flush()
     refresh_totals(session, quote)

@@ -219,5 +219,5 @@ async def send_contract(session: Session, client: Client | None, settings: Setti
                                       anchor=contract.PROVIDER_ANCHOR,
                                       user_id=plan.company_user_id)],
             quote_id=plan.quote_id, deal_id=plan.deal_id,
-            rendered_from_quote=plan.quote_id is not None,
+            rendered_from_quote=plan.quote_id is not None, contract_template=plan.template,
             request_digest=plan.digest, idempotency_key=idempotency_key))

@@ -111,6 +111,9 @@ class EnvelopeIn:
     request_digest: str | None = None
     """What the idempotency key stands for, when not this exact document and recipients (a
     contract is rendered anew on each try, its request is the same)."""
+    contract_template: str | None = None
+    """The contract template the document was rendered from (web.services.contracts only);
+    the contract its signing records names it."""
 
 
 def workflow_id(settings: Settings, envelope_id: int) -> str:
@@ -291,7 +294,7 @@ def _write_envelope(session: Session, settings: Settings, sender: User, inp: Env
     stored = checked.pdf_sha256 or checked.upload_sha256
     env = Envelope(workflow_id="", title=inp.title.strip(), message=inp.message.strip(),
                    sender_id=sender.id, quote_id=inp.quote_id, deal_id=inp.deal_id,
-                   status="preparing",
+                   contract_template=inp.contract_template, status="preparing",
                    document_name=checked.name, page_count=doc.page_count if doc else 0,
                    original_sha256=stored, current_sha256=stored, created_at=now,
                    upload_sha256=checked.upload_sha256, upload_name=checked.name,

@@ -29,7 +29,7 @@ READERS = ("finance", "deal_desk", "cfo", "auditor", "admin")
 
 
 def _win(session: Session, quote_id: int, actor: User, task_queue: str,
-         prefix: str) -> list[str]:
+         prefix: str, org_name: str) -> list[str]:
     """The quote won, its subscription, its billing's and renewal's starts, and the word to
     its deal's process, in one transaction; their outbox keys."""
     write_lock(session)
@@ -45,7 +45,7 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str,
     issue_dates = [i.issue_on.isoformat()
                    for i in win(session, quote, Who.user(actor), via="manual")]
     sub = subscribe(session, quote, Who.user(actor), task_queue=task_queue, prefix=prefix,
-                    won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date())
+                    won_on=(quote.won_at or dt.datetime.now(dt.UTC)).date(), provider=org_name)
     wid = billing_workflow_id(prefix, quote.id)
     starts.enqueue(session, wid, BillingWorkflow.__name__, BillingInput(quote.id, issue_dates),
                    task_queue)
@@ -57,11 +57,11 @@ def _win(session: Session, quote_id: int, actor: User, task_queue: str,
 
 
 async def mark_won(session: Session, client: Client | None, quote: Quote, actor: User, *,
-                   task_queue: str, prefix: str = "") -> str:
+                   task_queue: str, org_name: str, prefix: str = "") -> str:
     """Close an approved quote as won and start invoicing it; returns the workflow id.
     Idempotent: marking a won deal won again changes nothing. The billing starts right away,
     or from the worker's reconciler if Temporal can't be reached now."""
-    keys = await in_session(session, _win, quote.id, actor, task_queue, prefix)
+    keys = await in_session(session, _win, quote.id, actor, task_queue, prefix, org_name)
     crash_point("won:after-commit")
     for key in keys:
         await starts.start_now(client, session, key)

@@ -20,6 +20,7 @@ deal desk, customer success and admins change one, never an auditor, whatever el
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -32,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
+from cpq.renewal import RENEWAL_METHODS
 from store import starts
 from store.db import in_session
 from store.health import AccountHealth
@@ -230,6 +232,7 @@ class TermChange:
     notice_days: int | str | None = None
     term_end_action: str | None = None
     uplift_pct: str | None = None
+    renewal_pricing: str | None = None
 
 
 def _blank(value: object) -> bool:
@@ -287,11 +290,19 @@ def check_term(sub: Subscription, change: TermChange) -> ChangeTerm:
         if number != number.quantize(Decimal("0.0001")):
             raise Invalid("uplift_pct: at most 4 decimal places", field="uplift_pct")
         uplift = format(number.quantize(Decimal("0.0001")).normalize(), "f")
-    if end is None and notice is None and action is None and uplift is None:
-        raise Invalid("change at least one of term_end, notice_days, term_end_action or "
-                      "uplift_pct", field="term_end")
+    pricing: str | None = None
+    if not _blank(change.renewal_pricing):
+        pricing = str(change.renewal_pricing).strip()
+        if pricing not in RENEWAL_METHODS:
+            raise Invalid("renewal_pricing must be one of " + ", ".join(RENEWAL_METHODS),
+                          field="renewal_pricing")
+    if end is None and notice is None and action is None and uplift is None \
+            and pricing is None:
+        raise Invalid("change at least one of term_end, notice_days, term_end_action, "
+                      "uplift_pct or renewal_pricing", field="term_end")
     return ChangeTerm(by_user_id=0, term_end=end.isoformat() if end else None,
-                      notice_days=notice, term_end_action=action, uplift_pct=uplift)
+                      notice_days=notice, term_end_action=action, uplift_pct=uplift,
+                      renewal_pricing=pricing)
 
 
 def check_reason(reason: str | None) -> str:
@@ -372,8 +383,7 @@ def _checked_term(session: Session, user: User, subscription_id: int,
                   change: TermChange) -> ChangeTerm:
     sub = changeable(session, user, subscription_id)
     checked = check_term(sub, change)
-    return ChangeTerm(user.id, checked.term_end, checked.notice_days, checked.term_end_action,
-                      checked.uplift_pct)
+    return dataclasses.replace(checked, by_user_id=user.id)
 
 
 async def change_term(session: Session, client: Client, prefix: str, user: User,

@@ -1,7 +1,7 @@
 """Closed workflow runs' histories, archived past Temporal's retention
 
-Revision ID: 0019
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04 19:45:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import store.models
 
-revision = '0019'
-down_revision = '0016'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
