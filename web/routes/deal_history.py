@@ -30,7 +30,7 @@ from web.errors import Invalid, NotFound
 from web.params import PathId
 from web.render import render
 from web.services import deal_history as history
-from web.services import deals, evidence
+from web.services import deals, evidence, histories
 from web.services.deal_history import Entry
 from web.services.deals import Linked
 
@@ -125,6 +125,18 @@ async def history_api(request: Request, deal_id: PathId, user: CurrentUser,
     return {"deal_id": deal_id, "at": page["n"],
             "timeline": [dataclasses.asdict(e) for e in page["entries"]],
             "state": dataclasses.asdict(page["state"])}
+
+
+@router.get("/deals/{deal_id}/history/replay")
+async def replay_check(request: Request, deal_id: PathId, user: CurrentUser,
+                       session: SessionDep, sessions: SessionsDep, client: MaybeClientDep,
+                       settings: SettingsDep) -> Response:
+    """Every recorded run of the deal replayed on today's workflow code (the button; the CLI
+    is ``dealdesk audit replay``)."""
+    deal = await in_session(session, deals.visible, user, deal_id)
+    results = await histories.replay_deal(client, sessions, settings.workflow_prefix, deal.id)
+    return render(request, "deal_history.html", {"d": deal, "replayed": results},
+                  block="replay")
 
 
 async def _bundle(request: Request, session: Session, sessions: Any, user: User, client: Any,
