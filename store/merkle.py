@@ -134,6 +134,23 @@ def completed_by(index: int) -> list[Node]:
     return done
 
 
+def left_siblings(index: int) -> list[Node]:
+    """The stored nodes appending leaf ``index`` needs: the left children of
+    :func:`completed_by`."""
+    return [(level - 1, 2 * i) for level, i in completed_by(index)]
+
+
+def appended(index: int, leaf: bytes, lefts: Mapping[Node, bytes]) -> list[tuple[Node, bytes]]:
+    """The nodes to store when leaf ``index`` (a leaf hash) is appended: the leaf itself and
+    every subtree it completes, given :func:`left_siblings`."""
+    made = [((0, index), leaf)]
+    right = leaf
+    for level, i in completed_by(index):
+        right = node_hash(lefts[(level - 1, 2 * i)], right)
+        made.append(((level, i), right))
+    return made
+
+
 # --- building proofs from any hash source --------------------------------------------------
 
 def inclusion_path(index: int, size: int, hash_of: Callable[[int, int], bytes]) -> list[bytes]:
