@@ -366,6 +366,7 @@ class MerkleNode(Base):
     rows append, in their transaction, never changed."""
 
     __tablename__ = "merkle_nodes"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_
+from sqlalchemy import and_, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from store import merkle
@@ -63,8 +63,17 @@ def read_nodes(session: Session, wanted: Iterable[merkle.Node]) -> dict[merkle.N
     wanted = sorted(set(wanted))
     if not wanted:
         return {}
-    rows = session.execute(select(MerkleNode.level, MerkleNode.index, MerkleNode.hash).where(
-        tuple_(MerkleNode.level, MerkleNode.index).in_(wanted))).all()
+    by_level: dict[int, list[int]] = {}
+    for level, index in wanted:
+        by_level.setdefault(level, []).append(index)
+    # One "level = l AND idx IN (…)" term per level, each an index search (a row-value IN,
+    # (level, idx) IN (VALUES …), is a full scan on SQLite). Written as SQL text with the
+    # integers inlined: they are ints computed here, and building the same query as an
+    # expression cost more than running it.
+    where = " OR ".join(f"(level = {int(level)} AND idx IN ({','.join(str(int(i)) for i in ix)}))"
+                        for level, ix in by_level.items())
+    rows = session.connection().execute(text(
+        f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}")).all()  # noqa: S608
     found = {(level, index): bytes(h) for level, index, h in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
@@ -122,8 +131,10 @@ def inclusion_proof(session: Session, row_id: int, size: int | None = None) -> I
     ev = session.get(AuditEvent, row_id)
     if ev is None or ev.leaf_index is None:
         raise TreeError(f"no audit row {row_id} in the log")
-    size = tree_size(session) if size is None else size
-    _check_size(session, size)
+    current = tree_size(session)
+    size = current if size is None else size
+    if not 0 <= size <= current:
+        raise TreeError(f"the log has {current} leaves, not {size}")
     if ev.leaf_index >= size:
         raise TreeError(f"row {row_id} is leaf {ev.leaf_index}: not in a tree of {size}")
     ranges = merkle.inclusion_ranges(ev.leaf_index, size)
@@ -155,10 +166,14 @@ def head_bytes(size: int, root_hex: str, issued_at: dt.datetime) -> bytes:
         "timestamp": issued_at.astimezone(dt.UTC).isoformat(timespec="microseconds")}).encode()
 
 
-def proof_size(proof: InclusionProof) -> tuple[int, int]:
-    """Bytes of a proof as compact JSON, and raw (index, size, path and root: 8 + 8 + 32 each,
-    the leaf not counted)."""
-    return (len(json.dumps(proof.as_json(), separators=(",", ":")).encode()),
+def proof_size(proof: InclusionProof) -> tuple[int, int, int]:
+    """Bytes of a proof: as compact JSON without the leaf's text (its hash only: what
+    proves), the same with it (the row's content: what is proved), and raw (index and size
+    8 bytes each, 32 per hash of the path and the root)."""
+    full = proof.as_json()
+    bare = {k: v for k, v in full.items() if k != "leaf"}
+    return (len(json.dumps(bare, separators=(",", ":")).encode()),
+            len(json.dumps(full, separators=(",", ":"), ensure_ascii=False).encode()),
             16 + 32 * (len(proof.path) + 1))
 
 
