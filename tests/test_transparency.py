@@ -22,12 +22,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 
+from dealdesk.housekeeping import Housekeeping
+from dealdesk.parts import tree_head_signer
 from dealdesk.settings import Settings
 from documents.pki import Pki
 from documents.timestamps import internal_timestamper
@@ -332,6 +336,19 @@ def test_threads_appending_at_once_leave_no_gap(store: sessionmaker[Session]) ->
         assert [ev.leaf_index for ev in rows(s)] == list(range(60))
         assert audit.verify(s).ok and transparency.verify_tree(s).ok
         assert transparency.tree_size(s) == 60
+
+
+def test_housekeeping_signs_a_head_hourly(store: sessionmaker[Session], pki: Pki,
+                                          tmp_path: Path) -> None:
+    append(store, 4)
+    sign = tree_head_signer(Settings(environment="test", var_dir=tmp_path / "var"))
+    chores = Housekeeping(cast(Client, None), store, "q", sign_head=sign)
+    chores._sign_tree_head()
+    append(store, 2, start=4)
+    chores._sign_tree_head()  # within the hour: nothing
+    with store() as s:
+        assert [h.tree_size for h in s.scalars(select(TreeHead))] == [4]
+        assert heads.verify_log(s, pki.trust_roots()).ok
 
 
 # --- the command line ------------------------------------------------------------------------
