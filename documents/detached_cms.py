@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign import signers
+from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
+from pyhanko.sign.validation.status import StandardCMSSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
 DIGEST = "sha256"
@@ -50,15 +52,16 @@ class DetachedCheck:
 
 
 def validate_detached(data: bytes, signature: bytes,
-                      trust_roots: Sequence[asn1_x509.Certificate]) -> DetachedCheck:
-    """Check ``signature`` over ``data`` against ``trust_roots``, fetching nothing
-    (revocation is soft-fail: the roots are the log's own PKI)."""
+                      trust_roots: Sequence[asn1_x509.Certificate], *,
+                      moment: dt.datetime | None = None) -> DetachedCheck:
+    """Check ``signature`` over ``data`` against ``trust_roots`` at ``moment`` (default: now),
+    fetching nothing (revocation is soft-fail: the roots are the log's own PKI). A seal
+    certificate that has expired since is judged at the time of the signature's timestamp
+    instead, if that token is trusted now (as documents/verify.py does for PDFs): a head
+    signed in the seal's lifetime stays valid after it."""
     try:
-        info = cms.ContentInfo.load(signature)
-        signed = info["content"]
-        context = ValidationContext(trust_roots=list(trust_roots), allow_fetching=False,
-                                    revocation_mode="soft-fail")
-        status = asyncio.run(async_validate_detached_cms(data, signed, context))
+        signed = cms.ContentInfo.load(signature)["content"]
+        status = asyncio.run(_validate(data, signed, list(trust_roots), moment))
     except (ValueError, TypeError, KeyError, SignatureValidationError) as e:
         return DetachedCheck(False, problem=f"the signature cannot be read: {e}")
     signer = status.signing_cert.subject.human_friendly if status.signing_cert else ""
@@ -73,3 +76,20 @@ def validate_detached(data: bytes, signature: bytes,
         return DetachedCheck(False, signer, None,
                              "no valid timestamp from a trusted timestamp authority")
     return DetachedCheck(True, signer, stamped)
+
+
+async def _validate(data: bytes, signed: cms.SignedData, roots: list[asn1_x509.Certificate],
+                    moment: dt.datetime | None) -> StandardCMSSignatureStatus:
+    now = ValidationContext(trust_roots=roots, allow_fetching=False,
+                            revocation_mode="soft-fail", moment=moment)
+    status = await async_validate_detached_cms(data, signed, now)
+    token = status.timestamp_validity
+    if status.trust_problem_indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE and \
+            token is not None and token.trusted:
+        then = ValidationContext(trust_roots=roots, allow_fetching=False,
+                                 revocation_mode="soft-fail", moment=token.timestamp)
+        again = await async_validate_detached_cms(data, signed, then,
+                                                  ts_validation_context=now)
+        if again.trusted:
+            return again
+    return status

@@ -33,6 +33,7 @@ from temporalio.client import Client
 from dealdesk.housekeeping import Housekeeping
 from dealdesk.parts import tree_head_signer
 from dealdesk.settings import Settings
+from documents.detached_cms import validate_detached
 from documents.pki import Pki
 from documents.timestamps import internal_timestamper
 from store import audit, merkle, transparency
@@ -263,6 +264,11 @@ def test_a_changed_head_fails_its_signature(store: sessionmaker[Session], pki: P
         assert heads.check_head(s, head, pki.trust_roots()) == (
             "the signature does not match the data")
         head.issued_at = DAY1
+        body = transparency.head_bytes(head.tree_size, head.root_hash, head.issued_at)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 5)  # the seal has expired
+        check = validate_detached(body, head.signature, pki.trust_roots(), moment=later)
+        assert check.valid and check.timestamped_at is not None  # judged when it was stamped
+        assert "Common Name: dealdesk Seal" in check.signer
         head.signature = head.signature[:-40] + bytes(40)
         assert heads.check_head(s, head, pki.trust_roots()) != ""
         s.rollback()
