@@ -16,7 +16,9 @@ tree ``audit.append`` writes. Then, with one warm session, as a server would hav
 - **baseline**: one indexed ``SELECT`` of the same rows by id (the floor of any proof);
 - **naive**: the same proof recomputed from every leaf hash (``--naive`` runs; what a
   proof costs without the stored subtrees);
-- ``audit.append`` at this size (own write transaction each), and the tree's part of it.
+- ``audit.append`` at this size (own write transaction each), and the tree's part of it;
+- with ``--verify``, the whole-log check's time (``audit.verify``, then
+  ``transparency.verify_tree``).
 
 Targets: a proof under 10 ms (p95) and under 2 KB (JSON; the size with the row's own text
 is printed beside it: that part is the row, whatever proves it).
@@ -85,6 +87,8 @@ def main() -> None:
     ap.add_argument("--proofs", type=int, default=500)
     ap.add_argument("--naive", type=int, default=3)
     ap.add_argument("--appends", type=int, default=200)
+    ap.add_argument("--verify", action="store_true",
+                    help="also time the whole-log check (chain, then tree), minutes at 1M")
     args = ap.parse_args()
     print(machine_note("start"))
     with temp_root("dealdesk-bench-audit-") as root:
@@ -137,6 +141,14 @@ def measure(url: str, args: argparse.Namespace) -> None:
             naive_s.append(time.perf_counter() - t0)
             assert merkle.verify_inclusion(index, size, leaves[index], path, root)
     append_s, tree_s = appends(sessions, args.appends)
+    if args.verify:
+        with sessions() as s:
+            t0 = time.perf_counter()
+            assert audit.verify(s).ok
+            t1 = time.perf_counter()
+            assert transparency.verify_tree(s).ok
+            t2 = time.perf_counter()
+        print(f"whole-log check: chain {t1 - t0:.1f} s, tree {t2 - t1:.1f} s")
     engine.dispose()
     print(f"tree head at {size:,} leaves: {root_ms:.2f} ms ({len(merkle.root_nodes(size))} "
           "nodes)")
