@@ -16,7 +16,9 @@ the nodes those ranges need are read in one go, and the ranges are hashed from t
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -237,3 +239,29 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes,
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+# --- the shapes dealdesk hands out (``dealdesk audit prove``, evidence bundles) ------------
+
+def verify_row_inclusion(row: Mapping[str, Any], proof: Mapping[str, Any],
+                         head: Mapping[str, Any]) -> bool:
+    """True if audit ``row`` (``content``, ``prev_hash``, ``row_hash``, as the log's rows are
+    exported) is leaf ``proof["leaf_index"]`` of the tree ``head`` signed (``tree_size``,
+    ``root_hash`` in hex). ``proof`` is ``store.transparency.InclusionProof.as_json()``: its
+    ``leaf`` text is hashed as it is (no re-serialising, so no canonical-JSON rules to copy),
+    after checking that it says exactly what the row says."""
+    try:
+        leaf_text: str = proof["leaf"]
+        stated = json.loads(leaf_text)
+        if stated != {"content": row["content"], "prev_hash": row["prev_hash"],
+                      "row_hash": row["row_hash"]}:
+            return False
+        size = int(head["tree_size"])
+        if int(proof["tree_size"]) != size:
+            return False
+        path = [bytes.fromhex(h) for h in proof["audit_path"]]
+        root = bytes.fromhex(head["root_hash"])
+        return verify_inclusion(int(proof["leaf_index"]), size,
+                                leaf_hash(leaf_text.encode()), path, root)
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -229,6 +229,17 @@ def key_flow(store: sessionmaker[Session], pki: Pki) -> None:
         assert merkle.verify_inclusion(p["leaf_index"], 10, bytes.fromhex(p["leaf_hash"]),
                                        [bytes.fromhex(h) for h in p["audit_path"]],
                                        bytes.fromhex(first.root_hash))
+        ev = rows(s)[3]  # as an export or evidence bundle carries it: JSON only
+        row = json.loads(json.dumps({"id": ev.id, "content": audit.content_of(ev),
+                                     "prev_hash": ev.prev_hash, "row_hash": ev.row_hash}))
+        assert merkle.verify_row_inclusion(row, p, proved["head"])
+        assert not merkle.verify_row_inclusion({**row, "row_hash": "0" * 64}, p, proved["head"])
+        assert not merkle.verify_row_inclusion(row, p, heads.head_json(second))
+        signed = json.loads(proved["head"]["signed"])
+        assert (signed["tree_size"], signed["root_hash"]) == (10, first.root_hash)
+        assert validate_detached(proved["head"]["signed"].encode(),
+                                 bytes.fromhex(proved["head"]["signature"]),
+                                 pki.trust_roots()).valid
         victim = rows(s)[2].id
     forge(store, victim, tree=True)
     with store() as s:

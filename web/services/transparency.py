@@ -70,9 +70,13 @@ def issue_tree_head(session: Session, pki: Pki, tsa: TimeStamper, *,
 
 
 def head_json(head: TreeHead) -> dict[str, Any]:
+    """A head as handed out: its fields, the exact bytes its signature covers (``signed``:
+    a checker verifies the signature over these and reads size and root from them, with no
+    canonical JSON to rebuild) and the signature (DER CMS, hex)."""
+    signed = transparency.head_bytes(head.tree_size, head.root_hash, head.issued_at)
     return {"id": head.id, "tree_size": head.tree_size, "root_hash": head.root_hash,
             "timestamp": head.issued_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-            "signature": head.signature.hex()}
+            "signed": signed.decode(), "signature": head.signature.hex()}
 
 
 def _head(session: Session, head_id: int) -> TreeHead:
