@@ -283,6 +283,10 @@ def test_a_changed_head_fails_its_signature(store: sessionmaker[Session], pki: P
         head.signature = head.signature[:-40] + bytes(40)
         assert heads.check_head(s, head, pki.trust_roots()) != ""
         s.rollback()
+        ahead = heads.issue_tree_head(s, pki, internal_timestamper(pki), only_if_grown=False,
+                                      now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        assert ahead is not None
+        assert "after its timestamp" in heads.check_head(s, ahead, pki.trust_roots())
 
 
 # --- migration and concurrency ---------------------------------------------------------------

@@ -34,7 +34,8 @@ from store import audit, merkle, transparency
 from store.db import write_lock
 from store.models import AuditEvent, TreeHead
 
-HEAD_EVERY = dt.timedelta(hours=1)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+"""How far a head's own time may run ahead of its TSA token's (an external TSA's clock)."""
 
 
 def latest_head(session: Session) -> TreeHead | None:
@@ -132,7 +133,8 @@ class LogCheck:
 def check_head(session: Session, head: TreeHead,
                trust_roots: Sequence[asn1_x509.Certificate]) -> str:
     """What is wrong with one head ("" if nothing): its root against the tree at its size,
-    then its signature and timestamp."""
+    then its signature and timestamp, and that it does not claim a time after its stamp
+    (a head may be stamped later than it says, never earlier)."""
     size = transparency.tree_size(session)
     if head.tree_size > size:
         return f"it claims {head.tree_size} leaves; the log has {size}"
@@ -142,7 +144,13 @@ def check_head(session: Session, head: TreeHead,
     check = validate_detached(
         transparency.head_bytes(head.tree_size, head.root_hash, head.issued_at),
         head.signature, trust_roots)
-    return "" if check.valid else check.problem
+    if not check.valid:
+        return check.problem
+    assert check.timestamped_at is not None  # a valid check has a trusted timestamp
+    if head.issued_at - check.timestamped_at > CLOCK_SKEW:
+        return (f"it claims {head.issued_at:%Y-%m-%d %H:%M:%S} UTC, after its timestamp "
+                f"({check.timestamped_at:%Y-%m-%d %H:%M:%S} UTC)")
+    return ""
 
 
 def verify_log(session: Session, trust_roots: Sequence[asn1_x509.Certificate]) -> LogCheck:
