@@ -19,7 +19,8 @@ from store.db import make_engine, make_session_factory, write_lock
 
 app = typer.Typer(help="dealdesk: deal-desk engine on Temporal", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: hash chain, Merkle tree, signed tree heads",
+                        no_args_is_help=True)
 policies_app = typer.Typer(help="Approval policies", no_args_is_help=True)
 pki_app = typer.Typer(help="The internal PKI under var/pki", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -242,16 +243,28 @@ def audit_export(deal: Annotated[int, typer.Argument(help="the deal's id")],
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain; exits 1 naming the first bad row."""
-    from store import audit
+    """Check the whole audit log: the hash chain, the Merkle tree against the rows, and every
+    signed tree head (root, seal signature, timestamp); exits 1 naming the first break."""
+    from dealdesk.parts import open_pki
+    from web.services import transparency
 
     with _sessions()() as s:
-        result = audit.verify(s)
+        result = transparency.verify_log(s, open_pki(get_settings()).trust_roots())
     if result.ok:
         console.print(f"audit chain intact: {result.rows} rows verified")
+        console.print(f"Merkle tree intact: {result.rows} leaves; {result.heads} signed tree "
+                      "heads valid")
         return
-    where = f"row {result.bad_row_id}" if result.bad_row_id else "the chain head"
-    err.print(f"audit chain BROKEN at {where}: {result.problem}")
+    if result.bad_head_id is not None:
+        where = f"tree head {result.bad_head_id}"
+    elif result.bad_row_id is not None:
+        where = f"row {result.bad_row_id}"
+    elif result.bad_node is not None:
+        where = f"node (level {result.bad_node[0]}, index {result.bad_node[1]})"
+    else:
+        where = "the chain head" if result.part == "chain" else "the tree head"
+    what = "audit chain" if result.part == "chain" else "audit log"
+    err.print(f"{what} BROKEN at {where}: {result.problem}", markup=False, highlight=False)
     raise typer.Exit(1)
 
 
@@ -318,6 +331,62 @@ def audit_replay(deal: Annotated[int, typer.Argument(help="the deal's number")])
                   + ", ".join(f"{run.workflow_id} ({run.run_id})" for run, _ in failed),
                   markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    print(json.dumps(value, indent=2))  # plain: rich would wrap and colour it
+
+
+@audit_app.command("prove")
+def audit_prove(row_id: int, head: Annotated[int | None, typer.Option(
+        help="the signed tree head's id (default: the latest that holds the row)")] = None
+        ) -> None:
+    """Print one row's inclusion proof (its leaf, audit path and the signed head) as JSON."""
+    from store.transparency import TreeError
+    from web.services import transparency
+
+    with _sessions()() as s:
+        try:
+            _print_json(transparency.prove_row(s, row_id, head))
+        except TreeError as e:
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+
+
+@audit_app.command("consistency")
+def audit_consistency(old: int, new: int) -> None:
+    """Print the consistency proof between two signed tree heads (by id) as JSON; exits 1
+    if it does not verify (the log's past was rewritten)."""
+    from store.transparency import TreeError
+    from web.services import transparency
+
+    with _sessions()() as s:
+        try:
+            result = transparency.consistency_between(s, old, new)
+        except TreeError as e:
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+    _print_json(result)
+    if not result["consistent"]:
+        raise typer.Exit(1)
+
+
+@audit_app.command("sign-head")
+def audit_sign_head(force: Annotated[bool, typer.Option(
+        help="sign even if the latest head has the same size")] = False) -> None:
+    """Seal and timestamp the log's current tree head (the worker does so hourly)."""
+    from dealdesk.parts import tree_head_signer
+    from store.models import TreeHead
+
+    sign = tree_head_signer(get_settings(), only_if_grown=not force)
+    with _sessions()() as s:
+        head = sign(s)
+        if not isinstance(head, TreeHead):
+            console.print("the log has not grown since the latest tree head")
+            return
+        console.print(f"tree head {head.id}: {head.tree_size} leaves, root {head.root_hash}")
 
 
 @pki_app.command("seal-hsm")

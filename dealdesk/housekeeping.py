@@ -3,12 +3,14 @@
 rows committed but whose start never happened (see ``store/starts.py``), and, hourly, the
 pruning of long-ended sign-in sessions and idle login throttle rows (``store/auth.py``) and
 the reminders of library items due for review (``web/services/library.py``: one audit row and
-one mail per item and review date). At start it creates, or brings up to date, the Temporal
-Schedule that recomputes customer health nightly (``workflows/health.py``); every worker does
-so, and the schedule's fixed id makes that idempotent. Then it moves billing runs still
-running under their old ``deal-{quote}`` ids (``dealdesk/billing_ids.py``). Every minute it
-archives the histories of the queue's runs that closed since (``web/services/histories.py``),
-before Temporal's retention deletes them; again at the next round while a batch was full."""
+one mail per item and review date), and a signed tree head of the audit log when it has grown
+(``web/services/transparency.py``; on its own timer, so a TSA that is down delays only that).
+At start it creates, or brings up to date, the Temporal Schedule that recomputes customer
+health nightly (``workflows/health.py``); every worker does so, and the schedule's fixed id
+makes that idempotent. Then it moves billing runs still running under their old
+``deal-{quote}`` ids (``dealdesk/billing_ids.py``). Every minute it archives the histories of
+the queue's runs that closed since (``web/services/histories.py``), before Temporal's retention
+deletes them; again at the next round while a batch was full."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,11 +43,15 @@ from workflows.health import NIGHTLY_CRON, SCHEDULE_ID, HealthRecomputeWorkflow,
 log = logging.getLogger("dealdesk.worker")
 PRUNE_EVERY = 3600.0
 ARCHIVE_EVERY = 60.0
+HEAD_EVERY = 3600.0
 
 
 class Housekeeping:
     def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str,
-                 base_url: str = "", workflow_prefix: str = "") -> None:
+                 base_url: str = "", workflow_prefix: str = "",
+                 sign_head: Callable[[Session], object] | None = None) -> None:
+        """``sign_head``: issues the audit log's tree head if the log grew (the worker passes
+        ``issue_tree_head`` bound to its PKI, TSA and seal); None: no heads."""
         self._client = client
         self._prefix = workflow_prefix
         self._scheduled = False
@@ -55,6 +62,8 @@ class Housekeeping:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pruned_at: float | None = None
         self._archived_at: float | None = None
+        self._sign_head = sign_head
+        self._head_tried_at: float | None = None
 
     def _beat(self) -> None:
         with self._sessions() as s:
@@ -69,6 +78,16 @@ class Housekeeping:
         with self._sessions() as s:
             library.queue_review_notices(s, self._base_url)
         self._pruned_at = time.monotonic()
+
+    def _sign_tree_head(self) -> None:
+        """Hourly (and at start); several workers may each sign a head of the same size,
+        which is harmless."""
+        if self._sign_head is None or (self._head_tried_at is not None and
+                                       time.monotonic() - self._head_tried_at < HEAD_EVERY):
+            return
+        self._head_tried_at = time.monotonic()  # tried: a failure waits for the next hour
+        with self._sessions() as s:
+            self._sign_head(s)
 
     def nightly_schedule(self) -> Schedule:
         return Schedule(
@@ -123,6 +142,10 @@ class Housekeeping:
                     await starts.start_pending(self._client, self._sessions)
                 except Exception:  # keep going: the next round may succeed
                     log.exception("housekeeping round failed")
+                try:  # on its own: a TSA that is down must not hold up the rest
+                    await anyio.to_thread.run_sync(self._sign_tree_head)
+                except Exception:
+                    log.exception("the audit log's tree head could not be signed")
                 try:  # on its own: a schedule refused must not hold up the starts
                     await self._ensure_schedule()
                     await self._move_billing_runs()

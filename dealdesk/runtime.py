@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from dealdesk.housekeeping import Housekeeping
+from dealdesk.parts import tree_head_signer
 from dealdesk.settings import Settings
 from dealdesk.worker import build_worker, open_converter
 from store.db import make_engine, make_session_factory
@@ -51,7 +52,7 @@ async def run_worker(settings: Settings, *, standby: Path | None = None) -> None
         return
     housekeeping = asyncio.create_task(
         Housekeeping(client, sessions, settings.task_queue, settings.base_url,
-                     settings.workflow_prefix).run())
+                     settings.workflow_prefix, sign_head=tree_head_signer(settings)).run())
     try:
         async with worker:
             log.info("polling task queue %r on %s", settings.task_queue,

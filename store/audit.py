@@ -3,6 +3,8 @@
 Each row stores ``prev_hash`` (the previous row's hash) and ``row_hash`` =
 sha256(prev_hash + canonical JSON of the row's own content). Rows are appended in the
 same transaction as the change they record; :func:`append` is idempotent by ``event_key``.
+Each row is also the next leaf of the transparency log (store/transparency.py: a Merkle
+tree with signed heads and O(log n) proofs), written by :func:`append` under the same lock.
 
 **Who** acted is a :class:`store.who.Who` (a user, a system process, or an envelope
 recipient), kept in the ``actor_*`` columns beside the ``actor`` label computed from it. The
@@ -171,8 +173,14 @@ def append(
     )
     event.row_hash = row_hash(head.last_hash, content_of(event))
     head.last_hash = event.row_hash
+    event.leaf_index = head.tree_size or 0  # a head made just now has no default yet
+    head.tree_size = event.leaf_index + 1
     session.add(event)
     session.flush()
+    # Imported here: store.transparency reads rows through this module.
+    from store.transparency import add_leaf, leaf_bytes
+
+    add_leaf(session, event.leaf_index, leaf_bytes(event))
     return event
 
 

@@ -17,6 +17,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -342,6 +344,9 @@ class AuditEvent(Base):
     actor_process: Mapped[str | None] = mapped_column(String(100))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """The row's place in the transparency log (store/transparency.py): 0, 1, 2… in id order.
+    NULL only between migration 0019 adding the column and its backfill."""
 
 
 class AuditHead(Base):
@@ -351,6 +356,36 @@ class AuditHead(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
+    tree_size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Leaves in the transparency log: the next row's ``leaf_index``."""
+
+
+class MerkleNode(Base):
+    """A complete subtree of the transparency log (store/merkle.py): leaves
+    ``[index * 2**level, (index + 1) * 2**level)``; level 0 holds the leaf hashes. Written as
+    rows append, in their transaction, never changed."""
+
+    __tablename__ = "merkle_nodes"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class TreeHead(Base):
+    """A signed tree head: the log's size and root at a moment, sealed by the organisation and
+    timestamped (web/services/transparency.py)."""
+
+    __tablename__ = "tree_heads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[dt.datetime]
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    """DER CMS SignedData, detached, over the head's canonical JSON, with an RFC 3161
+    signature timestamp token (documents/tree_heads.py)."""
 
 
 class OutboxMessage(Base):

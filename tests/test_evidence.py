@@ -120,6 +120,15 @@ def _flip_a_byte(bundle: Path) -> str:
     return f"signed/{path.name}: signature"
 
 
+def _forge_proof(bundle: Path) -> str:
+    path = bundle / "audit" / "proofs.json"
+    proofs = json.loads(path.read_text())
+    row, proof = next(iter(proofs.items()))
+    proof["audit_path"][0] = "00" * 32
+    path.write_text(json.dumps(proofs))
+    return f"audit row {row}: its inclusion proof does not lead to the signed tree head's root"
+
+
 def _edit_manifest(bundle: Path) -> str:
     path = bundle / "manifest.json"
     path.write_text(path.read_text().replace('"Evidence"', '"Evidenc3"', 1)
@@ -128,7 +137,8 @@ def _edit_manifest(bundle: Path) -> str:
 
 
 TAMPERING: list[Callable[[Path], str]] = [_edit_row, _delete_row, _reorder_rows,
-                                          _replace_document, _flip_a_byte, _edit_manifest]
+                                          _replace_document, _flip_a_byte, _forge_proof,
+                                          _edit_manifest]
 
 
 async def test_the_bundle_verifies_offline_and_names_every_tampering(
@@ -144,8 +154,9 @@ async def test_the_bundle_verifies_offline_and_names_every_tampering(
         z.extractall(tmp_path / "unzipped")
     [bundle] = (tmp_path / "unzipped").iterdir()
     names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
-    assert {"verify.py", "manifest.json", "manifest.p7s", "timeline.json", "timeline.pdf",
-            "audit/rows.jsonl", "pki/root.pem", "pki/root.crl", "pki/issuing.crl",
+    assert {"verify.py", "merkle.py", "manifest.json", "manifest.p7s", "timeline.json",
+            "timeline.pdf", "audit/rows.jsonl", "audit/tree_head.json", "audit/proofs.json",
+            "pki/root.pem", "pki/root.crl", "pki/issuing.crl",
             f"signed/envelope-{eid}.pdf", f"signed/envelope-{eid}-certificate.pdf"} <= names
     assert any(n.startswith("histories/") for n in names)
     assert any(n.startswith("documents/") for n in names)

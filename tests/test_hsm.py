@@ -1,5 +1,6 @@
 """The organisation seal in a PKCS#11 token (SoftHSM2): provisioned once by the CLI command's
-function, then the certificate of completion is sealed through the token and validates."""
+function, then the certificate of completion is sealed through the token and validates, and so
+does a signed tree head of the audit log."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from documents import signing
 from documents.hsm import HsmConfig, HsmError, HsmSeal, provision_seal
 from documents.pki import Pki
 from documents.timestamps import timestamper
+from store import audit
+from store.db import make_engine, make_session_factory, write_lock
 from tests.pdfs import contract_pdf, pdfsig_report, pyhanko_verdicts
+from web.services import transparency
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 pytestmark = pytest.mark.skipif(not Path(MODULE).exists() or not shutil.which("softhsm2-util"),
@@ -60,3 +64,23 @@ def test_a_wrong_pin_is_a_clear_error(token: HsmConfig, tmp_path: Path) -> None:
     wrong = HsmConfig(token.module, token.token_label, "0000")
     with pytest.raises(HsmError, match="cannot open token 'dealdesk-test'"):
         provision_seal(pki, wrong)
+
+
+def test_a_tree_head_sealed_in_the_token(token: HsmConfig, tmp_path: Path,
+                                         database_url: str) -> None:
+    pki = Pki(tmp_path / "pki", "pw", org_name="Acme HSM", base_url="http://127.0.0.1:9")
+    provision_seal(pki, token)
+    seal = HsmSeal(pki, token)
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as s:
+            write_lock(s)
+            audit.append(s, event_key="hsm-1", actor="system:test", action="thing.done",
+                         entity="quote:1", data={})
+            s.commit()
+            head = transparency.issue_tree_head(s, pki, timestamper(pki), seal=seal.signer)
+            assert head is not None
+            assert transparency.check_head(s, head, pki.trust_roots()) == ""
+    finally:
+        seal.close()
+        engine.dispose()

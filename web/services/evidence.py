@@ -9,6 +9,9 @@ What it holds (``manifest.json`` lists every file with its SHA-256):
                               timestamped by the internal TSA
     timeline.json / .pdf      the merged timeline (web/services/deal_history.py)
     audit/rows.jsonl          the deal's audit rows: id, hashed content, prev and row hash
+    audit/tree_head.json      a signed tree head of the audit log that holds every one of them
+    audit/proofs.json         each row's inclusion proof against that head (RFC 9162)
+    merkle.py                 the tree math verify.py checks the proofs with (store/merkle.py)
     documents/<sha256>.<ext>  every document version the rows name that the store holds
     signed/envelope-N.pdf     each completed envelope's sealed PDF, and its certificate of
     signed/envelope-N-certificate.pdf    completion
@@ -42,15 +45,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from documents import evidence_verify, signing, timeline_pdf
+from documents.detached_cms import sign_detached
 from documents.hsm import HsmConfig, HsmSeal
 from documents.pki import Pki
-from store import audit
+from store import audit, merkle
 from store.blobs import BlobMissing, BlobStore
 from store.db import in_session
 from store.deals import Deal
-from store.models import Envelope, User
+from store.models import Envelope, TreeHead, User
+from store.transparency import inclusion_proof
 from web.errors import NotFound
-from web.services import deal_history, deals
+from web.services import deal_history, deals, transparency
+from web.services.transparency import issue_tree_head, latest_head
 
 FORMAT = 1
 
@@ -64,6 +70,8 @@ class Collected:
     account: str
     rows: list[dict[str, Any]]
     entries: list[deal_history.Entry]
+    head: dict[str, Any]
+    proofs: dict[str, dict[str, Any]]
     files: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -71,18 +79,24 @@ def _extension(data: bytes) -> str:
     return "pdf" if data.startswith(b"%PDF") else "docx" if data.startswith(b"PK") else "bin"
 
 
-def collect(session: Session, user: User | None, deal_id: int, blobs: BlobStore) -> Collected:
-    """The deal's audit rows, timeline entries and document bytes (blocking: a thread). With
-    no user (the operator at the CLI, who holds the database anyway) any deal."""
+def collect(session: Session, user: User | None, deal_id: int, blobs: BlobStore,
+            head: TreeHead) -> Collected:
+    """The deal's audit rows in the signed ``head`` with their inclusion proofs, timeline
+    entries and document bytes (blocking: a thread). With no user (the operator at the CLI,
+    who holds the database anyway) any deal."""
     deal = deals.visible(session, user, deal_id) if user else session.get(Deal, deal_id)
     if deal is None:
         raise NotFound(f"no deal {deal_id}")
     links = deals.linked(session, deal)
-    events = deal_history.audit_rows(session, deal.id, links)
+    events = [ev for ev in deal_history.audit_rows(session, deal.id, links)
+              if ev.leaf_index is not None and ev.leaf_index < head.tree_size]
     rows = [{"id": ev.id, "prev_hash": ev.prev_hash, "row_hash": ev.row_hash,
              "content": audit.content_of(ev)} for ev in events]
+    proofs = {str(ev.id): inclusion_proof(session, ev.id, head.tree_size).as_json()
+              for ev in events}
     entries = [deal_history.audit_entry(ev) for ev in events]
-    found = Collected(deal.id, deal.name, deal.account.name, rows, entries)
+    found = Collected(deal.id, deal.name, deal.account.name, rows, entries,
+                      transparency.head_json(head), proofs)
     for digest in deal_history.document_hashes(entries):
         try:
             data = blobs.get(digest)
@@ -118,9 +132,10 @@ Check it offline (Python 3.11+ and pyHanko only):
 
 verify.py exits 0 only if every check holds, and names each failure. It checks that the
 manifest is signed by the organisation seal with a trusted timestamp, that every file is the
-one the manifest names, that every audit row's hash matches its content, that document files
-hash to their names and every signed PDF is named by an audit row, and that every signature
-in every signed PDF validates up to pki/root.pem (pyHanko, with diff analysis).
+one the manifest names, that every audit row's hash matches its content, that every row is
+in the audit log's signed tree head (its Merkle inclusion proof, RFC 9162), that document
+files hash to their names and every signed PDF is named by an audit row, and that every
+signature in every signed PDF validates up to pki/root.pem (pyHanko, with diff analysis).
 
 timeline.pdf is the readable timeline; timeline.json the same with every field.
 """
@@ -132,6 +147,9 @@ def assemble(found: Collected, pki: Pki, histories: list[deal_history.History],
     entries = deal_history.merged(found.entries, histories)
     files = dict(found.files)
     files["verify.py"] = inspect.getsource(evidence_verify).encode()
+    files["merkle.py"] = inspect.getsource(merkle).encode()
+    files["audit/tree_head.json"] = json.dumps(found.head, indent=1).encode()
+    files["audit/proofs.json"] = json.dumps(found.proofs, indent=1).encode()
     files["README.txt"] = README.format(deal_id=found.deal_id, deal_name=found.deal_name,
                                         account=found.account,
                                         created=created.strftime("%Y-%m-%d %H:%M")).encode()
@@ -155,14 +173,6 @@ def assemble(found: Collected, pki: Pki, histories: list[deal_history.History],
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     return files, json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
-
-
-async def sign_manifest(manifest: bytes, seal: signers.Signer, tsa: TimeStamper) -> bytes:
-    """The manifest's detached CMS signature by the seal, with the TSA's timestamp."""
-    signed = await seal.async_sign_general_data(manifest, "sha256", detached=True,
-                                                timestamper=tsa)
-    data: bytes = signed.dump()
-    return data
 
 
 def zipped(files: dict[str, bytes], manifest: bytes, signature: bytes, root: str) -> bytes:
@@ -191,9 +201,13 @@ async def export(session: Session, user: User | None, deal_id: int, *, blobs: Bl
                  pki: Pki, seal: signers.Signer, tsa: TimeStamper,
                  histories: list[deal_history.History]) -> tuple[str, bytes]:
     """``(file name, zip bytes)`` of the deal's evidence bundle."""
-    found = await in_session(session, collect, user, deal_id, blobs)
+    # A head that holds every row so far: the one the worker signed, if the log hasn't grown.
+    await in_session(session, issue_tree_head, pki, tsa, seal=lambda: seal)
+    head = await in_session(session, latest_head)
+    assert head is not None
+    found = await in_session(session, collect, user, deal_id, blobs, head)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     files, manifest = await asyncio.to_thread(assemble, found, pki, histories, created)
-    signature = await sign_manifest(manifest, seal, tsa)
+    signature = await asyncio.to_thread(sign_detached, manifest, seal, tsa)
     root = f"evidence-deal-{deal_id}-{created:%Y%m%dT%H%M%SZ}"
     return f"{root}.zip", await asyncio.to_thread(zipped, files, manifest, signature, root)
