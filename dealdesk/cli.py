@@ -242,18 +242,33 @@ def audit_export(deal: Annotated[int, typer.Argument(help="the deal's id")],
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(documents: Annotated[bool, typer.Option(
+        help="also check every stored document against its hash and every sealed PDF's "
+             "signatures")] = True) -> None:
     """Check the whole audit log: the hash chain, the Merkle tree against the rows, and every
-    signed tree head (root, seal signature, timestamp); exits 1 naming the first break."""
+    signed tree head (root, seal signature, timestamp); then the documents behind it. Exits 1
+    naming each break: the row, node or head, the document, the envelope and signature."""
     from dealdesk.parts import open_pki
+    from store.blobs import BlobStore
     from web.services import transparency
+    from web.services.document_checks import check_documents
 
+    settings = get_settings()
+    roots = open_pki(settings).trust_roots()
     with _sessions()() as s:
-        result = transparency.verify_log(s, open_pki(get_settings()).trust_roots())
+        result = transparency.verify_log(s, roots)
+        docs = check_documents(s, BlobStore(settings.blob_dir), roots) if documents else None
+    for problem in docs.problems if docs else []:
+        err.print(f"document BROKEN: {problem}", markup=False, highlight=False)
     if result.ok:
         console.print(f"audit chain intact: {result.rows} rows verified")
         console.print(f"Merkle tree intact: {result.rows} leaves; {result.heads} signed tree "
                       "heads valid")
+        if docs is not None and docs.ok:
+            console.print(f"documents intact: {docs.blobs} stored files match their hashes; "
+                          f"{docs.sealed} sealed PDFs validate")
+        if docs is not None and not docs.ok:
+            raise typer.Exit(1)
         return
     if result.bad_head_id is not None:
         where = f"tree head {result.bad_head_id}"

@@ -18,12 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from dealdesk.settings import Settings
+from store.blobs import BlobStore
 from store.commerce import QuoteDocumentRow
 from store.models import AuditEvent, Envelope, Quote
 from tests.envelope_support import act, recipients
 from tests.pdfs import contract_pdf
 from tests.pyhanko_only import pyhanko_venv
 from tests.support import eventually
+from tests.test_audit import run_cli
 from tests.web_support import People, quote_body, seed_people, token_client
 
 ORDER_PDF = contract_pdf(2)
@@ -141,9 +144,38 @@ TAMPERING: list[Callable[[Path], str]] = [_edit_row, _delete_row, _reorder_rows,
                                           _edit_manifest]
 
 
+async def _store_side_breaks_are_named(sessions: sessionmaker[Session], settings: Settings,
+                                       eid: int, tmp_path: Path) -> None:
+    """``dealdesk audit verify`` checks the documents behind the log: a replaced document
+    version and a changed byte in a sealed PDF are each named."""
+    ok = run_cli(settings.database_url, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "documents intact" in ok.stdout and "sealed PDFs validate" in ok.stdout
+    blobs = BlobStore(settings.blob_dir)
+    with sessions() as s:
+        env = s.get_one(Envelope, eid)
+        original, sealed = env.original_sha256, env.final_sha256
+    assert sealed is not None
+    kept = blobs.get(original)
+    blobs.path(original).write_bytes(contract_pdf(3))
+    broken = run_cli(settings.database_url, tmp_path)
+    assert broken.returncode == 1
+    assert f"document BROKEN: document {original}, named by audit row" in broken.stderr
+    blobs.path(original).write_bytes(kept)
+
+    data = bytearray(blobs.get(sealed))
+    at = data.index(b"/Contents <") - 200
+    data[at] ^= 0x01
+    blobs.path(sealed).write_bytes(bytes(data))
+    broken = run_cli(settings.database_url, tmp_path)
+    assert broken.returncode == 1
+    out = " ".join(broken.stderr.split())  # rich wraps long lines
+    assert f"document {sealed}" in out and f"envelope {eid}'s signed PDF {sealed}" in out, out
+
+
 async def test_the_bundle_verifies_offline_and_names_every_tampering(
         live_url: str, client: Client, people: People, sessions: sessionmaker[Session],
-        only_pyhanko: Path, tmp_path: Path) -> None:
+        settings: Settings, only_pyhanko: Path, tmp_path: Path) -> None:
     rep = await token_client(live_url, people.rep)
     deal_id, eid = await _signed_deal(rep, people, client, sessions)
     auditor = await token_client(live_url, people.auditor)
@@ -176,7 +208,9 @@ async def test_the_bundle_verifies_offline_and_names_every_tampering(
         assert done.returncode == 1, (tamper.__name__, done.stdout)
         assert f"FAIL {named}" in done.stdout, (tamper.__name__, done.stdout)
 
-    # The auditor's export is on the deal's record, and a rep who can't see the deal gets 404.
+    await _store_side_breaks_are_named(sessions, settings, eid, tmp_path)
+
+    # The auditor's export is on the deal's record.
     with sessions() as s:
         views = s.scalars(select(AuditEvent.data).where(
             AuditEvent.action == "auditor.viewed", AuditEvent.entity == f"deal:{deal_id}"))
