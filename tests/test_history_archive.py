@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import io
 import json
 import subprocess
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -143,6 +145,19 @@ async def test_closed_runs_are_archived_once_and_replay_after_temporal_deleted_t
     lines = cli.stdout.splitlines()
     assert len(lines) == len(closed) and all(
         line.startswith("replays") and "archive)" in line for line in lines), lines
+
+    # The auditor's timeline and evidence bundle read the same runs from the archive.
+    auditor = await token_client(live_url, people.auditor)
+    r = await auditor.get(f"/api/v1/deals/{deal_id}/history")
+    assert r.status_code == 200, r.text
+    shown = {e["subject"] for e in r.json()["timeline"] if e["source"] == "workflow"}
+    assert shown == set(closed.values())
+    r = await auditor.get(f"/api/v1/deals/{deal_id}/evidence", timeout=120)
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        bundled = {n.split("/", 1)[1] for n in z.namelist() if "/histories/" in n}
+    assert bundled == {f"histories/{wid}.{run}.json" for run, wid in closed.items()}
+    await auditor.aclose()
 
 
 async def test_replay_of_an_unknown_deal_is_refused(processes: Processes) -> None:
