@@ -26,7 +26,7 @@ from web.deps import (
     off_loop,
 )
 from web.downloads import content_disposition
-from web.errors import Invalid, NotFound
+from web.errors import API_ERRORS, Invalid, NotFound
 from web.params import PathId
 from web.render import render
 from web.services import deal_history as history
@@ -35,7 +35,7 @@ from web.services.deal_history import Entry
 from web.services.deals import Linked
 
 router = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1", tags=["deals"])
+api = APIRouter(prefix="/api/v1", tags=["deals"], responses=API_ERRORS)
 
 
 def _entries(session: Session, user: User, deal_id: int
