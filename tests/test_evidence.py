@@ -211,9 +211,17 @@ async def test_the_bundle_verifies_offline_and_names_every_tampering(
     await _store_side_breaks_are_named(sessions, settings, eid, tmp_path)
 
     # The auditor's export is on the deal's record.
-    with sessions() as s:
-        views = s.scalars(select(AuditEvent.data).where(
-            AuditEvent.action == "auditor.viewed", AuditEvent.entity == f"deal:{deal_id}"))
-        assert f"/api/v1/deals/{deal_id}/evidence" in [v["path"] for v in views]
+    def views() -> list[str]:
+        with sessions() as s:
+            return [v["path"] for v in s.scalars(select(AuditEvent.data).where(
+                AuditEvent.action == "auditor.viewed", AuditEvent.entity == f"deal:{deal_id}"))]
+
+    assert f"/api/v1/deals/{deal_id}/evidence" in views()
+    # Opening the deal's page is a view; the page's own background refresh is not.
+    before = len(views())
+    assert (await auditor.get(f"/deals/{deal_id}")).status_code == 200
+    assert (await auditor.get(f"/deals/{deal_id}", headers={"HX-Request": "true"})
+            ).status_code == 200
+    assert views()[before:] == [f"/deals/{deal_id}"]
     for c in (rep, auditor):
         await c.aclose()

@@ -118,7 +118,7 @@ async def current_user(request: Request, session: SessionDep,
     if not getattr(request.state, "via_token", False):
         await verify_csrf(request)
     request.state.user = Viewer.of(user)
-    if auditor_views.watched(user, request.method):
+    if auditor_views.watched(user, request.method, bool(request.headers.get("HX-Request"))):
         await in_session(session, auditor_views.record, user, request.url.path,
                          request.url.query)
     return user

@@ -1,5 +1,7 @@
-"""An auditor's reads are on the record too: each page or API call an auditor makes writes an
-``auditor.viewed`` audit row naming what was looked at.
+"""An auditor's reads are on the record too: each page an auditor opens and each API call
+they make writes an ``auditor.viewed`` audit row naming what was looked at. A page's own
+background refreshes (htmx requests: a live envelope every 2 s, the inbox badge) are not new
+views and write nothing.
 
 The row names the record the path is about (``/deals/12/history`` → ``deal:12``), so it shows
 in that record's own history; a path about no one record (the audit log, a list) is filed
@@ -26,8 +28,8 @@ _ABOUT = re.compile(r"^(?:/api/v1)?/(" + "|".join(_RECORDS) + r")/([0-9]{1,19})(
 MAX_QUERY = 500
 
 
-def watched(user: User, method: str) -> bool:
-    return AUDITOR in user.roles and method in ("GET", "HEAD")
+def watched(user: User, method: str, htmx: bool) -> bool:
+    return AUDITOR in user.roles and method in ("GET", "HEAD") and not htmx
 
 
 def record(session: Session, user: User, path: str, query: str) -> None:
