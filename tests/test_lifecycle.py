@@ -302,6 +302,11 @@ async def _history_replays(live_url: str, people: People, deal_id: int, eid: int
               "envelope.signed", "envelope.signed", "envelope.sealed", "quote.won"]
     at = iter(acts)
     assert all(w in at for w in wanted), acts  # each found after the one before
+    submitted = next(e for e in timeline if e["action"] == "quote.submitted")
+    decisions = [e for e in timeline if e["action"] == "task.approved"
+                 and e["subject"] == submitted["subject"]]
+    assert decisions and all(e["data"]["quote_hash"] == submitted["data"]["hash"]
+                             for e in decisions)
     assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
     kinds = {e["what"].split()[0] for e in timeline if e["source"] == "workflow"}
     assert {"DealWorkflow", "ApprovalChainWorkflow", "EnvelopeWorkflow"} <= kinds

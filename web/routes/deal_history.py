@@ -43,7 +43,7 @@ def _entries(session: Session, user: User, deal_id: int
     deal = deals.visible(session, user, deal_id)
     links = deals.linked(session, deal)
     rows = history.audit_rows(session, deal.id, links)
-    return deal, links, [history.audit_entry(r) for r in rows]
+    return deal, links, history.with_version_hashes([history.audit_entry(r) for r in rows])
 
 
 def _at(entries: list[Entry], at: int | None, date: str) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import difflib
 import json
@@ -84,6 +85,22 @@ def audit_rows(session: Session, deal_id: int, links: Linked) -> list[AuditEvent
                  for s in audit.entity_spellings(name)]
     return list(session.scalars(select(AuditEvent).where(AuditEvent.entity.in_(spellings))
                                 .order_by(AuditEvent.id).limit(MAX_ENTRIES)))
+
+
+def with_version_hashes(entries: list[Entry]) -> list[Entry]:
+    """Each approval decision also names the hash of the quote version it applied to (the
+    version's ``quote.submitted`` row has it)."""
+    hashes: dict[tuple[str, object], str] = {}
+    out = []
+    for e in entries:
+        if e.action == "quote.submitted" and e.data.get("hash"):
+            hashes[(e.subject, e.data.get("version"))] = str(e.data["hash"])
+        digest = hashes.get((e.subject, e.data.get("quote_version")))
+        if e.action.startswith("task.") and digest:
+            e = dataclasses.replace(e, what=f"{e.what} (hash {_short(digest)})",
+                                    data=e.data | {"quote_hash": digest})
+        out.append(e)
+    return out
 
 
 def audit_entry(ev: AuditEvent) -> Entry:

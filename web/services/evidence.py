@@ -94,7 +94,7 @@ def collect(session: Session, user: User | None, deal_id: int, blobs: BlobStore,
              "content": audit.content_of(ev)} for ev in events]
     proofs = {str(ev.id): inclusion_proof(session, ev.id, head.tree_size).as_json()
               for ev in events}
-    entries = [deal_history.audit_entry(ev) for ev in events]
+    entries = deal_history.with_version_hashes([deal_history.audit_entry(ev) for ev in events])
     found = Collected(deal.id, deal.name, deal.account.name, rows, entries,
                       transparency.head_json(head), proofs)
     for digest in deal_history.document_hashes(entries):
