@@ -144,6 +144,29 @@ TAMPERING: list[Callable[[Path], str]] = [_edit_row, _delete_row, _reorder_rows,
                                           _edit_manifest]
 
 
+def quote_of(sessions: sessionmaker[Session], eid: int) -> int | None:
+    with sessions() as s:
+        return s.get_one(Envelope, eid).quote_id
+
+
+async def _diffs(auditor: httpx.AsyncClient, sessions: sessionmaker[Session], deal_id: int,
+                 eid: int, qid: int) -> None:
+    """Two document versions of the deal compare by their text (the signers' stamps are the
+    difference); a hash the deal's rows don't name, or a version never submitted, is 404."""
+    with sessions() as s:
+        env = s.get_one(Envelope, eid)
+        original, sealed = env.original_sha256, env.final_sha256
+    r = await auditor.get(f"/deals/{deal_id}/history/diff", params={"a": original, "b": sealed})
+    assert r.status_code == 200, r.text
+    assert 'class="add"' in r.text and "Ann Buyer" in r.text
+    r = await auditor.get(f"/deals/{deal_id}/history/diff", params={"a": original,
+                                                                    "b": "ab" * 32})
+    assert r.status_code == 404 and "no document version abababababab" in r.text
+    r = await auditor.get(f"/deals/{deal_id}/history/diff",
+                          params={"quote": qid, "a": "1", "b": "2"})
+    assert r.status_code == 404 and f"quote {qid} has no submitted version" in r.text
+
+
 async def _store_side_breaks_are_named(sessions: sessionmaker[Session], settings: Settings,
                                        eid: int, tmp_path: Path) -> None:
     """``dealdesk audit verify`` checks the documents behind the log: a replaced document
@@ -208,6 +231,7 @@ async def test_the_bundle_verifies_offline_and_names_every_tampering(
         assert done.returncode == 1, (tamper.__name__, done.stdout)
         assert f"FAIL {named}" in done.stdout, (tamper.__name__, done.stdout)
 
+    await _diffs(auditor, sessions, deal_id, eid, int(quote_of(sessions, eid)))
     await _store_side_breaks_are_named(sessions, settings, eid, tmp_path)
 
     # The auditor's export is on the deal's record.
