@@ -70,9 +70,21 @@ async def _closed_runs(client: Client, workflow_ids: list[str]) -> dict[str, str
 
 
 async def _delete(client: Client, workflow_id: str, run_id: str) -> None:
-    await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+    """Delete one run, as retention would. Under load the dev server may cancel the request
+    ("operation was canceled"): it is idempotent, so it is sent again."""
+    request = DeleteWorkflowExecutionRequest(
         namespace=client.namespace,
-        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id)))
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
+    for attempt in range(5):
+        try:
+            await client.workflow_service.delete_workflow_execution(
+                request, timeout=dt.timedelta(seconds=30))
+            return
+        except RPCError as e:
+            if e.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE,
+                                RPCStatusCode.DEADLINE_EXCEEDED) or attempt == 4:
+                raise
+            await asyncio.sleep(1)
 
 
 async def _gone(client: Client, workflow_id: str, run_id: str) -> bool:

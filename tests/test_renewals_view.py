@@ -32,7 +32,7 @@ BANDS = (None, "critical", "at_risk", "good")
 ROW_FIELDS = {"id", "name", "account_id", "account", "owner_id", "owner", "status", "currency",
               "arr", "term_number", "term_start", "term_end", "term_months", "renews_on",
               "days_to_renewal", "notice_days", "term_end_action", "uplift_pct", "health_band",
-              "at_risk", "risk_reason"}
+              "at_risk", "risk_reason", "renewal_pricing"}
 
 
 @dataclass
