@@ -139,7 +139,9 @@ def describe(action: str, data: dict[str, Any]) -> str:
         case "deal.stage_changed":
             return f"stage {data.get('from')} → {data.get('to')}"
         case "quote.won":
-            return f"won with the signed document {_short(data.get('signed'))}"
+            if data.get("signed"):
+                return f"won with the signed document {_short(data.get('signed'))}"
+            return "won (marked won by hand)" if data.get("via") == "manual" else "won"
         case "invoice.issued":
             return f"invoice {data.get('number')}"
     return action.replace(".", " ").replace("_", " ")
@@ -200,8 +202,8 @@ def workflow_entries(workflow_id: str, history: dict[str, Any]) -> list[Entry]:
                        "ACTIVITY_TASK_TIMED_OUT"):
             outcome = etype.removeprefix("ACTIVITY_TASK_").lower().replace("_", " ")
             what = f"activity {scheduled.get(attrs.get('scheduledEventId', ''), '?')} {outcome}"
-        elif etype == "MARKER_RECORDED":
-            what = f"local activity {_local_activity(attrs)} done"
+        elif etype == "MARKER_RECORDED" and attrs.get("markerName") == "core_local_activity":
+            what = f"local activity {_local_activity(attrs)} done"  # (not patch markers)
         elif etype.startswith("CHILD_WORKFLOW_EXECUTION_"):
             child = attrs.get("workflowExecution", {}).get("workflowId", "?")
             ctype = attrs.get("workflowType", {}).get("name", "child")
@@ -333,11 +335,11 @@ def state_as_of(session: Session, links: Linked, entries: list[Entry], upto: int
         state.at = e.at
         if e.source != "audit":
             continue
-        _apply(state, e, titles, recipients)
+        apply_entry(state, e, titles, recipients)
     return state
 
 
-def _apply(state: State, e: Entry, titles: dict[int, str],
+def apply_entry(state: State, e: Entry, titles: dict[int, str],
            recipients: dict[int, list[EnvelopeRecipient]]) -> None:
     d, key = e.data, _id(e.subject)
     kind = e.subject.split(":")[0].split("-")[0]
@@ -346,7 +348,7 @@ def _apply(state: State, e: Entry, titles: dict[int, str],
     elif e.action == "deal.lost":
         state.stage = "lost"
     elif kind == "quote" and key is not None:
-        _apply_quote(state, e, key)
+        apply_quote_entry(state, e, key)
     elif kind == "envelope" and key is not None:
         env = state.envelopes.get(key)
         if env is None:
@@ -372,7 +374,7 @@ def _apply(state: State, e: Entry, titles: dict[int, str],
             state.proposal_documents[key] = str(document)
 
 
-def _apply_quote(state: State, e: Entry, key: int) -> None:
+def apply_quote_entry(state: State, e: Entry, key: int) -> None:
     d = e.data
     q = state.quotes.setdefault(key, QuoteState(key))
     if "list_amount" in d or "net_amount" in d:
@@ -399,7 +401,7 @@ def _apply_quote(state: State, e: Entry, key: int) -> None:
                     chain.status = outcome
             q.status = {"approved": "approved", "rejected": "rejected"}.get(outcome, "draft")
         case "quote.won":
-            q.status = "won"
+            q.status = state.stage = "won"
 
 
 def position(entries: list[Entry], when: dt.datetime) -> int:
