@@ -340,7 +340,9 @@ def state_as_of(session: Session, links: Linked, entries: list[Entry], upto: int
 
 
 def apply_entry(state: State, e: Entry, titles: dict[int, str],
-           recipients: dict[int, list[EnvelopeRecipient]]) -> None:
+                recipients: dict[int, list[EnvelopeRecipient]]) -> None:
+    """Move ``state`` by one audit entry (``titles`` and ``recipients``: the envelopes' titles
+    and signers, from the store)."""
     d, key = e.data, _id(e.subject)
     kind = e.subject.split(":")[0].split("-")[0]
     if e.action == "deal.stage_changed":
