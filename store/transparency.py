@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,11 +137,33 @@ def inclusion_proof(session: Session, row_id: int, size: int | None = None) -> I
         raise TreeError(f"the log has {current} leaves, not {size}")
     if ev.leaf_index >= size:
         raise TreeError(f"row {row_id} is leaf {ev.leaf_index}: not in a tree of {size}")
-    ranges = merkle.inclusion_ranges(ev.leaf_index, size)
-    nodes = read_nodes(session, merkle.nodes_for(ranges) | set(merkle.root_nodes(size)))
-    return InclusionProof(row_id, ev.leaf_index, size, leaf_bytes(ev),
-                          [merkle.range_hash(lo, hi, nodes) for lo, hi in ranges],
-                          merkle.root_hash(size, nodes))
+    return _proofs(session, [ev], size)[0]
+
+
+PROOFS_PER_READ = 500
+"""Rows whose paths one node query reads (its SQL grows with them)."""
+
+
+def inclusion_proofs(session: Session, events: Sequence[AuditEvent], size: int
+                     ) -> list[InclusionProof]:
+    """The audit paths of many rows (each a leaf of the tree of ``size`` leaves), reading the
+    nodes their paths share once: an evidence bundle proves every row of a deal."""
+    _check_size(session, size)
+    for ev in events:
+        if ev.leaf_index is None or ev.leaf_index >= size:
+            raise TreeError(f"row {ev.id} is not in a tree of {size} leaves")
+    return [proof for start in range(0, len(events), PROOFS_PER_READ)
+            for proof in _proofs(session, events[start:start + PROOFS_PER_READ], size)]
+
+
+def _proofs(session: Session, events: Sequence[AuditEvent], size: int) -> list[InclusionProof]:
+    ranges = [merkle.inclusion_ranges(ev.leaf_index or 0, size) for ev in events]
+    nodes = read_nodes(session, set(merkle.root_nodes(size)).union(
+        *(merkle.nodes_for(r) for r in ranges)))
+    root = merkle.root_hash(size, nodes)
+    return [InclusionProof(ev.id, ev.leaf_index or 0, size, leaf_bytes(ev),
+                           [merkle.range_hash(lo, hi, nodes) for lo, hi in path], root)
+            for ev, path in zip(events, ranges, strict=True)]
 
 
 def consistency_proof(session: Session, old: int, new: int) -> list[bytes]:

@@ -127,10 +127,25 @@ def test_every_proof_of_a_70_row_log(store: sessionmaker[Session]) -> None:
                 assert proof.path == naive and proof.root_hash == root
                 assert merkle.verify_inclusion(proof.leaf_index, size,
                                                merkle.leaf_hash(proof.leaf), proof.path, root)
+            # Many rows' proofs read at once (the evidence bundle's way) are the same proofs.
+            assert transparency.inclusion_proofs(s, evs[:size], size) == [
+                transparency.inclusion_proof(s, ev.id, size) for ev in evs[:size]]
             for old in range(size + 1):
                 path = transparency.consistency_proof(s, old, size)
                 assert merkle.verify_consistency(old, size, merkle.tree_hash(leaves[:old]),
                                                  root, path)
+
+
+def test_many_proofs_are_read_in_chunks(store: sessionmaker[Session],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    append(store, 30)
+    monkeypatch.setattr(transparency, "PROOFS_PER_READ", 7)
+    with store() as s:
+        evs = rows(s)
+        assert transparency.inclusion_proofs(s, evs, 30) == [
+            transparency.inclusion_proof(s, ev.id, 30) for ev in evs]
+        with pytest.raises(transparency.TreeError, match="not in a tree of 20 leaves"):
+            transparency.inclusion_proofs(s, evs, 20)
 
 
 def test_a_leaf_is_the_row_with_its_chain_link(store: sessionmaker[Session]) -> None:

@@ -53,7 +53,7 @@ from store.blobs import BlobMissing, BlobStore
 from store.db import in_session
 from store.deals import Deal
 from store.models import Envelope, TreeHead, User
-from store.transparency import inclusion_proof
+from store.transparency import inclusion_proofs
 from web.errors import NotFound
 from web.services import deal_history, deals, transparency
 from web.services.transparency import issue_tree_head, latest_head
@@ -92,8 +92,8 @@ def collect(session: Session, user: User | None, deal_id: int, blobs: BlobStore,
               if ev.leaf_index is not None and ev.leaf_index < head.tree_size]
     rows = [{"id": ev.id, "prev_hash": ev.prev_hash, "row_hash": ev.row_hash,
              "content": audit.content_of(ev)} for ev in events]
-    proofs = {str(ev.id): inclusion_proof(session, ev.id, head.tree_size).as_json()
-              for ev in events}
+    proofs = {str(p.row_id): p.as_json()
+              for p in inclusion_proofs(session, events, head.tree_size)}
     entries = deal_history.with_version_hashes([deal_history.audit_entry(ev) for ev in events])
     found = Collected(deal.id, deal.name, deal.account.name, rows, entries,
                       transparency.head_json(head), proofs)
