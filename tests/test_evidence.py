@@ -165,6 +165,14 @@ async def _diffs(auditor: httpx.AsyncClient, sessions: sessionmaker[Session], de
     r = await auditor.get(f"/deals/{deal_id}/history/diff",
                           params={"quote": qid, "a": "1", "b": "2"})
     assert r.status_code == 404 and f"quote {qid} has no submitted version" in r.text
+    r = await auditor.get(f"/deals/{deal_id}/history/diff",
+                          params={"quote": qid, "a": "1", "b": "9" * 30})
+    assert r.status_code == 422 and "two version numbers" in r.text
+    for date, status in (("9999-12-31", 200), ("2026-12-04T10:00", 200), ("soon", 422)):
+        r = await auditor.get(f"/api/v1/deals/{deal_id}/history", params={"date": date})
+        assert r.status_code == status, (date, r.text)
+    assert (await auditor.get(f"/api/v1/deals/{deal_id}/history",
+                              params={"date": "2000-01-01"})).json()["at"] == -1
 
 
 async def _store_side_breaks_are_named(sessions: sessionmaker[Session], settings: Settings,

@@ -10,11 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from documents import text
 from store.blobs import BlobMissing, BlobStore
+from store.history_archive import ArchiveCorrupt
 from store.models import User
 from web.auth import CurrentUser
 from web.deps import (
@@ -26,7 +28,7 @@ from web.deps import (
     off_loop,
 )
 from web.downloads import content_disposition
-from web.errors import API_ERRORS, Invalid, NotFound
+from web.errors import API_ERRORS, Conflict, Invalid, NotFound
 from web.params import PathId
 from web.render import render
 from web.services import deal_history as history
@@ -55,7 +57,7 @@ def _at(entries: list[Entry], at: int | None, date: str) -> int:
                 from None
         if day.tzinfo is None:
             day = day.replace(tzinfo=dt.UTC)
-        if len(date.strip()) == 10:
+        if len(date.strip()) == 10 and day.date() < dt.date.max:  # a day: all of it
             day += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
         return history.position(entries, day)
     if at is None:
@@ -63,16 +65,17 @@ def _at(entries: list[Entry], at: int | None, date: str) -> int:
     return min(at, len(entries) - 1)
 
 
-async def _view(session: Session, sessions: Any, user: User, client: Any, settings: Settings,
-                deal_id: int, at: int | None, date: str) -> dict[str, Any]:
+async def _view(session: Session, sessions: sessionmaker[Session], user: User,
+                client: Client | None, settings: Settings, deal_id: int, at: int | None,
+                date: str) -> dict[str, Any]:
     deal, links, audit_entries = await in_session(session, _entries, user, deal_id)
     runs = await history.recorded(client, sessions, settings.workflow_prefix, deal.id)
-    entries = history.merged(audit_entries, runs)
+    entries = await off_loop(history.merged, audit_entries, runs)
     n = _at(entries, at, date)
     state = await in_session(session, history.state_as_of, links, entries, n)
     return {"d": deal, "links": links, "entries": entries, "n": n, "state": state,
             "histories": len(runs),
-            "documents": history.document_hashes(entries),
+            "documents": await off_loop(history.document_hashes, entries),
             "cut": len(entries) >= history.MAX_ENTRIES}
 
 
@@ -94,7 +97,7 @@ async def diff_page(request: Request, deal_id: PathId, user: CurrentUser,
                     b: Annotated[str, Query(max_length=64)] = "") -> Response:
     deal, links, entries = await in_session(session, _entries, user, deal_id)
     if quote is not None:
-        if not (a.isdigit() and b.isdigit()):
+        if not all(v.isascii() and v.isdigit() and len(v) <= 6 for v in (a, b)):
             raise Invalid("name two version numbers, a and b", field="a")
         lines = await in_session(session, history.quote_version_diff, links, quote,
                                  int(a), int(b))
@@ -134,13 +137,18 @@ async def replay_check(request: Request, deal_id: PathId, user: CurrentUser,
     """Every recorded run of the deal replayed on today's workflow code (the button; the CLI
     is ``dealdesk audit replay``)."""
     deal = await in_session(session, deals.visible, user, deal_id)
-    results = await histories.replay_deal(client, sessions, settings.workflow_prefix, deal.id)
+    try:
+        results = await histories.replay_deal(client, sessions, settings.workflow_prefix,
+                                              deal.id)
+    except ArchiveCorrupt as e:
+        raise Conflict(str(e)) from None
     return render(request, "deal_history.html", {"d": deal, "replayed": results},
                   block="replay")
 
 
-async def _bundle(request: Request, session: Session, sessions: Any, user: User, client: Any,
-                  settings: Settings, deal_id: int) -> Response:
+async def _bundle(request: Request, session: Session, sessions: sessionmaker[Session],
+                  user: User, client: Client | None, settings: Settings,
+                  deal_id: int) -> Response:
     await in_session(session, deals.visible, user, deal_id)  # 404 before any Temporal call
     runs = await history.recorded(client, sessions, settings.workflow_prefix, deal_id)
     state = request.app.state
