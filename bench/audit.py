@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import io
-import json
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -51,29 +49,15 @@ from bench._common import (
     verdict,
 )
 from dealdesk.runtime import connect
-from store.commerce import QuoteDocumentRow
 from store.db import make_engine, make_session_factory
 from store.deals import Deal
 from store.migrate import upgrade
-from store.models import Envelope, Quote
-from tests.envelope_support import act, recipients
-from tests.pdfs import contract_pdf
-from tests.support import eventually
-from tests.web_support import People, quote_body, seed_people
+from tests.order_forms import send_order_form, sign_in_turn
+from tests.web_support import People, seed_people, token_client
 from web.services import deal_history, deals, histories
 from workflows.replay_check import replay
 
 TARGETS = {"timeline": 1.0, "replay": 2.0, "bundle": 5.0}
-ORDER_PDF = contract_pdf(2)
-CUSTOMER = "ann@globex.test"
-
-
-async def login(url: str, email: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=url, timeout=300)
-    r = await http.post("/api/v1/auth/token", json={"email": email, "password": "pw"})
-    r.raise_for_status()
-    http.headers["Authorization"] = f"Bearer {r.json()['token']}"
-    return http
 
 
 async def history_events(client: Client, sessions: sessionmaker[Session], prefix: str,
@@ -84,22 +68,7 @@ async def history_events(client: Client, sessions: sessionmaker[Session], prefix
 
 async def signed_deal(rep: httpx.AsyncClient, people: People, sessions: sessionmaker[Session],
                       client: Client, prefix: str, events: int) -> tuple[int, int]:
-    r = await rep.post("/api/v1/quotes", json=quote_body(people.account_id, title="Audit"))
-    r.raise_for_status()
-    q = r.json()
-    with sessions.begin() as s:  # approved, its document made (other benches' subjects)
-        s.get_one(Quote, q["id"]).status = "approved"
-        s.add(QuoteDocumentRow(quote_id=q["id"], version=1, docx_sha256="0" * 64,
-                               pdf_sha256=hashlib.sha256(ORDER_PDF).hexdigest(), pages=2,
-                               created_by_id=people.rep.id))
-    spec = {"title": "Order form", "quote_id": q["id"], "recipients": [
-        {"name": "Ann Buyer", "email": CUSTOMER, "routing_order": 1},
-        {"name": people.rep.name, "email": people.rep.email, "routing_order": 2}]}
-    r = await rep.post("/api/v1/envelopes", data={"spec": json.dumps(spec)},
-                       files={"document": ("order.pdf", ORDER_PDF, "application/pdf")})
-    r.raise_for_status()
-    eid, deal_id = int(r.json()["id"]), int(q["deal_id"])
-    await eventually(lambda: recipients(sessions, eid)[CUSTOMER] == "sent" or None, timeout=120)
+    deal_id, eid = await send_order_form(rep, people, sessions, "Audit")
     while True:
         made = await history_events(client, sessions, prefix, deal_id)
         print(f"  {made} history events")
@@ -108,16 +77,7 @@ async def signed_deal(rep: httpx.AsyncClient, people: People, sessions: sessionm
         for _ in range(max(1, (events - made) // 100)):  # ~10 events a reminder
             await asyncio.gather(*(rep.post(f"/api/v1/envelopes/{eid}/remind")
                                    for _ in range(10)))
-    for email in (CUSTOMER, people.rep.email):
-        await eventually(lambda email=email: recipients(sessions, eid)[email] == "sent" or None,
-                         timeout=120)
-        await act(sessions, client, eid, email)
-
-    def sealed() -> bool | None:
-        with sessions() as s:
-            return s.get_one(Envelope, eid).certificate_sha256 is not None or None
-
-    await eventually(sealed, timeout=120)
+    await sign_in_turn(sessions, client, eid, people)
     return deal_id, eid
 
 
@@ -141,8 +101,7 @@ async def main(events: int, runs: int) -> None:
         people = seed_people(sessions)
         client = await connect(settings)
         async with deployed(settings) as url:
-            rep, auditor = await login(url, people.rep.email), await login(url,
-                                                                           people.auditor.email)
+            rep, auditor = [await token_client(url, u) for u in (people.rep, people.auditor)]
             print("making the contract:")
             deal_id, _ = await signed_deal(rep, people, sessions, client,
                                            settings.workflow_prefix, events)

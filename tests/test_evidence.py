@@ -3,7 +3,7 @@ in a venv that has only pyHanko (network off); every kind of tampering is named.
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import io
 import json
 import shutil
@@ -20,17 +20,12 @@ from temporalio.client import Client
 
 from dealdesk.settings import Settings
 from store.blobs import BlobStore
-from store.commerce import QuoteDocumentRow
-from store.models import AuditEvent, Envelope, Quote
-from tests.envelope_support import act, recipients
+from store.models import AuditEvent, Envelope
+from tests.order_forms import send_order_form, sign_in_turn
 from tests.pdfs import contract_pdf
 from tests.pyhanko_only import pyhanko_venv
-from tests.support import eventually
 from tests.test_audit import run_cli
-from tests.web_support import People, quote_body, seed_people, token_client
-
-ORDER_PDF = contract_pdf(2)
-CUSTOMER = "ann@globex.test"
+from tests.web_support import People, seed_people, token_client
 
 
 @pytest.fixture
@@ -46,32 +41,9 @@ def only_pyhanko(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _signed_deal(rep: httpx.AsyncClient, people: People, client: Client,
                        sessions: sessionmaker[Session]) -> tuple[int, int]:
     """A deal whose approved quote's order form both parties signed: (deal, envelope)."""
-    r = await rep.post("/api/v1/quotes", json=quote_body(people.account_id, title="Evidence"))
-    assert r.status_code == 201, r.text
-    q = r.json()
-    with sessions.begin() as s:  # approved, its document made (other tests' subjects)
-        s.get_one(Quote, q["id"]).status = "approved"
-        s.add(QuoteDocumentRow(quote_id=q["id"], version=1, docx_sha256="0" * 64,
-                               pdf_sha256=hashlib.sha256(ORDER_PDF).hexdigest(), pages=2,
-                               created_by_id=people.rep.id))
-    spec = {"title": "Order form", "quote_id": q["id"], "recipients": [
-        {"name": "Ann Buyer", "email": CUSTOMER, "routing_order": 1},
-        {"name": people.rep.name, "email": people.rep.email, "routing_order": 2}]}
-    r = await rep.post("/api/v1/envelopes", data={"spec": json.dumps(spec)},
-                       files={"document": ("order.pdf", ORDER_PDF, "application/pdf")})
-    assert r.status_code == 201, r.text
-    eid = int(r.json()["id"])
-    for email in (CUSTOMER, people.rep.email):
-        await eventually(lambda email=email: recipients(sessions, eid)[email] == "sent",
-                         timeout=60)
-        await act(sessions, client, eid, email)
-
-    def sealed() -> bool | None:
-        with sessions() as s:
-            return s.get_one(Envelope, eid).certificate_sha256 is not None or None
-
-    await eventually(sealed, timeout=60)
-    return int(q["deal_id"]), eid
+    deal_id, eid = await send_order_form(rep, people, sessions, "Evidence")
+    await sign_in_turn(sessions, client, eid, people)
+    return deal_id, eid
 
 
 def _verify(python: Path, bundle: Path) -> subprocess.CompletedProcess[str]:
@@ -240,6 +212,16 @@ async def test_the_bundle_verifies_offline_and_names_every_tampering(
         assert f"FAIL {named}" in done.stdout, (tamper.__name__, done.stdout)
 
     await _diffs(auditor, sessions, deal_id, eid, int(quote_of(sessions, eid)))
+    # Several auditors at once: every export and timeline answers, and the tree heads the
+    # exports issue side by side all verify (below, with the whole log).
+    answers = await asyncio.gather(*(
+        auditor.get(f"/api/v1/deals/{deal_id}/evidence", timeout=120) for _ in range(4)),
+        *(auditor.get(f"/api/v1/deals/{deal_id}/history") for _ in range(4)),
+        auditor.get("/healthz"))
+    assert [a.status_code for a in answers] == [200] * 9
+    for bundle_bytes in (a.content for a in answers[:4]):
+        with zipfile.ZipFile(io.BytesIO(bundle_bytes)) as z:
+            assert any(n.endswith("/audit/proofs.json") for n in z.namelist())
     await _store_side_breaks_are_named(sessions, settings, eid, tmp_path)
 
     # The auditor's export is on the deal's record.
